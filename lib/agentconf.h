@@ -1,0 +1,21 @@
+/* agentconf.h: the agent's configuration file (SPEC §5). */
+#ifndef UD_AGENTCONF_H
+#define UD_AGENTCONF_H
+
+struct ud_agentconf {
+	char *host;      /* this host's name in fleet.json */
+	char *repo;      /* deployment repository URL or path */
+	char *state_dir; /* default /var/lib/unideploy */
+	char *control;   /* "unix:PATH"; default unix:/run/deploy-agent.sock */
+	int poll_s;      /* default 60; 0 disables polling */
+};
+
+/* Load and validate; unknown keys are errors; UD_ENOTFOUND if the file is
+ * missing. Relative paths in state_dir/control are resolved against the
+ * config file's directory. */
+int ud_agentconf_load(struct ud_agentconf **out, const char *path);
+int ud_agentconf_parse(struct ud_agentconf **out, const char *name,
+		       const char *text, size_t len, const char *basedir);
+void ud_agentconf_free(struct ud_agentconf *c);
+
+#endif

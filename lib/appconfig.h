@@ -1,0 +1,58 @@
+/*
+ * appconfig.h: deploy.json, the app repository's description of how to
+ * build and run it (SPEC §2). Unknown keys are errors; every name is
+ * validated.
+ */
+#ifndef UD_APPCONFIG_H
+#define UD_APPCONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "health.h"
+#include "run.h"
+
+struct ud_image_spec {
+	char *target; /* unix, qemu, hvt, xen, firecracker */
+	char *arch;   /* default: ud_host_arch() */
+	char *path;   /* relative to the export of the tree */
+};
+
+struct ud_run_spec {
+	int port;              /* 0: none */
+	int memory_mb;         /* default 64 */
+	struct ud_strvec args; /* extra argv */
+	struct ud_strvec env;  /* NAME=value */
+};
+
+struct ud_appconfig {
+	char *app;
+	char *build_command;
+	int build_timeout_s;         /* default 1800 */
+	struct ud_strvec build_env;  /* NAME=value */
+	struct ud_image_spec *images;
+	size_t nimages;              /* at least 1 */
+	struct ud_run_spec run;
+	struct ud_health health;     /* default: tcp if run.port, else none
+					(kind UD_HEALTH_TCP, timeout 20) */
+};
+
+/* Parse and validate. `name` is used in messages ("deploy.json").
+ * UD_EINVALID for syntax (name:line:col), unknown keys (named), bad names
+ * or values; UD_ENOTFOUND for a missing required key. */
+int ud_appconfig_parse(struct ud_appconfig **out, const char *name,
+		       const char *text, size_t len);
+void ud_appconfig_free(struct ud_appconfig *c);
+
+/* The "run" and "health" objects, shared with manifest.json (which records
+ * them so the agent knows how to run a release). `where` is their key path
+ * for messages. */
+int ud_run_spec_from_json(struct ud_run_spec *out, const json_t *obj,
+			  const char *name, const char *where);
+json_t *ud_run_spec_to_json(const struct ud_run_spec *r);
+void ud_run_spec_free(struct ud_run_spec *r);
+int ud_health_from_json(struct ud_health *out, const json_t *obj,
+			const char *name, const char *where);
+json_t *ud_health_to_json(const struct ud_health *h);
+
+#endif

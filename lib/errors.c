@@ -1,0 +1,106 @@
+#include "errors.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <git2.h>
+
+#define MSG_MAX 1024
+
+static _Thread_local char msg[MSG_MAX];
+static _Thread_local int msg_set;
+
+int ud_error_vset(int code, const char *fmt, va_list ap)
+{
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg_set = 1;
+	return code;
+}
+
+int ud_error_set(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ud_error_vset(code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static void append(const char *tail)
+{
+	size_t len = strlen(msg);
+
+	snprintf(msg + len, sizeof(msg) - len, ": %s", tail);
+}
+
+int ud_error_set_errno(int code, const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	ud_error_vset(code, fmt, ap);
+	va_end(ap);
+	append(strerror(saved));
+	return code;
+}
+
+int ud_error_set_git(int code, const char *fmt, ...)
+{
+	const git_error *e = git_error_last();
+	va_list ap;
+
+	va_start(ap, fmt);
+	ud_error_vset(code, fmt, ap);
+	va_end(ap);
+	append(e && e->message ? e->message : "unknown libgit2 error");
+	return code;
+}
+
+void ud_error_prefix(const char *fmt, ...)
+{
+	char old[MSG_MAX];
+	size_t len;
+	va_list ap;
+
+	memcpy(old, msg, sizeof(old));
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	len = strlen(msg);
+	snprintf(msg + len, sizeof(msg) - len, ": %s",
+		 msg_set ? old : "unknown error");
+	msg_set = 1;
+}
+
+const char *ud_error_last(void)
+{
+	return msg_set ? msg : "unknown error";
+}
+
+int ud_error_has(void)
+{
+	return msg_set;
+}
+
+void ud_error_clear(void)
+{
+	msg[0] = '\0';
+	msg_set = 0;
+}
+
+int ud_error_exit_status(int code)
+{
+	switch (code) {
+	case UD_OK:
+		return 0;
+	case UD_EUSAGE:
+		return 2;
+	case UD_EPARTIAL:
+		return 3;
+	default:
+		return 1;
+	}
+}

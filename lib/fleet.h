@@ -1,0 +1,64 @@
+/*
+ * fleet.h: fleet.json, the hosts and the placements of apps on them
+ * (SPEC §3). Parsing checks that every placement names known hosts.
+ */
+#ifndef UD_FLEET_H
+#define UD_FLEET_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "run.h"
+
+struct ud_fleet_host {
+	char *name;
+	char *ssh;   /* "user@host[:port]" or NULL */
+	char *agent; /* "unix:PATH" or NULL; exactly one of ssh/agent */
+	char *arch;  /* NULL: the agent's own */
+};
+
+enum ud_mode { UD_MODE_BOOT, UD_MODE_SUMMON };
+
+struct ud_placement {
+	char *app;
+	struct ud_strvec hosts;
+	char *target;      /* default "unix" */
+	enum ud_mode mode; /* default boot */
+	char *listen;      /* "ADDR:PORT"; default "127.0.0.1:<run.port>"
+			      is the agent's business, may be NULL here */
+	int instances;     /* boot: default 1 */
+	int idle_stop_s;   /* summon: default 300 */
+	int max_instances; /* summon: default 4 */
+	int concurrency;   /* summon: default 50 */
+};
+
+struct ud_fleet {
+	struct ud_fleet_host *hosts;
+	size_t nhosts;
+	struct ud_placement *apps;
+	size_t napps;
+};
+
+struct ud_fleet *ud_fleet_new(void); /* empty */
+void ud_fleet_free(struct ud_fleet *f);
+
+int ud_fleet_parse(struct ud_fleet **out, const char *name, const char *text,
+		   size_t len);
+/* Keys in a stable order: hosts, then apps, each sorted by name. */
+int ud_fleet_format(struct ud_buf *out, const struct ud_fleet *f);
+
+const struct ud_fleet_host *ud_fleet_host(const struct ud_fleet *f,
+					  const char *name);
+const struct ud_placement *ud_fleet_placement(const struct ud_fleet *f,
+					      const char *app);
+
+/* Add or replace (strings copied). Validates names and addresses. */
+int ud_fleet_set_host(struct ud_fleet *f, const struct ud_fleet_host *h);
+/* Add or replace; UD_ENOTFOUND "host 'x' is not in fleet.json" when a
+ * host is unknown. */
+int ud_fleet_set_placement(struct ud_fleet *f, const struct ud_placement *p);
+
+/* Zero a placement and fill in the defaults above. */
+void ud_placement_init(struct ud_placement *p);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * repo.h: the deployment repository (SPEC §3) through libgit2.
+ *
+ * Every change is a transaction against a snapshot of refs/heads/main: the
+ * new commit is built off to the side and main is moved with a
+ * compare-and-swap (git_reference_create_matching). Losing the race yields
+ * UD_ECONFLICT and changes nothing; the caller re-reads and retries.
+ */
+#ifndef UD_REPO_H
+#define UD_REPO_H
+
+#include <git2.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "run.h"
+
+#define UD_MAIN_REF "refs/heads/main"
+
+struct ud_deployrepo;
+
+/* Create a bare repository at path with HEAD -> main and one commit
+ * holding an empty fleet.json. UD_EEXISTS if path holds a repository. */
+int ud_deployrepo_init(const char *path);
+
+/* Open a deployment repository given as a path or file:// URL.
+ * UD_ENOTFOUND (message names it). ssh:// and https:// are refused with
+ * UD_EINVALID for now (a local cache mirror comes with the SSH work). */
+int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
+void ud_deployrepo_free(struct ud_deployrepo *r);
+git_repository *ud_deployrepo_git(struct ud_deployrepo *r);
+
+/*
+ * A local bare mirror for the agent: opened at mirror_path (created when
+ * missing) and fetched from `url` (a path, file://, later ssh://) through
+ * libgit2's remote machinery, refspec +refs/heads/main:refs/heads/main
+ * plus tags. On success *out is the mirror, ready for reads.
+ */
+int ud_deployrepo_fetch(struct ud_deployrepo **out, const char *mirror_path,
+			const char *url);
+
+/* The commit main points at. UD_ENOTFOUND if main does not exist. */
+int ud_deployrepo_head(struct ud_deployrepo *r, git_oid *out);
+
+/* Read the file at `path` in `commit` (NULL: main's tip) into out.
+ * UD_ENOTFOUND if there is no such file. */
+int ud_deployrepo_read(struct ud_deployrepo *r, const git_oid *commit,
+		       const char *path, struct ud_buf *out);
+/* The blob oid at `path` (NULL commit: main's tip). */
+int ud_deployrepo_blob_id(struct ud_deployrepo *r, const git_oid *commit,
+			  const char *path, git_oid *out);
+/* Names in the tree at `dir` ("apps/hello/releases"), in tree order.
+ * A missing dir gives an empty list, not an error. */
+int ud_deployrepo_list(struct ud_deployrepo *r, const git_oid *commit,
+		       const char *dir, struct ud_strvec *names);
+
+/* Store data as a blob (before a transaction, so retries reuse it). */
+int ud_deployrepo_write_blob(struct ud_deployrepo *r, const void *data,
+			     size_t len, git_oid *out);
+
+/* A transaction on main. */
+struct ud_txn;
+/* Snapshot main's tip. */
+int ud_txn_begin(struct ud_txn **out, struct ud_deployrepo *r);
+/* The snapshot commit (reads inside the transaction go through it). */
+const git_oid *ud_txn_base(struct ud_txn *t);
+int ud_txn_put(struct ud_txn *t, const char *path, const void *data,
+	       size_t len);
+int ud_txn_put_blob(struct ud_txn *t, const char *path, const git_oid *blob);
+/* Tag to create (annotated, force) once main has moved: "hello/v7". */
+int ud_txn_tag(struct ud_txn *t, const char *name, const char *message);
+/*
+ * Commit the staged changes on top of the snapshot and move main with a
+ * compare-and-swap. UD_ECONFLICT if main moved since ud_txn_begin (or its
+ * lock was held); nothing changed then. *out (may be NULL): the commit.
+ */
+int ud_txn_commit(struct ud_txn *t, const char *message, git_oid *out);
+void ud_txn_free(struct ud_txn *t);
+
+#endif

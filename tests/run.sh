@@ -1,0 +1,43 @@
+#!/bin/sh
+# Runs every suite (cmocka unit tests, then bats integration tests), each
+# speaking TAP, and closes with one line: "N passed, N failed, N skipped".
+# A suite that dies without reporting counts as one failure.
+BUILD=${BUILD:-build/rel}
+ONLY=${ONLY:-all}
+pass=0 fail=0 skip=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+tally() { # $1: suite name; TAP on $log; $2: exit status
+	p=$(grep -Eic '^ok ' "$log" | tr -d ' ')
+	s=$(grep -Eic '^ok .*# skip' "$log" | tr -d ' ')
+	f=$(grep -Eic '^not ok ' "$log" | tr -d ' ')
+	if [ "$2" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "not ok - $1 exited with status $2 without reporting a failure"
+		f=1
+	fi
+	pass=$((pass + p - s)) skip=$((skip + s)) fail=$((fail + f))
+}
+
+if [ "$ONLY" != integration ]; then
+	for t in "$BUILD"/tests/test_*; do
+		[ -x "$t" ] || continue
+		echo "# unit: ${t##*/}"
+		CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$log" 2>&1
+		st=$?
+		cat "$log"
+		tally "${t##*/}" "$st"
+	done
+fi
+if [ "$ONLY" != unit ]; then
+	for t in tests/integration/*.bats; do
+		[ -f "$t" ] || continue
+		echo "# integration: ${t##*/}"
+		BUILD=$BUILD bats --tap "$t" >"$log" 2>&1
+		st=$?
+		cat "$log"
+		tally "${t##*/}" "$st"
+	done
+fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
