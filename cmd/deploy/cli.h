@@ -1,0 +1,80 @@
+/*
+ * cli.h: what the `deploy` subcommands share. Each cmd_<verb>.c implements
+ * one entry of the command table in main.c and returns an exit status
+ * (SPEC §1: 0 ok, 1 failure, 2 usage, 3 partial).
+ */
+#ifndef UD_CLI_H
+#define UD_CLI_H
+
+#include <getopt.h>
+
+#include "repo.h"
+
+/* Options every command accepts; parsed by cli_getopt(). */
+struct cli_common {
+	const char *deploy_repo; /* --deploy-repo */
+	int json;                /* --json */
+	const char *identity;    /* --identity (SSH) */
+	const char *known_hosts; /* --known-hosts */
+	int accept_new_host_keys;
+};
+
+/* Long options for the common flags, to be spliced into a command's own
+ * table: CLI_COMMON_OPTIONS, then the command's, then {0}. Their `val`s
+ * are >= 1000 so they never clash with a command's short options. */
+#define CLI_OPT_DEPLOY_REPO 1000
+#define CLI_OPT_JSON 1001
+#define CLI_OPT_IDENTITY 1002
+#define CLI_OPT_KNOWN_HOSTS 1003
+#define CLI_OPT_ACCEPT_NEW 1004
+#define CLI_OPT_HELP 1005
+#define CLI_COMMON_OPTIONS                                                     \
+	{ "deploy-repo", required_argument, NULL, CLI_OPT_DEPLOY_REPO },       \
+	{ "json", no_argument, NULL, CLI_OPT_JSON },                           \
+	{ "identity", required_argument, NULL, CLI_OPT_IDENTITY },             \
+	{ "known-hosts", required_argument, NULL, CLI_OPT_KNOWN_HOSTS },       \
+	{ "accept-new-host-keys", no_argument, NULL, CLI_OPT_ACCEPT_NEW },     \
+	{ "help", no_argument, NULL, CLI_OPT_HELP }
+
+/*
+ * getopt_long wrapper: returns the next option of the command's own, after
+ * consuming common ones into *c. Returns -1 at the end of options, 'h' for
+ * --help, '?' for an unknown option (message already printed).
+ */
+int cli_getopt(int argc, char **argv, const char *shortopts,
+	       const struct option *longopts, struct cli_common *c);
+
+/* Print "deploy: <what>: <ud_error_last()>" and return the exit status for
+ * `code` (ud_error_exit_status). */
+int cli_fail(int code, const char *what);
+/* Print "deploy: <message>" and the usage line, return 2. */
+int cli_usage(const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Open the deployment repository: --deploy-repo, else $DEPLOY_REPO, else
+ * git config deploy.repo of the current repository. UD_EUSAGE (message
+ * set) when none is given. */
+int cli_open_repo(struct ud_deployrepo **out, const struct cli_common *c);
+
+/* Time budget for a host to finish a sync (boot + health), in ms. */
+#define CLI_SYNC_TIMEOUT_MS (10 * 60 * 1000)
+
+/* The command table (main.c). */
+int cmd_init(int argc, char **argv);
+int cmd_host(int argc, char **argv);     /* deploy host add ... */
+int cmd_place(int argc, char **argv);
+int cmd_hook(int argc, char **argv);     /* hook install | hook post-receive */
+int cmd_build(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
+int cmd_ci(int argc, char **argv);
+int cmd_releases(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_signal(int argc, char **argv);
+
+/* Shared by publish, rollback and signal: signal the hosts of `app`, print
+ * one line per host, return 0, or UD_EPARTIAL when some failed (named). */
+struct ud_fleet;
+int cli_signal_app(struct ud_deployrepo *r, const char *app, int json);
+
+#endif
