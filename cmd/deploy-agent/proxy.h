@@ -1,0 +1,61 @@
+/*
+ * proxy.h: the agent's front door. For each placed app the agent listens on
+ * the placement's `listen` address and forwards every connection to one of
+ * the app's ready instances (127.0.0.1:<port>). Switching the set of
+ * backends never touches connections already open, which is what makes a
+ * swap zero-downtime: new connections go to the new instance while the old
+ * one drains.
+ *
+ * The proxy runs its own thread (an epoll loop); every function here is
+ * safe to call from other threads.
+ *
+ * A connection that arrives while an app has no ready backend is held
+ * (accepted and queued, never refused) for up to hold_ms, and on_demand is
+ * called so the owner can start an instance (summon mode); when backends
+ * appear the held connections are forwarded; past hold_ms they are closed.
+ */
+#ifndef UD_AGENT_PROXY_H
+#define UD_AGENT_PROXY_H
+
+#include <stddef.h>
+
+struct proxy;
+
+struct proxy_backend {
+	int id;   /* the instance's id, for proxy_active() */
+	int port; /* it listens on 127.0.0.1:port */
+};
+
+/* Called from the proxy thread, without the proxy's lock held, when a
+ * connection for `app` arrives (or is waiting) and there is no ready
+ * backend, or when every backend has `concurrency` connections or more.
+ * Must not block. */
+typedef void (*proxy_demand_fn)(const char *app, size_t waiting,
+				void *payload);
+
+int proxy_start(struct proxy **out, proxy_demand_fn on_demand, void *payload);
+/* Close every listener and connection, join the thread, free. */
+void proxy_stop(struct proxy *p);
+
+/* Listen for app on addr ("127.0.0.1:8080"). Idempotent for the same
+ * addr; a different addr replaces the listener. UD_ERROR if the address
+ * cannot be bound (message names it). hold_ms: how long a connection may
+ * wait for a backend; concurrency: 0 = unlimited (see proxy_demand_fn). */
+int proxy_listen(struct proxy *p, const char *app, const char *addr,
+		 int hold_ms, int concurrency);
+/* Stop listening for app and close its held connections; connections
+ * already forwarded run to their end. */
+void proxy_unlisten(struct proxy *p, const char *app);
+
+/* Replace app's set of ready backends. New connections go to the backend
+ * with the fewest open connections. */
+void proxy_set_backends(struct proxy *p, const char *app,
+			const struct proxy_backend *b, size_t n);
+
+/* Open connections forwarded to instance `id` of app (for draining). */
+size_t proxy_active(struct proxy *p, const char *app, int id);
+/* Connections for app: open (forwarded) and held (waiting). */
+void proxy_counts(struct proxy *p, const char *app, size_t *open,
+		  size_t *held);
+
+#endif
