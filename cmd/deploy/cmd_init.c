@@ -1,0 +1,51 @@
+/*
+ * deploy init PATH: create a bare deployment repository with an empty
+ * fleet (SPEC §4).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "errors.h"
+#include "repo.h"
+
+static const char usage[] = "deploy init PATH";
+
+int cmd_init(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_OPTIONS,
+		{ 0 }
+	};
+	struct cli_common c = { 0 };
+	const char *path;
+	char *abs = NULL;
+	int opt, err;
+
+	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
+		if (opt == 'h') {
+			printf("usage: %s\n", usage);
+			return 0;
+		}
+		fprintf(stderr, "usage: %s\n", usage);
+		return 2;
+	}
+	if (argc - optind != 1)
+		return cli_usage(usage, "init: expected one PATH");
+	path = argv[optind];
+
+	if ((err = ud_deployrepo_init(path)) < 0) {
+		char *what = ud_asprintf("init %s", path);
+		int status = cli_fail(err, what);
+
+		free(what);
+		return status;
+	}
+	/* The repository exists now, so realpath can resolve it. */
+	abs = realpath(path, NULL);
+	printf("Initialized empty deployment repository in %s\n",
+	       abs ? abs : path);
+	free(abs);
+	return 0;
+}
