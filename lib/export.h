@@ -13,6 +13,9 @@
 
 /* Open a bare or non-bare repository at path (discovering upwards). */
 int ud_source_open(git_repository **out, const char *path);
+/* git_repository_free plus the libgit2 reference ud_source_open took
+ * (plain git_repository_free is fine too: libgit2 then stays set up). */
+void ud_source_free(git_repository *repo);
 /* Resolve a revision ("HEAD", "main", a sha) to a commit. UD_ENOTFOUND. */
 int ud_source_resolve(git_repository *repo, const char *rev, git_oid *out);
 /* Read the blob at path in commit's tree; UD_ENOTFOUND if absent. */
