@@ -1,0 +1,217 @@
+#include "build.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "export.h"
+#include "log.h"
+
+/* Enough build log to debug a failure, bounded so a chatty build cannot
+ * bloat the deployment repository. */
+#define BUILD_LOG_MAX (4 * 1024 * 1024)
+
+int ud_build_cache_dir(char **out, const char *app)
+{
+	const char *root = getenv("DEPLOY_CACHE_ROOT");
+	char *base, *dir;
+	int err;
+
+	if (root && *root)
+		base = ud_strdup(root);
+	else if ((root = getenv("XDG_CACHE_HOME")) && *root)
+		base = ud_asprintf("%s/unideploy", root);
+	else if ((root = getenv("HOME")) && *root)
+		base = ud_asprintf("%s/.cache/unideploy", root);
+	else
+		base = ud_asprintf("/tmp/unideploy-cache-%ld", (long)getuid());
+	dir = ud_asprintf("%s/%s", base, app);
+	free(base);
+	if ((err = ud_mkdir_p(dir, 0700)) < 0) {
+		free(dir);
+		return err;
+	}
+	*out = dir;
+	return 0;
+}
+
+void ud_build_free(struct ud_build *b)
+{
+	if (!b)
+		return;
+	if (b->workdir)
+		ud_rm_rf(b->workdir);
+	ud_appconfig_free(b->cfg);
+	free(b->ref);
+	free(b->subject);
+	free(b->author);
+	free(b->workdir);
+	free(b->srcdir);
+	free(b->cache_dir);
+	for (size_t i = 0; i < b->nimages; i++)
+		free(b->images[i].path);
+	free(b->images);
+	ud_buf_free(&b->log);
+	free(b);
+}
+
+int ud_build_prepare(struct ud_build **out, git_repository *src,
+		     const git_oid *commit, const struct ud_build_opts *o)
+{
+	struct ud_buf json = UD_BUF_INIT;
+	struct ud_build *b = ud_calloc(1, sizeof(*b));
+	const char *tmp = getenv("TMPDIR");
+	int err;
+
+	ud_buf_init(&b->log, BUILD_LOG_MAX);
+	git_oid_tostr(b->commit, sizeof(b->commit), commit);
+	b->ref = ud_strdup(o && o->ref ? o->ref : "");
+
+	json.max = 1024 * 1024;
+	if ((err = ud_source_read(src, commit, "deploy.json", &json)) < 0) {
+		if (err == UD_ENOTFOUND)
+			ud_error_set(err, "commit %.7s has no deploy.json at "
+					  "the root of its tree", b->commit);
+		goto done;
+	}
+	if ((err = ud_appconfig_parse(&b->cfg, "deploy.json", json.ptr,
+				      json.size)) < 0)
+		goto done;
+	if ((err = ud_source_describe(src, commit, &b->subject,
+				      &b->author)) < 0)
+		goto done;
+
+	b->workdir = ud_asprintf("%s/unideploy-build-XXXXXX",
+				 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(b->workdir)) {
+		err = ud_error_set_errno(UD_ERROR, "cannot create %s",
+					 b->workdir);
+		free(b->workdir);
+		b->workdir = NULL;
+		goto done;
+	}
+	b->srcdir = ud_asprintf("%s/src", b->workdir);
+	if ((err = ud_export_tree(src, commit, b->srcdir)) < 0)
+		goto done;
+	err = ud_build_cache_dir(&b->cache_dir, b->cfg->app);
+done:
+	ud_buf_free(&json);
+	if (err < 0)
+		ud_build_free(b);
+	else
+		*out = b;
+	return err;
+}
+
+/* The image at `rel` must be a regular file inside the export, also after
+ * resolving symlinks: a build must not publish /etc/shadow. */
+static int collect_image(struct ud_build *b, const struct ud_image_spec *s,
+			 struct ud_build_image *img)
+{
+	char *joined = ud_asprintf("%s/%s", b->srcdir, s->path);
+	char *real = NULL, *root = NULL;
+	struct stat st;
+	size_t rootlen;
+	int err = 0;
+
+	if (!(real = realpath(joined, NULL))) {
+		err = ud_error_set(UD_ENOTFOUND,
+				   "image %s (%s/%s) was not produced by the "
+				   "build",
+				   s->path, s->target, s->arch);
+		goto done;
+	}
+	if (!(root = realpath(b->srcdir, NULL))) {
+		err = ud_error_set_errno(UD_ERROR, "cannot resolve %s",
+					 b->srcdir);
+		goto done;
+	}
+	rootlen = strlen(root);
+	if (strncmp(real, root, rootlen) != 0 || real[rootlen] != '/') {
+		err = ud_error_set(UD_EINVALID,
+				   "image %s resolves outside the build "
+				   "directory",
+				   s->path);
+		goto done;
+	}
+	if (stat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err = ud_error_set(UD_EINVALID,
+				   "image %s is not a regular file", s->path);
+		goto done;
+	}
+	img->spec = s;
+	img->path = real;
+	real = NULL;
+	err = ud_sha256_file(img->sha256, &img->size, img->path);
+done:
+	free(joined);
+	free(real);
+	free(root);
+	return err;
+}
+
+int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
+{
+	struct ud_strvec env = UD_STRVEC_INIT;
+	struct ud_run_opts ro = { 0 };
+	char *argv[] = { "/bin/sh", "-c", b->cfg->build_command, NULL };
+	long long start = 0;
+	int status = 0, err;
+	size_t i;
+
+	ud_env_from_environ(&env, 1);
+	for (i = 0; i < b->cfg->build_env.n; i++) {
+		const char *kv = b->cfg->build_env.v[i];
+		const char *eq = strchr(kv, '=');
+		char *name = ud_strndup(kv, (size_t)(eq - kv));
+
+		ud_env_set(&env, name, eq + 1);
+		free(name);
+	}
+	ud_env_set(&env, "DEPLOY_APP", b->cfg->app);
+	ud_env_set(&env, "DEPLOY_COMMIT", b->commit);
+	ud_env_set(&env, "DEPLOY_REF", b->ref);
+	ud_env_set(&env, "DEPLOY_CACHE_DIR", b->cache_dir);
+
+	ro.dir = b->srcdir;
+	ro.env = env.v;
+	ro.timeout_ms = b->cfg->build_timeout_s * 1000;
+	ro.on_output = o ? o->on_output : NULL;
+	ro.payload = o ? o->payload : NULL;
+	ro.capture = &b->log;
+
+	start = ud_now_ms();
+	err = ud_run(argv, &ro, &status);
+	b->duration_ms = ud_now_ms() - start;
+	if (err == UD_ETIMEOUT) {
+		ud_error_set(err,
+			     "build.command timed out after %d s; its "
+			     "processes were killed",
+			     b->cfg->build_timeout_s);
+		goto done;
+	}
+	if (err < 0)
+		goto done;
+	if (status != 0) {
+		err = ud_error_set(UD_ERROR,
+				   "build.command exited with status %d",
+				   status);
+		goto done;
+	}
+
+	b->images = ud_calloc(b->cfg->nimages, sizeof(*b->images));
+	for (i = 0; i < b->cfg->nimages; i++) {
+		if ((err = collect_image(b, &b->cfg->images[i],
+					 &b->images[i])) < 0)
+			goto done;
+		b->nimages++;
+	}
+done:
+	ud_strvec_free(&env);
+	return err;
+}

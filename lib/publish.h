@@ -1,0 +1,35 @@
+/*
+ * publish.h: turn a finished build into a release of the deployment
+ * repository: compress each image, store it as a blob, write the manifest
+ * and commit it all at once (release.h allocates the number).
+ */
+#ifndef UD_PUBLISH_H
+#define UD_PUBLISH_H
+
+#include "build.h"
+#include "compress.h"
+#include "fleet.h"
+#include "manifest.h"
+#include "repo.h"
+
+/* The compression a release uses unless told otherwise: chosen by
+ * measurement, see README and bench/RESULTS.md. */
+#define UD_DEFAULT_COMPRESSION UD_COMP_NONE
+
+/* Refuse, before anything is built or committed, an app whose deploy.json
+ * builds no image that can serve a host it is placed on (no image for the
+ * placement's target, or for the host's arch when fleet.json names one).
+ * Needs only ud_build_prepare(). */
+int ud_publish_check_placement(const struct ud_fleet *f,
+			       const struct ud_build *b);
+
+/* Publish b; *out (owned by caller) is the new release's manifest. */
+int ud_publish_build(struct ud_deployrepo *r, const struct ud_build *b,
+		     enum ud_compression c, struct ud_manifest **out);
+
+/* Image file name in a release dir: "<target>-<arch>.img[.gz|.xz|.zst]".
+ * Caller frees. */
+char *ud_publish_image_name(const char *target, const char *arch,
+			    enum ud_compression c);
+
+#endif
