@@ -76,5 +76,30 @@ int cmd_signal(int argc, char **argv);
  * one line per host, return 0, or UD_EPARTIAL when some failed (named). */
 struct ud_fleet;
 int cli_signal_app(struct ud_deployrepo *r, const char *app, int json);
+/* The same, telling whether any host failed: *failed is a mask of
+ * CLI_HOST_UNREACHABLE (no answer) and CLI_HOST_FAILED (the host answered
+ * that the release failed there, e.g. its health check). */
+#define CLI_HOST_UNREACHABLE 1
+#define CLI_HOST_FAILED 2
+int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int json,
+		      int *failed);
+
+/* The publish pipeline shared by `publish`, `hook post-receive` and `ci`:
+ * build `rev` of the source repository, publish it, signal its hosts,
+ * roll back on a failed health check. Returns an exit status. */
+struct cli_pipeline {
+	const char *source;      /* app repository path */
+	const char *rev;         /* commit to build */
+	const char *ref;         /* DEPLOY_REF, e.g. refs/heads/main */
+	int no_signal;
+	const struct cli_common *c;
+	/* CI conventions (GitHub groups, Travis folds); NULL: plain */
+	void (*stage_begin)(const char *name);
+	void (*stage_end)(const char *name);
+	void (*annotate_error)(const char *message);
+	/* Filled for CI summaries (may be NULL). */
+	struct ud_buf *summary;
+};
+int cli_pipeline_run(const struct cli_pipeline *p);
 
 #endif

@@ -1,0 +1,117 @@
+/* deploy build: the images of a commit, without publishing anything. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build.h"
+#include "cli.h"
+#include "errors.h"
+#include "export.h"
+#include "publish.h"
+
+static const char usage[] =
+	"deploy build [--source REPO] [--commit REV] [--out DIR]";
+
+static void stream(const char *data, size_t len, void *payload)
+{
+	(void)payload;
+	fwrite(data, 1, len, stdout);
+	fflush(stdout);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	struct ud_buf data = UD_BUF_INIT;
+	int err;
+
+	if ((err = ud_buf_read_file(&data, from)) == 0)
+		err = ud_write_file_atomic(to, data.ptr, data.size, 0755);
+	ud_buf_free(&data);
+	return err;
+}
+
+int cmd_build(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_OPTIONS,
+		{ "source", required_argument, NULL, 's' },
+		{ "commit", required_argument, NULL, 'c' },
+		{ "out", required_argument, NULL, 'o' },
+		{ 0 },
+	};
+	struct cli_common c = { 0 };
+	const char *source = ".", *rev = "HEAD", *out = NULL;
+	struct ud_build_opts bo = { 0 };
+	struct ud_build *b = NULL;
+	git_repository *src = NULL;
+	git_oid commit;
+	int opt, err, status = 0;
+
+	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
+		switch (opt) {
+		case 's': source = optarg; break;
+		case 'c': rev = optarg; break;
+		case 'o': out = optarg; break;
+		case 'h': printf("usage: %s\n", usage); return 0;
+		default: return cli_usage(usage, "bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage(usage, "unexpected argument '%s'",
+				 argv[optind]);
+
+	bo.on_output = stream;
+	if ((err = ud_source_open(&src, source)) < 0 ||
+	    (err = ud_source_resolve(src, rev, &commit)) < 0) {
+		status = cli_fail(err, "source");
+		goto done;
+	}
+	if ((err = ud_build_prepare(&b, src, &commit, &bo)) < 0) {
+		status = cli_fail(err, "deploy.json");
+		goto done;
+	}
+	printf("-----> %s: building %.7s %s\n", b->cfg->app, b->commit,
+	       b->subject);
+	fflush(stdout);
+	if ((err = ud_build_run(b, &bo)) < 0) {
+		status = cli_fail(err, "build failed");
+		goto done;
+	}
+	if (out && (err = ud_mkdir_p(out, 0755)) < 0) {
+		status = cli_fail(err, "--out");
+		goto done;
+	}
+	for (size_t i = 0; i < b->nimages; i++) {
+		const struct ud_build_image *img = &b->images[i];
+		char *name = ud_publish_image_name(img->spec->target,
+						   img->spec->arch,
+						   UD_COMP_NONE);
+
+		printf("-----> image %s/%s: %llu bytes, sha256 %s", img->spec->target,
+		       img->spec->arch, (unsigned long long)img->size,
+		       img->sha256);
+		if (out) {
+			char *dst = ud_asprintf("%s/%s", out, name);
+
+			if ((err = copy_file(img->path, dst)) < 0) {
+				putchar('\n');
+				free(dst);
+				free(name);
+				status = cli_fail(err, "--out");
+				goto done;
+			}
+			printf(" -> %s", dst);
+			free(dst);
+		}
+		putchar('\n');
+		free(name);
+	}
+	printf("-----> build done in %.1f s (nothing published)\n",
+	       (double)b->duration_ms / 1000.0);
+done:
+	ud_build_free(b);
+	git_repository_free(src);
+	return status;
+}

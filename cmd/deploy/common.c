@@ -1,0 +1,220 @@
+/* What the deploy subcommands share: options, errors, the repository. */
+#include <git2.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "errors.h"
+#include "notify.h"
+#include "release.h"
+
+int cli_getopt(int argc, char **argv, const char *shortopts,
+	       const struct option *longopts, struct cli_common *c)
+{
+	int opt;
+
+	for (;;) {
+		opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+		switch (opt) {
+		case CLI_OPT_DEPLOY_REPO:
+			c->deploy_repo = optarg;
+			break;
+		case CLI_OPT_JSON:
+			c->json = 1;
+			break;
+		case CLI_OPT_IDENTITY:
+			c->identity = optarg;
+			break;
+		case CLI_OPT_KNOWN_HOSTS:
+			c->known_hosts = optarg;
+			break;
+		case CLI_OPT_ACCEPT_NEW:
+			c->accept_new_host_keys = 1;
+			break;
+		case CLI_OPT_HELP:
+			return 'h';
+		default:
+			return opt;
+		}
+	}
+}
+
+int cli_fail(int code, const char *what)
+{
+	fflush(stdout);
+	fprintf(stderr, "deploy: %s: %s\n", what, ud_error_last());
+	return ud_error_exit_status(code);
+}
+
+int cli_usage(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("deploy: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: %s\n", usage);
+	return 2;
+}
+
+/* git config deploy.repo of the repository we are in (the hook runs in
+ * the bare app repository). */
+static char *configured_repo(void)
+{
+	git_repository *repo = NULL;
+	git_config *cfg = NULL;
+	git_buf value = { 0 };
+	char *out = NULL;
+
+	if (git_repository_open_ext(&repo, ".", 0, NULL) < 0)
+		return NULL;
+	if (git_repository_config_snapshot(&cfg, repo) == 0 &&
+	    git_config_get_string_buf(&value, cfg, "deploy.repo") == 0)
+		out = ud_strdup(value.ptr);
+	git_buf_dispose(&value);
+	git_config_free(cfg);
+	git_repository_free(repo);
+	return out;
+}
+
+int cli_open_repo(struct ud_deployrepo **out, const struct cli_common *c)
+{
+	const char *url = c->deploy_repo;
+	char *configured = NULL;
+	int err;
+
+	if (!url || !*url)
+		url = getenv("DEPLOY_REPO");
+	if (!url || !*url)
+		url = configured = configured_repo();
+	if (!url || !*url)
+		return ud_error_set(UD_EUSAGE,
+				    "no deployment repository: pass "
+				    "--deploy-repo, set DEPLOY_REPO or git "
+				    "config deploy.repo");
+	err = ud_deployrepo_open(out, url);
+	free(configured);
+	return err;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static void print_host(const struct ud_host_reply *h, const char *app,
+		       int desired, int *failed)
+{
+	json_t *a = h->reply ? json_object_get(
+				       json_object_get(h->reply, "apps"), app)
+			     : NULL;
+	json_t *rel = json_object_get(a, "release");
+	const char *state = str(a, "state");
+	long long inst = json_integer_value(json_object_get(a, "instances"));
+
+	if (!h->ok) {
+		printf("-----> %s: unreachable: %s\n", h->host, h->error);
+		*failed |= CLI_HOST_UNREACHABLE;
+		return;
+	}
+	if (!a) {
+		printf("-----> %s: does not run %s (its fleet view may be "
+		       "stale)\n",
+		       h->host, app);
+		*failed |= CLI_HOST_UNREACHABLE;
+		return;
+	}
+	if (!strcmp(state, "failed") ||
+	    (desired && json_integer_value(rel) != desired &&
+	     strcmp(state, "summonable") && strcmp(state, "idle"))) {
+		printf("-----> %s: %s v%d failed: %s", h->host, app, desired,
+		       a && json_is_string(json_object_get(a, "error"))
+			       ? str(a, "error")
+			       : state);
+		if (json_is_integer(rel))
+			printf(" (still serving v%lld)",
+			       json_integer_value(rel));
+		printf(" [%lld ms]\n", h->ms);
+		*failed |= CLI_HOST_FAILED;
+		return;
+	}
+	printf("-----> %s: %s v%lld %s (%lld instance%s) in %lld ms\n", h->host,
+	       app, json_integer_value(rel), state, inst, inst == 1 ? "" : "s",
+	       h->ms);
+}
+
+int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int json,
+		      int *failed)
+{
+	struct ud_fleet *f = NULL;
+	const struct ud_placement *p;
+	struct ud_host_reply *replies = NULL;
+	int err, desired = 0;
+
+	*failed = 0;
+	if ((err = ud_fleet_load(r, NULL, &f)) < 0)
+		return err;
+	if (!(p = ud_fleet_placement(f, app)) || p->hosts.n == 0) {
+		if (!json)
+			printf("-----> %s is not placed on any host; nothing "
+			       "to signal\n",
+			       app);
+		else
+			printf("{}\n");
+		ud_fleet_free(f);
+		return 0;
+	}
+	if (ud_release_current(r, NULL, app, &desired) < 0)
+		ud_error_clear();
+	ud_notify_hosts(&replies, f, &p->hosts, "sync", app,
+			CLI_SYNC_TIMEOUT_MS);
+	if (json) {
+		json_t *all = json_object();
+
+		for (size_t i = 0; i < p->hosts.n; i++) {
+			const struct ud_host_reply *h = &replies[i];
+			json_t *a = h->reply
+					    ? json_object_get(json_object_get(
+								      h->reply,
+								      "apps"),
+							      app)
+					    : NULL;
+			json_t *o = a ? json_deep_copy(a) : json_object();
+
+			json_object_set_new(o, "ok", json_boolean(h->ok));
+			if (!h->ok)
+				json_object_set_new(o, "error",
+						    json_string(h->error));
+			json_object_set_new(all, h->host, o);
+			if (!h->ok || !a)
+				*failed |= CLI_HOST_UNREACHABLE;
+			else if (!strcmp(str(a, "state"), "failed"))
+				*failed |= CLI_HOST_FAILED;
+		}
+		char *s = json_dumps(all, JSON_INDENT(2));
+		printf("%s\n", s);
+		free(s);
+		json_decref(all);
+	} else {
+		for (size_t i = 0; i < p->hosts.n; i++)
+			print_host(&replies[i], app, desired, failed);
+	}
+	ud_host_replies_free(replies, p->hosts.n);
+	ud_fleet_free(f);
+	return *failed ? ud_error_set(UD_EPARTIAL,
+				      "some hosts did not take the release")
+		       : 0;
+}
+
+int cli_signal_app(struct ud_deployrepo *r, const char *app, int json)
+{
+	int failed;
+
+	return cli_signal_app_ex(r, app, json, &failed);
+}
