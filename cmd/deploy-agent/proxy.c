@@ -1,0 +1,980 @@
+/*
+ * proxy.c: the agent's front door, one thread around one epoll set.
+ *
+ * Threading model. The proxy thread owns every forwarded connection: only
+ * it creates, pumps and frees them. Other threads (the API below) change
+ * configuration only: apps, listeners, backend sets, the held queues. All
+ * of that shared state sits behind p->mu; the proxy thread holds it while
+ * it handles a batch of events and releases it only around epoll_wait()
+ * and around the on_demand calls, so the callback may call back into the
+ * API. An API change that the thread must act on (new backends for held
+ * connections, a new listener, a new deadline) writes to the eventfd.
+ *
+ * An event from epoll may be stale: it was returned before its connection
+ * was closed earlier in the same batch. Closed connections therefore go to
+ * a graveyard freed only after the batch, and listeners are found through
+ * their app (which lives until proxy_stop), never through the event's fd.
+ *
+ * Bytes move with splice(2) through one pipe per direction (zero-copy),
+ * falling back to a 64 KiB buffer when a socket refuses splice. A full
+ * pipe stops the reading of its source, so a slow peer only slows itself.
+ * Connection sockets are edge-triggered: any event on either side pumps
+ * both directions until each is blocked.
+ */
+#include "proxy.h"
+
+#include "buf.h"
+#include "errors.h"
+#include "log.h"
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK (64 * 1024) /* bytes in flight per direction */
+#define MAX_EVENTS 64
+#define ACCEPT_PAUSE_MS 100 /* after EMFILE, rather than spinning */
+#define BACKLOG 511
+
+enum hkind { H_WAKE, H_LISTEN, H_CLIENT, H_BACKEND };
+
+struct handle {
+	enum hkind kind;
+	void *obj;
+};
+
+struct instance {
+	struct instance *next;
+	int id;
+	int port;
+	int ready;   /* in the app's current backend set */
+	size_t open; /* connections attached, connecting ones included */
+};
+
+struct held {
+	struct held *next;
+	int fd;
+	long long since;
+};
+
+struct app {
+	struct app *next;
+	char *name;
+	char *addr; /* listened on; NULL when not listening */
+	int lfd;
+	struct handle h;
+	int hold_ms;
+	int concurrency;
+	long long paused_until; /* accepting paused (fd exhaustion); 0: no */
+	struct instance *inst;
+	size_t rr; /* round robin among equally loaded backends */
+	struct held *held, **held_tail;
+	size_t nheld;
+	int demand_due;
+};
+
+/* One direction of a connection. */
+struct dir {
+	int pipe[2];     /* -1 until first used */
+	char *buf;       /* fallback when splice is refused */
+	size_t off;
+	size_t pending;  /* bytes taken from src, not yet given to dst */
+	int eof;         /* src has no more */
+	int done;        /* dst shut down for writing, or abandoned */
+};
+
+struct conn {
+	struct conn *prev, *next;
+	struct app *app;
+	struct instance *inst;
+	int cfd;
+	int bfd;
+	struct handle hc, hb;
+	int connecting;
+	int retried;
+	int dead;
+	struct dir d[2]; /* 0: client to backend, 1: backend to client */
+};
+
+struct demand {
+	struct demand *next;
+	char *app;
+	size_t waiting;
+};
+
+struct proxy {
+	pthread_mutex_t mu;
+	pthread_t thread;
+	int epfd;
+	int evfd;
+	struct handle hwake;
+	int stopping;
+	struct app *apps;
+	struct conn *conns;
+	struct conn *graveyard;
+	proxy_demand_fn on_demand;
+	void *payload;
+};
+
+static void kick(struct proxy *p)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN means the counter is already non-zero: the thread wakes. */
+	if (write(p->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		ud_log_warn("proxy: cannot wake the proxy thread: %s",
+			    strerror(errno));
+}
+
+static void drain_sigpipe(void)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t set;
+
+	/* splice(2) to a closed socket raises SIGPIPE at this thread, where
+	 * it is blocked; take it so it does not stay pending. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+}
+
+/* --- apps and instances (called with p->mu held) --- */
+
+static struct app *app_find(struct proxy *p, const char *name)
+{
+	struct app *a;
+
+	for (a = p->apps; a; a = a->next)
+		if (!strcmp(a->name, name))
+			return a;
+	return NULL;
+}
+
+static struct app *app_get(struct proxy *p, const char *name)
+{
+	struct app *a = app_find(p, name);
+
+	if (a)
+		return a;
+	a = ud_calloc(1, sizeof(*a));
+	a->name = ud_strdup(name);
+	a->lfd = -1;
+	a->h.kind = H_LISTEN;
+	a->h.obj = a;
+	a->held_tail = &a->held;
+	a->next = p->apps;
+	p->apps = a;
+	return a;
+}
+
+static int has_ready(const struct app *a)
+{
+	const struct instance *in;
+
+	for (in = a->inst; in; in = in->next)
+		if (in->ready)
+			return 1;
+	return 0;
+}
+
+/* The ready backend with the fewest open connections; among equals the
+ * first at or after the round robin position. */
+static struct instance *choose(struct app *a, int except_id)
+{
+	struct instance *in, *best = NULL;
+	size_t n = 0, i, rank, best_rank = 0, best_i = 0;
+
+	for (in = a->inst; in; in = in->next)
+		if (in->ready)
+			n++;
+	if (!n)
+		return NULL;
+	for (in = a->inst, i = 0; in; in = in->next) {
+		if (!in->ready)
+			continue;
+		rank = (i + n - a->rr % n) % n;
+		if (in->id != except_id &&
+		    (!best || in->open < best->open ||
+		     (in->open == best->open && rank < best_rank))) {
+			best = in;
+			best_rank = rank;
+			best_i = i;
+		}
+		i++;
+	}
+	if (best)
+		a->rr = best_i + 1;
+	return best;
+}
+
+static void inst_prune(struct app *a)
+{
+	struct instance **pp = &a->inst, *in;
+
+	while ((in = *pp)) {
+		if (!in->ready && !in->open) {
+			*pp = in->next;
+			free(in);
+		} else {
+			pp = &in->next;
+		}
+	}
+}
+
+static void held_push(struct app *a, int fd)
+{
+	struct held *h = ud_calloc(1, sizeof(*h));
+
+	h->fd = fd;
+	h->since = ud_now_ms();
+	*a->held_tail = h;
+	a->held_tail = &h->next;
+	a->nheld++;
+}
+
+static int held_pop(struct app *a)
+{
+	struct held *h = a->held;
+	int fd = h->fd;
+
+	a->held = h->next;
+	if (!a->held)
+		a->held_tail = &a->held;
+	a->nheld--;
+	free(h);
+	return fd;
+}
+
+static void held_close_all(struct app *a)
+{
+	while (a->held)
+		close(held_pop(a));
+}
+
+static void listener_close(struct proxy *p, struct app *a)
+{
+	(void)p;
+	if (a->lfd >= 0)
+		close(a->lfd); /* leaves the epoll set with it */
+	a->lfd = -1;
+	a->paused_until = 0;
+	free(a->addr);
+	a->addr = NULL;
+}
+
+/* --- connections (proxy thread only) --- */
+
+static void dir_free(struct dir *d)
+{
+	if (d->pipe[0] >= 0)
+		close(d->pipe[0]);
+	if (d->pipe[1] >= 0)
+		close(d->pipe[1]);
+	d->pipe[0] = d->pipe[1] = -1;
+	free(d->buf);
+	d->buf = NULL;
+}
+
+static void inst_release(struct conn *c)
+{
+	if (!c->inst)
+		return;
+	c->inst->open--;
+	c->inst = NULL;
+	inst_prune(c->app);
+}
+
+static void conn_close(struct proxy *p, struct conn *c)
+{
+	if (c->dead)
+		return;
+	c->dead = 1;
+	if (c->cfd >= 0)
+		close(c->cfd);
+	if (c->bfd >= 0)
+		close(c->bfd);
+	c->cfd = c->bfd = -1;
+	dir_free(&c->d[0]);
+	dir_free(&c->d[1]);
+	inst_release(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = NULL;
+	c->next = p->graveyard;
+	p->graveyard = c;
+}
+
+static void reap(struct proxy *p)
+{
+	struct conn *c;
+
+	while ((c = p->graveyard)) {
+		p->graveyard = c->next;
+		free(c);
+	}
+}
+
+static int watch(struct proxy *p, int fd, struct handle *h)
+{
+	struct epoll_event ev = { 0 };
+
+	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+	ev.data.ptr = h;
+	return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void nodelay(int fd)
+{
+	int one = 1;
+
+	/* The proxy forwards what arrives at once; Nagle would only add
+	 * latency to small requests. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Move whatever a splice-refusing direction has in its pipe into a
+ * buffer, and keep using the buffer from now on. */
+static int dir_to_buffer(struct dir *d)
+{
+	ssize_t n;
+	size_t got = 0;
+
+	d->buf = ud_malloc(CHUNK);
+	d->off = 0;
+	while (got < d->pending) {
+		n = read(d->pipe[0], d->buf + got, d->pending - got);
+		if (n <= 0) {
+			errno = EIO;
+			return -1;
+		}
+		got += n;
+	}
+	if (d->pipe[0] >= 0)
+		close(d->pipe[0]);
+	if (d->pipe[1] >= 0)
+		close(d->pipe[1]);
+	d->pipe[0] = d->pipe[1] = -1;
+	return 0;
+}
+
+/* > 0 bytes moved, 0 src at EOF, -1 with errno (EAGAIN: nothing to do). */
+static ssize_t dir_in(struct dir *d, int src)
+{
+	ssize_t n;
+
+	if (!d->buf) {
+		if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+			d->pipe[0] = d->pipe[1] = -1;
+			d->buf = ud_malloc(CHUNK);
+			d->off = 0;
+		}
+	}
+	if (!d->buf) {
+		do
+			n = splice(src, NULL, d->pipe[1], NULL,
+				   CHUNK - d->pending,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		while (n < 0 && errno == EINTR);
+		if (n >= 0 || errno != EINVAL)
+			return n;
+		if (dir_to_buffer(d) < 0)
+			return -1;
+	}
+	if (d->off + d->pending == CHUNK) {
+		memmove(d->buf, d->buf + d->off, d->pending);
+		d->off = 0;
+	}
+	do
+		n = read(src, d->buf + d->off + d->pending,
+			 CHUNK - d->off - d->pending);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+static ssize_t dir_out(struct dir *d, int dst)
+{
+	ssize_t n;
+
+	if (!d->buf) {
+		do
+			n = splice(d->pipe[0], NULL, dst, NULL, d->pending,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		while (n < 0 && errno == EINTR);
+		if (n >= 0 || errno != EINVAL)
+			return n;
+		if (dir_to_buffer(d) < 0)
+			return -1;
+	}
+	do
+		n = send(dst, d->buf + d->off, d->pending,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		d->off += n;
+		if ((size_t)n == d->pending)
+			d->off = 0;
+	}
+	return n;
+}
+
+/* Move bytes src -> dst until blocked. -1: the connection is broken. */
+static int dir_pump(struct dir *d, int src, int dst)
+{
+	ssize_t n;
+	int moved;
+
+	while (!d->done) {
+		moved = 0;
+		if (d->pending) {
+			n = dir_out(d, dst);
+			if (n > 0) {
+				d->pending -= n;
+				moved = 1;
+			} else if (n < 0 && errno != EAGAIN) {
+				/* dst is gone for writing; what it still
+				 * sends flows on in the other direction. */
+				if (errno == EPIPE)
+					drain_sigpipe();
+				d->done = 1;
+				d->pending = 0;
+				shutdown(src, SHUT_RD);
+				return 0;
+			}
+		}
+		if (!d->eof && d->pending < CHUNK) {
+			n = dir_in(d, src);
+			if (n > 0) {
+				d->pending += n;
+				moved = 1;
+			} else if (n == 0) {
+				d->eof = 1;
+			} else if (errno != EAGAIN) {
+				return -1;
+			}
+		}
+		if (d->eof && !d->pending) {
+			shutdown(dst, SHUT_WR);
+			d->done = 1;
+		}
+		if (!moved)
+			break;
+	}
+	return 0;
+}
+
+static void pump(struct proxy *p, struct conn *c)
+{
+	if (dir_pump(&c->d[0], c->cfd, c->bfd) < 0 ||
+	    dir_pump(&c->d[1], c->bfd, c->cfd) < 0 ||
+	    (c->d[0].done && c->d[1].done))
+		conn_close(p, c);
+}
+
+static void established(struct proxy *p, struct conn *c)
+{
+	c->connecting = 0;
+	nodelay(c->bfd);
+	pump(p, c);
+}
+
+static void connect_failed(struct proxy *p, struct conn *c, int err);
+
+/* Start connecting c to in; on immediate failure try once elsewhere. */
+static void attach(struct proxy *p, struct conn *c, struct instance *in)
+{
+	struct sockaddr_in sa;
+	int err;
+
+	c->inst = in;
+	in->open++;
+	c->connecting = 1;
+	c->bfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->bfd < 0) {
+		err = errno;
+		ud_log_warn("proxy: %s: cannot create a socket: %s",
+			    c->app->name, strerror(err));
+		conn_close(p, c);
+		return;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)in->port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (watch(p, c->bfd, &c->hb) < 0) {
+		ud_log_warn("proxy: %s: epoll: %s", c->app->name,
+			    strerror(errno));
+		conn_close(p, c);
+		return;
+	}
+	if (connect(c->bfd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		established(p, c);
+	else if (errno != EINPROGRESS)
+		connect_failed(p, c, errno);
+}
+
+static void connect_failed(struct proxy *p, struct conn *c, int err)
+{
+	struct app *a = c->app;
+	struct instance *next;
+	int id = c->inst ? c->inst->id : -1;
+	int port = c->inst ? c->inst->port : 0;
+
+	close(c->bfd);
+	c->bfd = -1;
+	inst_release(c);
+	if (!c->retried && (next = choose(a, id))) {
+		ud_log_warn("proxy: %s: instance %d (127.0.0.1:%d): %s; "
+			    "trying instance %d", a->name, id, port,
+			    strerror(err), next->id);
+		c->retried = 1;
+		attach(p, c, next);
+		return;
+	}
+	ud_log_warn("proxy: %s: instance %d (127.0.0.1:%d): %s; "
+		    "closing the client connection", a->name, id, port,
+		    strerror(err));
+	conn_close(p, c);
+}
+
+static void on_backend_event(struct proxy *p, struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int);
+	int soerr = 0;
+
+	if (getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	if (soerr) {
+		connect_failed(p, c, soerr);
+		return;
+	}
+	/* The event may be stale (an earlier socket of a retry): only a
+	 * peer address proves the connection is up. */
+	len = sizeof(ss);
+	if (getpeername(c->bfd, (struct sockaddr *)&ss, &len) == 0)
+		established(p, c);
+	else if (errno != ENOTCONN)
+		connect_failed(p, c, errno);
+}
+
+/* Hand an accepted connection to the app's least loaded backend. */
+static void forward(struct proxy *p, struct app *a, int cfd)
+{
+	struct instance *in = choose(a, -1);
+	struct conn *c;
+
+	/* This connection fills the least loaded instance: time for
+	 * another. */
+	if (a->concurrency > 0 && in->open + 1 >= (size_t)a->concurrency)
+		a->demand_due = 1;
+	c = ud_calloc(1, sizeof(*c));
+	c->app = a;
+	c->cfd = cfd;
+	c->bfd = -1;
+	c->hc.kind = H_CLIENT;
+	c->hc.obj = c;
+	c->hb.kind = H_BACKEND;
+	c->hb.obj = c;
+	c->d[0].pipe[0] = c->d[0].pipe[1] = -1;
+	c->d[1].pipe[0] = c->d[1].pipe[1] = -1;
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	nodelay(cfd);
+	if (watch(p, cfd, &c->hc) < 0) {
+		ud_log_warn("proxy: %s: epoll: %s", a->name, strerror(errno));
+		conn_close(p, c);
+		return;
+	}
+	attach(p, c, in);
+}
+
+static void on_accept(struct proxy *p, struct app *a)
+{
+	struct epoll_event ev = { 0 };
+	int fd;
+
+	while (a->lfd >= 0) {
+		fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			ud_log_warn("proxy: %s: accept on %s: %s", a->name,
+				    a->addr, strerror(errno));
+			/* Out of descriptors or memory: the listener stays
+			 * readable, so stop watching it for a moment. */
+			ev.data.ptr = &a->h;
+			epoll_ctl(p->epfd, EPOLL_CTL_MOD, a->lfd, &ev);
+			a->paused_until = ud_now_ms() + ACCEPT_PAUSE_MS;
+			return;
+		}
+		/* Held connections go first, in order. */
+		if (a->nheld || !has_ready(a)) {
+			held_push(a, fd);
+			a->demand_due = 1;
+		} else {
+			forward(p, a, fd);
+		}
+	}
+}
+
+/* Deadlines, held connections that can go, paused listeners. */
+static void service(struct proxy *p)
+{
+	struct epoll_event ev = { 0 };
+	long long now = ud_now_ms();
+	struct app *a;
+
+	for (a = p->apps; a; a = a->next) {
+		if (a->paused_until && now >= a->paused_until && a->lfd >= 0) {
+			a->paused_until = 0;
+			ev.events = EPOLLIN;
+			ev.data.ptr = &a->h;
+			epoll_ctl(p->epfd, EPOLL_CTL_MOD, a->lfd, &ev);
+		}
+		while (a->held && has_ready(a))
+			forward(p, a, held_pop(a));
+		while (a->held && a->held->since + a->hold_ms <= now) {
+			ud_log_warn("proxy: %s: no instance became ready "
+				    "within %d ms; closing a held connection",
+				    a->name, a->hold_ms);
+			close(held_pop(a));
+		}
+	}
+}
+
+static int next_timeout(struct proxy *p)
+{
+	long long now = ud_now_ms(), when = -1, t;
+	struct app *a;
+
+	for (a = p->apps; a; a = a->next) {
+		if (a->held) {
+			t = a->held->since + a->hold_ms;
+			if (when < 0 || t < when)
+				when = t;
+		}
+		if (a->paused_until && (when < 0 || a->paused_until < when))
+			when = a->paused_until;
+	}
+	if (when < 0)
+		return -1;
+	if (when <= now)
+		return 0;
+	return when - now > 60000 ? 60000 : (int)(when - now);
+}
+
+static struct demand *take_demands(struct proxy *p)
+{
+	struct demand *list = NULL, *d;
+	struct app *a;
+
+	for (a = p->apps; a; a = a->next) {
+		if (!a->demand_due)
+			continue;
+		a->demand_due = 0;
+		d = ud_calloc(1, sizeof(*d));
+		d->app = ud_strdup(a->name);
+		d->waiting = a->nheld;
+		d->next = list;
+		list = d;
+	}
+	return list;
+}
+
+static void dispatch(struct proxy *p, struct epoll_event *ev)
+{
+	struct handle *h = ev->data.ptr;
+	struct conn *c = h->obj;
+	uint64_t count;
+
+	switch (h->kind) {
+	case H_WAKE:
+		if (read(p->evfd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+			ud_log_warn("proxy: eventfd: %s", strerror(errno));
+		break;
+	case H_LISTEN:
+		on_accept(p, h->obj);
+		break;
+	case H_CLIENT:
+		if (!c->dead && !c->connecting)
+			pump(p, c);
+		break;
+	case H_BACKEND:
+		if (c->dead)
+			break;
+		if (c->connecting)
+			on_backend_event(p, c);
+		else
+			pump(p, c);
+		break;
+	}
+}
+
+static void *loop(void *arg)
+{
+	struct proxy *p = arg;
+	struct epoll_event ev[MAX_EVENTS];
+	struct demand *todo, *d;
+	int i, n, timeout;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stopping) {
+		reap(p);
+		timeout = next_timeout(p);
+		pthread_mutex_unlock(&p->mu);
+		n = epoll_wait(p->epfd, ev, MAX_EVENTS, timeout);
+		if (n < 0 && errno != EINTR)
+			ud_log_error("proxy: epoll_wait: %s", strerror(errno));
+		pthread_mutex_lock(&p->mu);
+		for (i = 0; i < n; i++)
+			dispatch(p, &ev[i]);
+		service(p);
+		if (!(todo = take_demands(p)) || !p->on_demand)
+			goto next;
+		pthread_mutex_unlock(&p->mu);
+		for (d = todo; d; d = d->next)
+			p->on_demand(d->app, d->waiting, p->payload);
+		pthread_mutex_lock(&p->mu);
+	next:
+		while ((d = todo)) {
+			todo = d->next;
+			free(d->app);
+			free(d);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* --- API (any thread) --- */
+
+static void proxy_free(struct proxy *p)
+{
+	struct app *a;
+	struct instance *in;
+	struct conn *c;
+
+	if (!p)
+		return;
+	while ((c = p->conns))
+		conn_close(p, c);
+	reap(p);
+	while ((a = p->apps)) {
+		p->apps = a->next;
+		listener_close(p, a);
+		held_close_all(a);
+		while ((in = a->inst)) {
+			a->inst = in->next;
+			free(in);
+		}
+		free(a->name);
+		free(a);
+	}
+	if (p->epfd >= 0)
+		close(p->epfd);
+	if (p->evfd >= 0)
+		close(p->evfd);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+int proxy_start(struct proxy **out, proxy_demand_fn on_demand, void *payload)
+{
+	struct proxy *p = ud_calloc(1, sizeof(*p));
+	struct epoll_event ev = { 0 };
+	sigset_t all, old;
+	int err = UD_ERROR, rc;
+
+	pthread_mutex_init(&p->mu, NULL);
+	p->on_demand = on_demand;
+	p->payload = payload;
+	p->hwake.kind = H_WAKE;
+	p->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->evfd < 0 || p->epfd < 0) {
+		ud_error_set_errno(UD_ERROR, "cannot start the proxy");
+		goto done;
+	}
+	ev.events = EPOLLIN;
+	ev.data.ptr = &p->hwake;
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) < 0) {
+		ud_error_set_errno(UD_ERROR, "cannot start the proxy: epoll");
+		goto done;
+	}
+	/* Asynchronous signals are for the daemon's main thread; SIGPIPE in
+	 * particular must stay blocked here (see drain_sigpipe). */
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGABRT);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&p->thread, NULL, loop, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		ud_error_set(UD_ERROR, "cannot start the proxy thread: %s",
+			     strerror(rc));
+		goto done;
+	}
+	*out = p;
+	p = NULL;
+	err = 0;
+done:
+	proxy_free(p);
+	return err;
+}
+
+void proxy_stop(struct proxy *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	kick(p);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->thread, NULL);
+	proxy_free(p);
+}
+
+int proxy_listen(struct proxy *p, const char *app, const char *addr,
+		 int hold_ms, int concurrency)
+{
+	struct epoll_event ev = { 0 };
+	struct ud_addr ua;
+	struct app *a;
+	int err, fd = -1;
+
+	if ((err = ud_addr_parse(&ua, addr)) < 0)
+		return err;
+	pthread_mutex_lock(&p->mu);
+	a = app_get(p, app);
+	a->hold_ms = hold_ms;
+	a->concurrency = concurrency;
+	if (a->addr && !strcmp(a->addr, addr))
+		goto done;
+	if ((err = ud_net_listen(&fd, &ua, BACKLOG)) < 0) {
+		if (a->lfd < 0)
+			goto done;
+		/* The old listener may hold the port ("0.0.0.0:80" to
+		 * "127.0.0.1:80"): let it go and try again. */
+		listener_close(p, a);
+		if ((err = ud_net_listen(&fd, &ua, BACKLOG)) < 0)
+			goto done;
+	}
+	listener_close(p, a);
+	ev.events = EPOLLIN;
+	ev.data.ptr = &a->h;
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot listen on %s", addr);
+		close(fd);
+		goto done;
+	}
+	a->lfd = fd;
+	a->addr = ud_strdup(addr);
+	kick(p);
+done:
+	pthread_mutex_unlock(&p->mu);
+	return err;
+}
+
+void proxy_unlisten(struct proxy *p, const char *app)
+{
+	struct app *a;
+
+	pthread_mutex_lock(&p->mu);
+	if ((a = app_find(p, app))) {
+		listener_close(p, a);
+		held_close_all(a);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+void proxy_set_backends(struct proxy *p, const char *app,
+			const struct proxy_backend *b, size_t n)
+{
+	struct instance *in, **pp;
+	struct app *a;
+	size_t i;
+
+	pthread_mutex_lock(&p->mu);
+	a = app_get(p, app);
+	for (in = a->inst; in; in = in->next)
+		in->ready = 0;
+	for (i = 0; i < n; i++) {
+		for (in = a->inst; in; in = in->next)
+			if (in->id == b[i].id)
+				break;
+		if (!in) {
+			in = ud_calloc(1, sizeof(*in));
+			in->id = b[i].id;
+			/* Appended, so round robin follows the caller's
+			 * order. */
+			pp = &a->inst;
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = in;
+		}
+		in->port = b[i].port;
+		in->ready = 1;
+	}
+	inst_prune(a);
+	kick(p);
+	pthread_mutex_unlock(&p->mu);
+}
+
+size_t proxy_active(struct proxy *p, const char *app, int id)
+{
+	struct instance *in;
+	struct app *a;
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if ((a = app_find(p, app)))
+		for (in = a->inst; in; in = in->next)
+			if (in->id == id)
+				n = in->open;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+void proxy_counts(struct proxy *p, const char *app, size_t *open,
+		  size_t *held)
+{
+	struct instance *in;
+	struct app *a;
+	size_t o = 0, h = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if ((a = app_find(p, app))) {
+		for (in = a->inst; in; in = in->next)
+			o += in->open;
+		h = a->nheld;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (open)
+		*open = o;
+	if (held)
+		*held = h;
+}
