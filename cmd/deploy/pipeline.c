@@ -79,8 +79,15 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 	struct indenter in = { 1 };
 	long long t0 = ud_now_ms(), t;
 	int err, status = 0, previous = 0, failed = 0;
+	enum ud_compression comp = UD_DEFAULT_COMPRESSION;
+	const char *comp_env = getenv("DEPLOY_COMPRESSION");
 	char what[160];
 	git_oid commit;
+
+	/* An operator's override of the measured default (README). */
+	if (comp_env && *comp_env &&
+	    (err = ud_compression_parse(&comp, comp_env)) < 0)
+		return fail(p, err, "DEPLOY_COMPRESSION");
 
 	if ((err = cli_open_repo(&r, p->c)) < 0) {
 		status = fail(p, err, "deployment repository");
@@ -140,12 +147,12 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 		       b->images[i].spec->target, b->images[i].spec->arch, size,
 		       b->images[i].sha256);
 	}
-	if ((err = ud_publish_build(r, b, UD_DEFAULT_COMPRESSION, &m)) < 0) {
+	if ((err = ud_publish_build(r, b, comp, &m)) < 0) {
 		status = fail(p, err, what);
 		goto done;
 	}
 	printf("-----> released %s v%d (%s)\n", m->app, m->release,
-	       ud_compression_name(UD_DEFAULT_COMPRESSION));
+	       ud_compression_name(comp));
 	stage_done(p, "release", t);
 	if (p->summary)
 		ud_buf_printf(p->summary,
