@@ -1,0 +1,289 @@
+/*
+ * deploy.json: every directory under data/appconfig/invalid/ holds an
+ * `input` and the exact one-line `error` it must produce (jansson's
+ * test/suites/invalid); every valid/ input must parse, and a few are
+ * checked field by field.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appconfig.h"
+#include "buf.h"
+#include "errors.h"
+#include "names.h"
+
+static const char *data_dir(void)
+{
+	const char *d = getenv("UD_TEST_DATA");
+
+	return d && *d ? d : "tests/unit/data";
+}
+
+static char *read_case(const char *dir, const char *file, size_t *len)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	char *path = ud_asprintf("%s/%s", dir, file);
+
+	assert_int_equal(ud_buf_read_file(&b, path), 0);
+	free(path);
+	if (len)
+		*len = b.size;
+	return ud_buf_detach(&b);
+}
+
+static void invalid_case(void **state)
+{
+	const char *dir = *state;
+	struct ud_appconfig *c = NULL;
+	char *input, *want;
+	size_t len;
+	int err;
+
+	input = read_case(dir, "input", &len);
+	want = read_case(dir, "error", NULL);
+	want[strcspn(want, "\n")] = '\0';
+	ud_error_clear();
+	err = ud_appconfig_parse(&c, "deploy.json", input, len);
+	assert_null(c);
+	assert_string_equal(ud_error_last(), want);
+	/* Only a missing key is "not found"; everything else is invalid. */
+	assert_int_equal(err, strstr(want, "missing key") ? UD_ENOTFOUND
+							  : UD_EINVALID);
+	free(input);
+	free(want);
+}
+
+static void valid_case(void **state)
+{
+	const char *dir = *state;
+	struct ud_appconfig *c = NULL;
+	char *input;
+	size_t len;
+	int err;
+
+	input = read_case(dir, "input", &len);
+	err = ud_appconfig_parse(&c, "deploy.json", input, len);
+	if (err < 0)
+		fail_msg("%s: %s", dir, ud_error_last());
+	assert_non_null(c);
+	assert_true(c->nimages >= 1);
+	ud_appconfig_free(c);
+	free(input);
+}
+
+static struct ud_appconfig *parse_case(const char *name)
+{
+	struct ud_appconfig *c = NULL;
+	char *dir = ud_asprintf("%s/appconfig/valid/%s", data_dir(), name);
+	char *input;
+	size_t len;
+
+	input = read_case(dir, "input", &len);
+	if (ud_appconfig_parse(&c, "deploy.json", input, len) < 0)
+		fail_msg("%s: %s", dir, ud_error_last());
+	free(input);
+	free(dir);
+	return c;
+}
+
+static void spec_example_fields(void **state)
+{
+	struct ud_appconfig *c = parse_case("spec-example");
+
+	(void)state;
+	assert_string_equal(c->app, "hello");
+	assert_string_equal(c->build_command,
+			    "mirage configure -t unix && make depend && make");
+	assert_int_equal(c->build_timeout_s, 1800);
+	assert_int_equal(c->build_env.n, 1);
+	assert_string_equal(c->build_env.v[0], "OPAMYES=1");
+	assert_int_equal(c->nimages, 2);
+	assert_string_equal(c->images[0].target, "unix");
+	assert_string_equal(c->images[0].arch, "x86_64");
+	assert_string_equal(c->images[0].path, "dist/hello");
+	assert_string_equal(c->images[1].target, "qemu");
+	assert_string_equal(c->images[1].path, "dist/hello.elf");
+	assert_int_equal(c->run.port, 8080);
+	assert_int_equal(c->run.memory_mb, 64);
+	assert_int_equal(c->run.args.n, 0);
+	assert_int_equal(c->run.env.n, 0);
+	assert_int_equal(c->health.kind, UD_HEALTH_HTTP);
+	assert_string_equal(c->health.http_path, "/health");
+	assert_int_equal(c->health.timeout_s, 20);
+	assert_int_equal(c->health.rollback, 1);
+	ud_appconfig_free(c);
+}
+
+static void minimal_defaults(void **state)
+{
+	struct ud_appconfig *c = parse_case("minimal");
+
+	(void)state;
+	assert_string_equal(c->app, "a");
+	assert_string_equal(c->build_command, "true");
+	assert_int_equal(c->build_timeout_s, 1800);
+	assert_int_equal(c->build_env.n, 0);
+	assert_int_equal(c->nimages, 1);
+	assert_string_equal(c->images[0].arch, ud_host_arch());
+	assert_int_equal(c->run.port, 0);
+	assert_int_equal(c->run.memory_mb, 64);
+	assert_int_equal(c->health.kind, UD_HEALTH_TCP);
+	assert_null(c->health.http_path);
+	assert_null(c->health.serial_regex);
+	assert_int_equal(c->health.timeout_s, 20);
+	assert_int_equal(c->health.rollback, 1);
+	ud_appconfig_free(c);
+}
+
+static void serial_keep_fields(void **state)
+{
+	struct ud_appconfig *c = parse_case("serial-keep");
+
+	(void)state;
+	assert_string_equal(c->app, "0-blog-2");
+	assert_int_equal(c->build_timeout_s, 86400);
+	assert_int_equal(c->build_env.n, 2);
+	assert_string_equal(c->build_env.v[0], "_X1=a=b");
+	assert_string_equal(c->build_env.v[1], "Y=");
+	assert_int_equal(c->nimages, 3);
+	assert_string_equal(c->images[0].arch, "aarch64");
+	assert_string_equal(c->images[1].arch, "x86_64");
+	assert_string_equal(c->images[2].target, "firecracker");
+	assert_string_equal(c->images[2].arch, ud_host_arch());
+	assert_string_equal(c->images[2].path, ".hidden/blog");
+	assert_int_equal(c->run.port, 0);
+	assert_int_equal(c->run.memory_mb, 1048576);
+	assert_int_equal(c->run.args.n, 2);
+	assert_string_equal(c->run.args.v[0], "--ipv4=10.0.0.2/24");
+	assert_string_equal(c->run.args.v[1], "");
+	assert_null(c->run.args.v[2]);
+	assert_int_equal(c->run.env.n, 1);
+	assert_string_equal(c->run.env.v[0], "LOG=debug");
+	assert_int_equal(c->health.kind, UD_HEALTH_SERIAL);
+	assert_string_equal(c->health.serial_regex, "^ready on port [0-9]+$");
+	assert_int_equal(c->health.timeout_s, 3600);
+	assert_int_equal(c->health.rollback, 0);
+	ud_appconfig_free(c);
+}
+
+/* run and health go into manifests as JSON and must come back the same. */
+static void run_health_round_trip(void **state)
+{
+	struct ud_appconfig *c = parse_case("serial-keep");
+	struct ud_run_spec run;
+	struct ud_health h;
+	json_t *j;
+
+	(void)state;
+	j = ud_run_spec_to_json(&c->run);
+	assert_int_equal(ud_run_spec_from_json(&run, j, "m", "run"), 0);
+	json_decref(j);
+	assert_int_equal(run.port, c->run.port);
+	assert_int_equal(run.memory_mb, c->run.memory_mb);
+	assert_int_equal(run.args.n, 2);
+	assert_string_equal(run.args.v[0], c->run.args.v[0]);
+	assert_int_equal(run.env.n, 1);
+	assert_string_equal(run.env.v[0], "LOG=debug");
+	ud_run_spec_free(&run);
+
+	j = ud_health_to_json(&c->health);
+	assert_int_equal(ud_health_from_json(&h, j, "m", "health"), 0);
+	json_decref(j);
+	assert_int_equal(h.kind, UD_HEALTH_SERIAL);
+	assert_string_equal(h.serial_regex, c->health.serial_regex);
+	assert_int_equal(h.timeout_s, 3600);
+	assert_int_equal(h.rollback, 0);
+	ud_health_free(&h);
+	ud_appconfig_free(c);
+}
+
+static void absent_objects_give_defaults(void **state)
+{
+	struct ud_run_spec run;
+	struct ud_health h;
+
+	(void)state;
+	assert_int_equal(ud_run_spec_from_json(&run, NULL, "m", "run"), 0);
+	assert_int_equal(run.port, 0);
+	assert_int_equal(run.memory_mb, 64);
+	assert_int_equal(run.args.n, 0);
+	ud_run_spec_free(&run);
+	assert_int_equal(ud_health_from_json(&h, NULL, "m", "health"), 0);
+	assert_int_equal(h.kind, UD_HEALTH_TCP);
+	assert_int_equal(h.timeout_s, 20);
+	assert_int_equal(h.rollback, 1);
+	ud_health_free(&h);
+}
+
+/* One cmocka test per case directory, named after it, so a failure
+ * names the case. */
+static size_t add_cases(struct CMUnitTest **tests, size_t n,
+			const char *sub, CMUnitTestFunction fn)
+{
+	char *dir = ud_asprintf("%s/%s", data_dir(), sub);
+	struct dirent **ents;
+	int i, count;
+
+	count = scandir(dir, &ents, NULL, alphasort);
+	if (count < 0) {
+		fprintf(stderr, "cannot read %s (run from the repository "
+				"root or set UD_TEST_DATA)\n",
+			dir);
+		exit(1);
+	}
+	for (i = 0; i < count; i++) {
+		if (ents[i]->d_name[0] != '.') {
+			*tests = ud_realloc(*tests, (n + 1) * sizeof(**tests));
+			(*tests)[n] = (struct CMUnitTest){
+				.name = ud_asprintf("%s/%s", sub,
+						    ents[i]->d_name),
+				.test_func = fn,
+				.initial_state = ud_asprintf(
+					"%s/%s", dir, ents[i]->d_name),
+			};
+			n++;
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	free(dir);
+	return n;
+}
+
+int main(void)
+{
+	static const struct CMUnitTest fixed[] = {
+		cmocka_unit_test(spec_example_fields),
+		cmocka_unit_test(minimal_defaults),
+		cmocka_unit_test(serial_keep_fields),
+		cmocka_unit_test(run_health_round_trip),
+		cmocka_unit_test(absent_objects_give_defaults),
+	};
+	struct CMUnitTest *tests = NULL;
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		tests = ud_realloc(tests, (n + 1) * sizeof(*tests));
+		tests[n] = fixed[i];
+		tests[n].name = ud_strdup(fixed[i].name);
+		n++;
+	}
+	n = add_cases(&tests, n, "appconfig/invalid", invalid_case);
+	n = add_cases(&tests, n, "appconfig/valid", valid_case);
+	rc = _cmocka_run_group_tests("appconfig", tests, n, NULL, NULL);
+	for (i = 0; i < n; i++) {
+		free((char *)tests[i].name);
+		free(tests[i].initial_state);
+	}
+	free(tests);
+	return rc;
+}
