@@ -126,6 +126,7 @@ struct exporter {
 	struct archive *disk;
 	struct archive_entry *entry;
 	struct ud_buf path;
+	size_t root; /* length of the export dir's own path in `path` */
 };
 
 /* A tree entry name becomes one path component. git fsck refuses these,
@@ -137,6 +138,32 @@ static int check_name(const char *name)
 		return ud_error_set(UD_EINVALID,
 				    "refusing to export tree entry '%s'", name);
 	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Two entries of one name (a symlink "evil" and a directory "evil") exist
+ * only in crafted trees; libarchive would replace the first by the second,
+ * which is safe but not what the tree says, so refuse. */
+static int check_unique(const git_tree *tree, const char *dir)
+{
+	size_t i, n = git_tree_entrycount(tree);
+	const char **names = ud_calloc(n, sizeof(*names));
+	int err = 0;
+
+	for (i = 0; i < n; i++)
+		names[i] = git_tree_entry_name(git_tree_entry_byindex(tree, i));
+	qsort(names, n, sizeof(*names), by_name);
+	for (i = 1; i < n && !err; i++)
+		if (!strcmp(names[i - 1], names[i]))
+			err = ud_error_set(UD_EINVALID,
+					   "tree entry '%s%s%s' appears twice",
+					   dir, *dir ? "/" : "", names[i]);
+	free(names);
+	return err;
 }
 
 static int write_entry(struct exporter *x, mode_t type, mode_t perm,
@@ -201,8 +228,10 @@ static int export_dir(struct exporter *x, const git_tree *tree)
 {
 	size_t i, n = git_tree_entrycount(tree), base = x->path.size;
 	git_tree *sub = NULL;
-	int err = 0;
+	int err;
 
+	if ((err = check_unique(tree, x->path.ptr + x->root)) < 0)
+		return err;
 	for (i = 0; i < n && !err; i++) {
 		const git_tree_entry *te = git_tree_entry_byindex(tree, i);
 		const char *name = git_tree_entry_name(te);
@@ -267,7 +296,7 @@ static int check_empty(const char *dir)
 int ud_export_tree(git_repository *repo, const git_oid *commit,
 		   const char *dir)
 {
-	struct exporter x = { repo, NULL, NULL, UD_BUF_INIT };
+	struct exporter x = { repo, NULL, NULL, UD_BUF_INIT, 0 };
 	git_tree *tree = NULL;
 	char *real = NULL;
 	int err;
@@ -286,6 +315,7 @@ int ud_export_tree(git_repository *repo, const git_oid *commit,
 		goto done;
 	}
 	ud_buf_puts(&x.path, real);
+	x.root = x.path.size;
 	x.disk = archive_write_disk_new();
 	x.entry = archive_entry_new();
 	if (!x.disk || !x.entry) {
