@@ -1,0 +1,133 @@
+#!/usr/bin/env bats
+# The agent's side: health gating, crash restarts, surviving kill -9, digest
+# checks (SPEC §5).
+
+load helpers
+
+has_instance_besides() {
+	local p
+	for p in $(instance_pids); do
+		[ "$p" != "$1" ] && return 0
+	done
+	return 1
+}
+
+@test "a release failing its health check never takes traffic; old keeps serving; pusher told; rollback published" {
+	release_version v1
+	[ "$(answer)" = "pong v1" ]
+	v1_pid=$(instance_pids)
+	write_deploy_json "$(pong_build_cmd -DHEALTH_STATUS=503)"
+	set_version v2
+	commit_all "pong v2, unhealthy"
+	start_load 2
+	push
+	stop_load
+	# no client ever saw the unhealthy release, none failed
+	[ "$LOAD_FAILED" -eq 0 ]
+	[ "$LOAD_OK" -gt 0 ]
+	for f in "$T"/load.*.bodies; do refute grep -qvx 'pong v1' "$f"; done
+	[ "$(answer)" = "pong v1" ]
+	# the pusher was told: the host failed, on health, and a rollback followed
+	grep -Eiq '^remote: .*local.*(fail|unhealthy)' <<<"$PUSH_OUT"
+	grep -Eiq '^remote: .*health' <<<"$PUSH_OUT"
+	grep -Eiq '^remote: .*roll(ed )?back' <<<"$PUSH_OUT"
+	# release 2 exists, release 3 restores 1 and is current
+	manifest 2 >/dev/null
+	[ "$(manifest 3 | jq -r .rollback_of)" = 1 ]
+	[ "$(current_release)" = 3 ]
+	[ "$(tags)" = "pong/v1 pong/v2 pong/v3 " ]
+	# the rollback's image is release 1's blob
+	f1=$(manifest 1 | jq -r '.images[0].file')
+	f3=$(manifest 3 | jq -r '.images[0].file')
+	[ "$(dgit rev-parse "main:apps/pong/releases/1/$f1")" = "$(dgit rev-parse "main:apps/pong/releases/3/$f3")" ]
+	# the unhealthy instance is gone; one instance serves
+	wait_until 5 test "$(instance_count)" -eq 1
+	[ "$(answer)" = "pong v1" ]
+	[ "$(answer /health)" = ok ]
+	echo "v1 instance was $v1_pid, now $(instance_pids)" >&2
+}
+
+@test "with on_failure keep, a failing release is reported and no rollback is published" {
+	release_version v1
+	write_deploy_json "$(pong_build_cmd -DHEALTH_STATUS=503)" '.health.on_failure = "keep"'
+	release_version v2
+	grep -Eiq '^remote: .*health' <<<"$PUSH_OUT"
+	[ "$(current_release)" = 2 ]
+	[ "$(tags)" = "pong/v1 pong/v2 " ]
+	[ "$(answer)" = "pong v1" ]
+}
+
+@test "an instance that crashes (GET /crash) is restarted and answers again" {
+	release_version v1
+	old=$(instance_pids)
+	[ -n "$old" ]
+	curl -s --max-time 5 "http://$LISTEN/crash" || true
+	# the crashed process is gone ...
+	wait_until 5 gone "$old"
+	# ... and a new one serves (backoff may delay the first restart a little)
+	wait_until 20 answer_is "pong v1"
+	new=$(instance_pids)
+	[ "$(echo "$new" | wc -w)" -eq 1 ]
+	[ "$new" != "$old" ]
+}
+
+@test "agent killed with -9 during a swap, then restarted: exactly one instance serving, no orphan" {
+	release_version v1
+	v1_pid=$(instance_pids)
+	set_version v2
+	commit_all "pong v2"
+	push 3>&- &
+	pusher=$!
+	# the moment the v2 instance exists, the swap is under way: kill the agent
+	wait_until 60 has_instance_besides "$v1_pid"
+	kill -KILL "$AGENT_PID"
+	wait "$AGENT_PID" || true
+	AGENT_PID=
+	wait "$pusher" || true
+	# a fresh agent takes over
+	start_agent
+	agent_cli sync
+	[ "$(current_release)" = 2 ]
+	wait_until 20 answer_is "pong v2"
+	[ "$(instance_count)" -eq 1 ]
+	# the v1 instance did not survive as an orphan
+	gone "$v1_pid"
+	# and a second sync changes nothing
+	pid=$(instance_pids)
+	agent_cli sync
+	[ "$(instance_pids)" = "$pid" ]
+	[ "$(answer)" = "pong v2" ]
+}
+
+@test "agent killed with -9 while serving, then restarted: keeps one instance, still serving" {
+	release_version v1
+	stop_agent KILL
+	start_agent
+	agent_cli sync
+	wait_until 10 answer_is "pong v1"
+	[ "$(instance_count)" -eq 1 ]
+	# status knows the instance it re-adopted or replaced
+	agent_cli status --json | jq -e '.apps.pong.release == 1 and .apps.pong.instances == 1'
+}
+
+@test "an image whose digest does not match its manifest is refused, never booted" {
+	release_version v1
+	# forge release 2: release 1's image under a manifest with another sha256
+	clone=$T/forge
+	git clone -q "$DREPO" "$clone"
+	cp -r "$clone/apps/pong/releases/1" "$clone/apps/pong/releases/2"
+	jq '.release = 2 | .images[0].sha256 = ("0" * 64)' "$clone/apps/pong/releases/1/manifest.json" \
+		>"$clone/apps/pong/releases/2/manifest.json"
+	echo 2 >"$clone/apps/pong/current"
+	git -C "$clone" add -A
+	git -C "$clone" commit -q -m "forged release 2"
+	git -C "$clone" push -q origin HEAD:main
+	pid=$(instance_pids)
+	run deploy signal pong
+	echo "$output" >&2
+	[ "$status" -eq 3 ]
+	grep -Eiq 'sha256|digest' <<<"$output"
+	grep -q local <<<"$output"
+	[ "$(answer)" = "pong v1" ]
+	[ "$(instance_pids)" = "$pid" ]
+}

@@ -1,0 +1,259 @@
+# Shared by every integration suite (`load helpers`): a fresh world per test.
+#
+# setup() builds, under one temp dir $T:
+#   $DREPO     the deployment repository (deploy init), $DEPLOY_REPO points at it
+#   $APPREPO   a bare app repository with the post-receive hook installed
+#   $W         a work clone of it holding the pong sample app (not committed)
+#   an agent   (host "local", control unix:$T/agent.sock, state $T/state)
+#              running in the background, log in $T/agent.log
+#   pong is placed on "local" and served at $LISTEN (a free port).
+# teardown() stops the agent and fails the test if anything started from $T
+# (agent, instance, build) is still running, then removes $T.
+#
+# Processes the product starts carry UD_IT_MARK=$T in their environment (the
+# agent, pushes and deploy commands are started with it; the test shell never
+# exports it), so leftovers are found by that mark or by an executable under $T.
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+BUILD=${BUILD:-build/rel}
+DEPLOY_BIN=$ROOT/bin/deploy
+AGENT_BIN=$ROOT/bin/deploy-agent
+APP=pong
+
+export GIT_AUTHOR_NAME="Int Test" GIT_AUTHOR_EMAIL="it@example.invalid"
+export GIT_COMMITTER_NAME="Int Test" GIT_COMMITTER_EMAIL="it@example.invalid"
+export GIT_CONFIG_NOSYSTEM=1
+
+# A TCP port nobody listens on right now.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_until SECONDS CMD...: poll CMD every 0.1 s until it succeeds; fails
+# when the deadline passes.
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while ! "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# refute CMD...: CMD must fail (a bare `! cmd` never fails a bats test).
+refute() {
+	if "$@"; then
+		echo "expected to fail: $*" >&2
+		return 1
+	fi
+}
+
+# The CLI, marked so a leftover child would be found by teardown.
+deploy() { env UD_IT_MARK="$T" "$DEPLOY_BIN" "$@"; }
+agent_cli() { env UD_IT_MARK="$T" "$AGENT_BIN" --config "$T/agent.json" "$@"; }
+
+# Plain git on the deployment repository.
+dgit() { git --git-dir="$DREPO" "$@"; }
+main_rev() { dgit rev-parse main; }
+manifest() { dgit show "main:apps/$APP/releases/$1/manifest.json"; }
+current_release() { dgit show "main:apps/$APP/current"; }
+tags() { dgit tag -l "$APP/v*" | sort -V | tr '\n' ' '; }
+
+# GET through the placement's listen address; prints the body.
+answer() { curl -s --max-time 5 "http://$LISTEN${1:-/}"; }
+answer_is() { [ "$(answer)" = "$1" ]; }
+
+# PIDs of the processes running an executable under the state dir: the
+# instances the agent started.
+instance_pids() {
+	local p exe
+	for p in /proc/[0-9]*; do
+		exe=$(readlink "$p/exe" 2>/dev/null) || continue
+		case $exe in "$T/state/"*) echo "${p#/proc/}" ;; esac
+	done
+}
+# gone PID: the process has exited (a zombie counts: it serves nothing).
+gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+instance_count() { instance_pids | wc -l; }
+
+# Every live process started from this test (mark in its environment or its
+# executable under $T), but never this shell.
+leftover_pids() {
+	local p exe
+	{
+		grep -lzx "UD_IT_MARK=$T" /proc/[0-9]*/environ 2>/dev/null |
+			sed 's,^/proc/,,; s,/environ$,,'
+		for p in /proc/[0-9]*; do
+			exe=$(readlink "$p/exe" 2>/dev/null) || continue
+			case $exe in "$T/"*) echo "${p#/proc/}" ;; esac
+		done
+	} | sort -u | while read -r p; do
+		[ "$p" != "$$" ] && [ "$p" != "$BASHPID" ] || continue
+		# zombies are gone already, only not reaped
+		grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null && continue
+		[ -e "/proc/$p" ] && echo "$p"
+	done
+}
+
+no_leftovers() { [ -z "$(leftover_pids)" ]; }
+
+start_agent() {
+	# fd 3 closed: bats waits for every holder of it before finishing
+	env UD_IT_MARK="$T" "$AGENT_BIN" --config "$T/agent.json" run \
+		>>"$T/agent.log" 2>&1 3>&- &
+	AGENT_PID=$!
+	if ! wait_until 10 test -S "$T/agent.sock"; then
+		echo "deploy-agent did not create its socket; its log:" >&2
+		cat "$T/agent.log" >&2
+		return 1
+	fi
+	# the socket may exist before it accepts: wait for a status answer
+	wait_until 10 agent_cli status >/dev/null 2>&1
+}
+
+# stop_agent [SIGNAL]: TERM (default) then KILL after 5 s.
+stop_agent() {
+	local sig=${1:-TERM}
+	[ -n "$AGENT_PID" ] || return 0
+	kill -"$sig" "$AGENT_PID" 2>/dev/null || true
+	if ! wait_until 5 sh -c "! kill -0 $AGENT_PID 2>/dev/null || grep -q '^State:.*Z' /proc/$AGENT_PID/status"; then
+		kill -KILL "$AGENT_PID" 2>/dev/null || true
+	fi
+	wait "$AGENT_PID" 2>/dev/null || true
+	AGENT_PID=
+}
+
+# write_deploy_json [BUILD_COMMAND [EXTRA_JQ]]: the work clone's deploy.json
+# from the template, with another build.command and/or a jq edit.
+write_deploy_json() {
+	local cmd=${1:-} edit=${2:-.}
+	if [ -n "$cmd" ]; then
+		jq --arg c "$cmd" '.build.command = $c' "$ROOT/templates/pong/deploy.json" |
+			jq "$edit" >"$W/deploy.json"
+	else
+		jq "$edit" "$ROOT/templates/pong/deploy.json" >"$W/deploy.json"
+	fi
+}
+# The template's build command, with extra cc flags.
+pong_build_cmd() {
+	echo "mkdir -p dist && cc -O2 $1 -DVERSION=\"\\\"\$(cat VERSION)\\\"\" -o dist/pong pong.c -lpthread"
+}
+
+set_version() { echo "$1" >"$W/VERSION"; }
+
+# commit_all MESSAGE: commit the work clone's changes.
+commit_all() {
+	git -C "$W" add -A
+	git -C "$W" commit -q --allow-empty -m "$1"
+}
+
+# push [REFSPEC]: push the work clone; output in $PUSH_OUT, status in
+# $PUSH_STATUS (git push succeeds even when the hook fails: read the output).
+push() {
+	local refspec=${1:-HEAD:main}
+	PUSH_STATUS=0
+	(cd "$W" && env -u DEPLOY_REPO UD_IT_MARK="$T" git push origin "$refspec") \
+		>"$T/push.out" 2>&1 || PUSH_STATUS=$?
+	PUSH_OUT=$(cat "$T/push.out")
+	printf '%s\n' "--- push $refspec (status $PUSH_STATUS):" "$PUSH_OUT" >&2
+}
+
+# release_version V: commit VERSION=V and push it to main.
+release_version() {
+	set_version "$1"
+	commit_all "pong $1"
+	push
+}
+
+# Background clients hammering the listen address until stop_load; each
+# request on a new connection. Answers go to $T/load.<i>.
+start_load() {
+	local i n=${1:-2}
+	rm -f "$T/load.stop"
+	LOAD_PIDS=()
+	for ((i = 0; i < n; i++)); do
+		(
+			ok=0 bad=0
+			while [ ! -e "$T/load.stop" ]; do
+				if body=$(curl -sf --max-time 10 "http://$LISTEN/"); then
+					ok=$((ok + 1))
+					echo "$body" >>"$T/load.$i.bodies"
+				else
+					bad=$((bad + 1))
+					echo "FAILED $(date +%T.%N)" >>"$T/load.$i.bodies"
+				fi
+			done
+			echo "$ok $bad" >"$T/load.$i"
+		) 3>&- &
+		LOAD_PIDS+=($!)
+	done
+}
+# stop_load: sets LOAD_OK, LOAD_FAILED (totals).
+stop_load() {
+	local i f
+	touch "$T/load.stop"
+	for i in "${LOAD_PIDS[@]}"; do wait "$i" || true; done
+	LOAD_OK=0 LOAD_FAILED=0
+	for f in "$T"/load.[0-9]; do
+		read -r o b <"$f"
+		LOAD_OK=$((LOAD_OK + o)) LOAD_FAILED=$((LOAD_FAILED + b))
+	done
+	LOAD_PIDS=()
+}
+
+setup() { setup_world; }
+teardown() { teardown_world; }
+
+setup_world() {
+	if ! [ -x "$DEPLOY_BIN" ] || ! [ -x "$AGENT_BIN" ]; then
+		echo "bin/deploy and bin/deploy-agent are not built: run make" >&2
+		return 1
+	fi
+	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/udit.XXXXXX")
+	DREPO=$T/deploy.git
+	APPREPO=$T/app.git
+	W=$T/work
+	export HOME=$T/home DEPLOY_CACHE_ROOT=$T/cache DEPLOY_REPO=$DREPO
+	mkdir -p "$HOME" "$T/state"
+	LISTEN=127.0.0.1:$(free_port)
+	AGENT_PID=
+
+	deploy init "$DREPO"
+	git init -q --bare -b main "$APPREPO"
+	deploy hook install "$APPREPO"
+	deploy host add local --agent "unix:$T/agent.sock"
+	deploy place "$APP" --hosts local --listen "$LISTEN"
+
+	jq -n --arg repo "$DREPO" --arg state "$T/state" --arg ctl "unix:$T/agent.sock" \
+		'{host: "local", repo: $repo, state_dir: $state, control: $ctl, poll_s: 3600}' \
+		>"$T/agent.json"
+	start_agent
+
+	git clone -q "$APPREPO" "$W" 2>/dev/null
+	git -C "$W" checkout -q -b main 2>/dev/null || true
+	cp "$ROOT/templates/pong/pong.c" "$ROOT/templates/pong/deploy.json" \
+		"$ROOT/templates/pong/VERSION" "$W/"
+}
+
+teardown_world() {
+	local left p
+	[ -n "${T:-}" ] || return 0
+	stop_agent TERM
+	[ "${#LOAD_PIDS[@]}" -eq 0 ] || stop_load
+	# what a killed process leaves may take a moment to disappear
+	wait_until 3 no_leftovers || true
+	left=$(leftover_pids)
+	if [ -n "$left" ]; then
+		echo "processes left running from $T:" >&2
+		for p in $left; do
+			echo "  $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) (exe $(readlink "/proc/$p/exe" 2>/dev/null))" >&2
+			kill -KILL "$p" 2>/dev/null || true
+		done
+	fi
+	if [ -n "$left" ] || [ "${BATS_TEST_COMPLETED:-}" != 1 ]; then
+		echo "--- agent log:" >&2
+		tail -n 60 "$T/agent.log" >&2 2>/dev/null || true
+	fi
+	rm -rf "$T"
+	[ -z "$left" ]
+}
