@@ -1,0 +1,158 @@
+/*
+ * agent.h: what the parts of deploy-agent share (internal, not a library
+ * contract).
+ *
+ * Threads and ownership:
+ * - the reconcile thread owns `struct agent_state` (apps, instances): it
+ *   syncs, supervises and answers summon demand. Nobody else reads it.
+ * - after every change it publishes a JSON snapshot (agent_publish) under
+ *   `lock`, which the control threads answer "status" from;
+ * - control threads ask for a sync by bumping `req_seq` and wait on `done`
+ *   until a sync that started after their request has finished;
+ * - the proxy thread reports demand for summoned apps (agent_demand).
+ */
+#ifndef UD_AGENT_H
+#define UD_AGENT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "agentconf.h"
+#include "digest.h"
+#include "fleet.h"
+#include "manifest.h"
+#include "proxy.h"
+#include "run.h"
+
+struct instance {
+	int id; /* unique per state_dir, the proxy's backend id */
+	int release;
+	char sha256[UD_SHA256_HEX];
+	pid_t pid; /* 0: not running */
+	unsigned long long starttime;
+	int port;
+	char *log;
+	/* Not persisted: */
+	int child;           /* spawned by this process: reap with waitpid */
+	int wstatus;         /* waitpid status once reaped, for messages */
+	int ready;           /* healthy and among the proxy's backends */
+	int backoff_ms;      /* next restart delay after a crash */
+	long long restart_at; /* pid == 0: when to start it again */
+	long long up_since;  /* when it last became ready */
+	long long busy_at;   /* summon: last time it had a connection */
+};
+
+enum app_status {
+	APP_IDLE,       /* placed, nothing published yet */
+	APP_STARTING,   /* a sync is deploying it */
+	APP_RUNNING,
+	APP_SUMMONABLE,
+	APP_FAILED,
+};
+
+struct app {
+	char *name;
+	int release;        /* the release this host serves; 0: none */
+	int failed_release; /* desired release that failed; 0: none */
+	char *error;        /* why the desired release does not serve */
+	char *listen;       /* address the proxy listens on for it; NULL */
+	struct instance **inst;
+	size_t ninst, ainst;
+	/* Not persisted: */
+	int desired;
+	enum app_status status;
+	long long ms;
+	struct ud_manifest *manifest; /* of `release`, for restarts */
+	struct ud_placement place;    /* copy of the last fleet placement */
+	int placed;                   /* place is valid */
+	char image[UD_SHA256_HEX];    /* image of `release` for this host */
+};
+
+struct agent_state {
+	struct app **apps;
+	size_t napps, aapps;
+	int next_id;
+};
+
+/* state.c */
+void state_init(struct agent_state *st);
+void state_free(struct agent_state *st);
+/* Load state.json; a missing file is an empty state. UD_EINVALID with
+ * "<path>: ..." for a corrupt one. */
+int state_load(struct agent_state *st, const char *path);
+int state_save(const struct agent_state *st, const char *path);
+/* Serialise (for tests and the save): the persisted fields only. */
+json_t *state_to_json(const struct agent_state *st);
+int state_from_json(struct agent_state *st, const json_t *root,
+		    const char *name);
+
+struct app *state_app(struct agent_state *st, const char *name);
+struct app *state_app_add(struct agent_state *st, const char *name);
+void state_app_remove(struct agent_state *st, struct app *app);
+void app_set_error(struct app *app, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+struct instance *app_inst_add(struct app *app, int id);
+void app_inst_remove(struct app *app, struct instance *in);
+void placement_copy(struct ud_placement *dst, const struct ud_placement *src);
+void placement_free(struct ud_placement *p);
+
+struct agent {
+	struct ud_agentconf *conf;
+	char *config_path;
+	char *state_path;  /* state_dir/state.json */
+	char *images_dir;  /* state_dir/images */
+	char *mirror_path; /* state_dir/repo.git */
+	struct proxy *proxy;
+	struct agent_state st; /* reconcile thread only */
+	struct ud_strvec verified; /* image digests checked since start */
+
+	pthread_mutex_t lock; /* guards everything below */
+	pthread_cond_t wake;  /* reconcile thread: work to do */
+	pthread_cond_t done;  /* control threads: a sync finished */
+	unsigned long req_seq, done_seq;
+	json_t *status;       /* "apps" object of the last snapshot */
+	json_t *last_sync;    /* reply of the last finished sync */
+	struct ud_strvec demand; /* summoned apps with waiting connections */
+	int stopping;
+	int connections;      /* control connections being served */
+};
+
+/* reconcile.c */
+void *agent_reconcile_main(void *agent);
+/* Rebuild the status snapshot from a->st (reconcile thread). */
+void agent_publish(struct agent *a);
+int agent_stopping(struct agent *a);
+json_t *app_status_json(const struct app *app);
+
+/* supervise.c */
+/* Adopt the recorded instances still alive, stop those that should not
+ * run and unrecorded processes spawned for this state_dir. */
+void supervise_adopt(struct agent *a);
+/* Start one instance of app's release `m` (image at `image`) and wait for
+ * it to be healthy. On failure the instance is stopped and removed, the
+ * message is set ("health check: ..."). */
+int supervise_boot(struct agent *a, struct app *app,
+		   const struct ud_manifest *m, const char *sha256,
+		   struct instance **out);
+/* Reap exits, restart crashed instances, stop idle summoned ones. */
+void supervise_tick(struct agent *a);
+/* A summoned app has waiting connections: start an instance if useful. */
+void supervise_demand(struct agent *a, struct app *app);
+/* Stop the instance's process (if any) and forget the instance. */
+void supervise_stop(struct agent *a, struct app *app, struct instance *in);
+void supervise_stop_all(struct agent *a);
+/* Tell the proxy the ready instances of app. */
+void supervise_backends(struct agent *a, struct app *app);
+char *image_path(struct agent *a, const char *sha256);
+void agent_save(struct agent *a);
+
+/* control_server.c */
+int control_start(struct agent *a, pthread_t *thread, int *fd);
+/* Ask for a sync without waiting (SIGHUP). */
+void agent_request_sync(struct agent *a);
+/* Proxy callback. */
+void agent_demand(const char *app, size_t waiting, void *payload);
+
+#endif

@@ -1,0 +1,689 @@
+/*
+ * reconcile.c: the reconcile thread and a sync.
+ *
+ * A sync fetches the deployment repository into state_dir/repo.git, reads
+ * fleet.json, and makes what runs here match it: for each app placed on
+ * this host, the release named by apps/<app>/current. An image is
+ * unpacked into state_dir/images/<sha256> through a temp file and renamed
+ * into place only once its digest matches the manifest, so a half-written
+ * or tampered image is never booted. A boot-mode swap starts the new
+ * instances, waits for their health, switches the proxy and only then
+ * drains and stops the old ones: a failed health check leaves the old
+ * release serving.
+ *
+ * Between syncs the thread supervises instances every ~200 ms and answers
+ * the proxy's demand for summoned apps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "buf.h"
+#include "compress.h"
+#include "errors.h"
+#include "log.h"
+#include "names.h"
+#include "release.h"
+#include "repo.h"
+
+#define TICK_MS 200
+#define DRAIN_MS 30000
+#define BOOT_HOLD_MS 30000
+
+int agent_stopping(struct agent *a)
+{
+	int s;
+
+	pthread_mutex_lock(&a->lock);
+	s = a->stopping;
+	pthread_mutex_unlock(&a->lock);
+	return s;
+}
+
+/* Sleep up to ms, waking early when the agent stops. */
+static void nap(struct agent *a, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&a->lock);
+	if (!a->stopping)
+		pthread_cond_timedwait(&a->wake, &a->lock, &ts);
+	pthread_mutex_unlock(&a->lock);
+}
+
+static const char *status_name(enum app_status s)
+{
+	switch (s) {
+	case APP_STARTING: return "starting";
+	case APP_RUNNING: return "running";
+	case APP_SUMMONABLE: return "summonable";
+	case APP_FAILED: return "failed";
+	case APP_IDLE: break;
+	}
+	return "idle";
+}
+
+static json_t *int_or_null(int n)
+{
+	return n > 0 ? json_integer(n) : json_null();
+}
+
+json_t *app_status_json(const struct app *app)
+{
+	size_t i, running = 0, slots = 0;
+	int serving;
+
+	for (i = 0; i < app->ninst; i++) {
+		if (app->inst[i]->release != app->release)
+			continue;
+		slots++;
+		if (app->inst[i]->pid > 0)
+			running++;
+	}
+	/* A boot-mode release serves only while it has instances (running
+	 * or about to be restarted); a summoned one as soon as it is
+	 * registered. */
+	serving = app->release > 0 &&
+		  (slots > 0 || (app->placed &&
+				 app->place.mode == UD_MODE_SUMMON));
+	return json_pack("{s:o, s:o, s:s, s:I, s:o, s:I}",
+			 "desired", int_or_null(app->desired),
+			 "release", int_or_null(serving ? app->release : 0),
+			 "state", status_name(app->status),
+			 "instances", (json_int_t)running,
+			 "error", app->error ? json_string(app->error) :
+					      json_null(),
+			 "ms", (json_int_t)app->ms);
+}
+
+void agent_publish(struct agent *a)
+{
+	json_t *apps = json_object();
+	size_t i;
+
+	for (i = 0; i < a->st.napps; i++)
+		json_object_set_new(apps, a->st.apps[i]->name,
+				    app_status_json(a->st.apps[i]));
+	pthread_mutex_lock(&a->lock);
+	json_decref(a->status);
+	a->status = apps;
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void app_fail(struct agent *a, struct app *app, int release,
+		     const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Record why `release` does not serve. Polls will not retry it; an
+ * explicit sync or a newer release will. */
+static void app_fail(struct agent *a, struct app *app, int release,
+		     const char *fmt, ...)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	ud_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	ud_log_error("%s: release %d failed: %s", app->name, release, b.ptr);
+	free(app->error);
+	app->error = ud_buf_detach(&b);
+	app->status = APP_FAILED;
+	/* Interrupted by our own shutdown is not the release's fault. */
+	if (!agent_stopping(a))
+		app->failed_release = release;
+	agent_save(a);
+}
+
+static int verified(struct agent *a, const char *sha)
+{
+	size_t i;
+
+	for (i = 0; i < a->verified.n; i++)
+		if (!strcmp(a->verified.v[i], sha))
+			return 1;
+	return 0;
+}
+
+static void fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/*
+ * Make images/<sha256> hold the image, checked. A file already there is
+ * trusted only by its name and only after one re-check per agent start (a
+ * crash cannot leave a partial file under that name, but a disk can rot).
+ */
+static int ensure_image(struct agent *a, struct ud_deployrepo *repo,
+			const git_oid *head, const struct ud_manifest *m,
+			const struct ud_manifest_image *img)
+{
+	static unsigned counter;
+	struct ud_buf blob = UD_BUF_INIT;
+	char *path = NULL, *tmp = NULL, *src = NULL;
+	char got[UD_SHA256_HEX];
+	uint64_t size = 0;
+	int fd = -1, err = 0;
+
+	if (!ud_sha256_valid(img->sha256))
+		return ud_error_set(UD_EINVALID,
+				    "release %d: image sha256 is not 64 hex "
+				    "digits",
+				    m->release);
+	if ((err = ud_name_check_image_file(img->file)) < 0)
+		return err;
+	path = image_path(a, img->sha256);
+	if (verified(a, img->sha256) && access(path, X_OK) == 0)
+		goto done;
+	if (access(path, F_OK) == 0) {
+		if (ud_sha256_file(got, &size, path) == 0 &&
+		    !strcmp(got, img->sha256) && size == img->size) {
+			ud_strvec_push(&a->verified, img->sha256);
+			goto done;
+		}
+		ud_log_warn("%s does not match its name; unpacking it again",
+			    path);
+		ud_error_clear();
+		unlink(path);
+	}
+
+	src = ud_asprintf("apps/%s/releases/%d/%s", m->app, m->release,
+			  img->file);
+	if ((err = ud_deployrepo_read(repo, head, src, &blob)) < 0)
+		goto done;
+	tmp = ud_asprintf("%s/.tmp-%s-%d-%u", a->images_dir, img->sha256,
+			  (int)getpid(), counter++);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) <
+	    0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot create %s", tmp);
+		goto done;
+	}
+	if ((err = ud_decompress_to_fd(fd, blob.ptr, blob.size,
+				       img->compression, got, &size)) < 0) {
+		ud_error_prefix("unpacking %s", src);
+		goto done;
+	}
+	if (strcmp(got, img->sha256)) {
+		err = ud_error_set(UD_EINVALID,
+				   "image digest mismatch: manifest says %s, "
+				   "image is %s",
+				   img->sha256, got);
+		goto done;
+	}
+	if (size != img->size) {
+		err = ud_error_set(UD_EINVALID,
+				   "image size mismatch: manifest says %llu "
+				   "bytes, image is %llu bytes",
+				   (unsigned long long)img->size,
+				   (unsigned long long)size);
+		goto done;
+	}
+	if (fsync(fd) < 0 || fchmod(fd, 0755) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot write %s", tmp);
+		goto done;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		err = ud_error_set_errno(UD_ERROR, "cannot write %s", tmp);
+		goto done;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot rename %s", tmp);
+		goto done;
+	}
+	fsync_dir(a->images_dir);
+	ud_strvec_push(&a->verified, img->sha256);
+	ud_log_info("%s: release %d: image %s unpacked (%llu bytes)", m->app,
+		    m->release, img->sha256, (unsigned long long)size);
+done:
+	if (fd >= 0)
+		close(fd);
+	if (err < 0 && tmp)
+		unlink(tmp);
+	ud_buf_free(&blob);
+	free(src);
+	free(tmp);
+	free(path);
+	return err;
+}
+
+static size_t count_release(const struct app *app, int release)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < app->ninst; i++)
+		if (app->inst[i]->release == release)
+			n++;
+	return n;
+}
+
+/* Wait (at most DRAIN_MS) until no connection uses instances not of
+ * `keep`, then stop them. */
+static void drain_and_stop(struct agent *a, struct app *app, int keep)
+{
+	long long deadline = ud_now_ms() + DRAIN_MS;
+	size_t i;
+
+	for (;;) {
+		size_t busy = 0;
+
+		for (i = 0; i < app->ninst; i++)
+			if (app->inst[i]->release != keep && app->listen)
+				busy += proxy_active(a->proxy, app->name,
+						     app->inst[i]->id);
+		if (!busy || ud_now_ms() >= deadline || agent_stopping(a))
+			break;
+		nap(a, 50);
+	}
+	for (i = app->ninst; i-- > 0;)
+		if (i < app->ninst && app->inst[i]->release != keep)
+			supervise_stop(a, app, app->inst[i]);
+	agent_save(a);
+}
+
+/* What the proxy listens on for this app: the placement's address, else
+ * 127.0.0.1:<run.port>; NULL when the app has neither. */
+static char *listen_addr(const struct ud_placement *p,
+			 const struct ud_manifest *m)
+{
+	if (p->listen)
+		return ud_strdup(p->listen);
+	if (m->run.port > 0)
+		return ud_asprintf("127.0.0.1:%d", m->run.port);
+	return NULL;
+}
+
+static int hold_ms(const struct app *app, const struct ud_manifest *m)
+{
+	if (app->place.mode == UD_MODE_SUMMON)
+		return (m->health.timeout_s > 0 ? m->health.timeout_s : 20) *
+			       1000 + 5000;
+	return BOOT_HOLD_MS;
+}
+
+static int do_listen(struct agent *a, struct app *app,
+		     const struct ud_manifest *m, const char *addr)
+{
+	int conc = app->place.mode == UD_MODE_SUMMON ?
+		app->place.concurrency : 0;
+
+	if (app->listen && (!addr || strcmp(app->listen, addr)))
+		proxy_unlisten(a->proxy, app->name);
+	if (!addr) {
+		free(app->listen);
+		app->listen = NULL;
+		return 0;
+	}
+	if (proxy_listen(a->proxy, app->name, addr, hold_ms(app, m), conc) <
+	    0)
+		return UD_ERROR;
+	if (!app->listen || strcmp(app->listen, addr)) {
+		free(app->listen);
+		app->listen = ud_strdup(addr);
+	}
+	return 0;
+}
+
+/* Boot `n` instances of m; on failure stop those it started. */
+static int boot_n(struct agent *a, struct app *app,
+		  const struct ud_manifest *m, const char *sha, size_t n,
+		  struct instance ***out)
+{
+	struct instance **started = ud_calloc(n + 1, sizeof(*started));
+	size_t i;
+	int err = 0;
+
+	for (i = 0; i < n; i++) {
+		if ((err = supervise_boot(a, app, m, sha, &started[i])) < 0)
+			break;
+	}
+	if (err < 0) {
+		while (i-- > 0)
+			supervise_stop(a, app, started[i]);
+		agent_save(a);
+		free(started);
+		started = NULL;
+	}
+	*out = started;
+	return err;
+}
+
+static void sync_app(struct agent *a, struct ud_deployrepo *repo,
+		     const git_oid *head, const struct ud_placement *p,
+		     const char *arch, int forced)
+{
+	struct app *app;
+	struct ud_manifest *m = NULL;
+	const struct ud_manifest_image *img;
+	struct instance **fresh = NULL;
+	const char *target = p->target ? p->target : "unix";
+	char *addr = NULL;
+	size_t want, have, i;
+	int desired = 0, err, summon = p->mode == UD_MODE_SUMMON;
+	long long t0 = ud_now_ms();
+
+	if (ud_name_check_app(p->app) < 0) {
+		ud_log_error("fleet.json: %s", ud_error_last());
+		return;
+	}
+	app = state_app_add(&a->st, p->app);
+	placement_copy(&app->place, p);
+	app->placed = 1;
+
+	if ((err = ud_release_current(repo, head, app->name, &desired)) < 0) {
+		app->desired = 0;
+		if (err == UD_ENOTFOUND) {
+			ud_error_clear();
+			if (!app->release)
+				app->status = APP_IDLE;
+		} else {
+			app_fail(a, app, 0, "%s", ud_error_last());
+		}
+		goto done;
+	}
+	app->desired = desired;
+	want = summon ? 0 : (size_t)(p->instances > 0 ? p->instances : 1);
+
+	if (app->failed_release == desired && !forced) {
+		app->status = APP_FAILED;
+		goto done;
+	}
+	if (app->release == desired && app->manifest) {
+		have = count_release(app, desired);
+		if (summon || have == want) {
+			addr = listen_addr(p, app->manifest);
+			if (do_listen(a, app, app->manifest, addr) < 0) {
+				app_fail(a, app, desired, "%s",
+					 ud_error_last());
+				goto done;
+			}
+			supervise_backends(a, app);
+			app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
+			goto done;
+		}
+	}
+
+	app->status = APP_STARTING;
+	agent_publish(a);
+	if ((err = ud_release_manifest(repo, head, app->name, desired, &m)) <
+	    0) {
+		app_fail(a, app, desired, "%s", ud_error_last());
+		goto done;
+	}
+	if (m->release != desired || strcmp(m->app, app->name)) {
+		app_fail(a, app, desired,
+			 "manifest of release %d names %s release %d",
+			 desired, m->app, m->release);
+		goto done;
+	}
+	if (!(img = ud_manifest_pick(m, target, arch))) {
+		app_fail(a, app, desired, "release %d has no image for %s/%s",
+			 desired, target, arch);
+		goto done;
+	}
+	if (strcmp(img->target, "unix")) {
+		app_fail(a, app, desired,
+			 "target %s is not supported by this agent yet",
+			 img->target);
+		goto done;
+	}
+	if ((err = ensure_image(a, repo, head, m, img)) < 0) {
+		app_fail(a, app, desired, "%s", ud_error_last());
+		goto done;
+	}
+	addr = listen_addr(p, m);
+	if (!addr && summon) {
+		app_fail(a, app, desired,
+			 "summon mode needs a listen address (placement "
+			 "listen or run.port)");
+		goto done;
+	}
+
+	if (app->release == desired) {
+		/* Same release, wrong number of instances (placement
+		 * changed, or the agent restarted after a clean stop). */
+		have = count_release(app, desired);
+		ud_manifest_free(app->manifest);
+		app->manifest = m;
+		m = NULL;
+		memcpy(app->image, img->sha256, UD_SHA256_HEX);
+		if (do_listen(a, app, app->manifest, addr) < 0) {
+			app_fail(a, app, desired, "%s", ud_error_last());
+			goto done;
+		}
+		if (have < want) {
+			if (boot_n(a, app, app->manifest, app->image,
+				   want - have, &fresh) < 0) {
+				app_fail(a, app, desired, "%s",
+					 ud_error_last());
+				goto done;
+			}
+			for (i = 0; i < want - have; i++)
+				fresh[i]->ready = 1;
+		}
+		while (!summon && count_release(app, desired) > want)
+			supervise_stop(a, app, app->inst[0]);
+		supervise_backends(a, app);
+		agent_save(a);
+		app_set_error(app, NULL);
+		app->failed_release = 0;
+		app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
+		goto done;
+	}
+
+	/* A new release. Summoned apps boot one only if the old release
+	 * has traffic to take over; boot mode starts all of them. */
+	if (summon) {
+		size_t old = 0;
+
+		for (i = 0; i < app->ninst; i++)
+			if (app->inst[i]->pid > 0)
+				old++;
+		want = old ? 1 : 0;
+	}
+	if (want && boot_n(a, app, m, img->sha256, want, &fresh) < 0) {
+		app_fail(a, app, desired, "%s", ud_error_last());
+		goto done;
+	}
+	/* Placement changes may move the address: bind before switching. */
+	if (do_listen(a, app, m, addr) < 0) {
+		app_fail(a, app, desired, "%s", ud_error_last());
+		for (i = 0; i < want; i++)
+			supervise_stop(a, app, fresh[i]);
+		agent_save(a);
+		goto done;
+	}
+	ud_log_info("%s: switching to release %d (was %d)", app->name,
+		    desired, app->release);
+	app->release = desired;
+	app->failed_release = 0;
+	app_set_error(app, NULL);
+	ud_manifest_free(app->manifest);
+	app->manifest = m;
+	m = NULL;
+	memcpy(app->image, img->sha256, UD_SHA256_HEX);
+	/* Persist before traffic moves: a crash from here on restarts
+	 * with the new release serving and the old one stopped. */
+	agent_save(a);
+	for (i = 0; i < app->ninst; i++)
+		app->inst[i]->ready = app->inst[i]->release == desired &&
+				      app->inst[i]->pid > 0;
+	supervise_backends(a, app);
+	app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
+	agent_publish(a);
+	drain_and_stop(a, app, desired);
+
+done:
+	app->ms = ud_now_ms() - t0;
+	free(fresh);
+	free(addr);
+	ud_manifest_free(m);
+	agent_publish(a);
+}
+
+static void retire(struct agent *a, struct app *app)
+{
+	ud_log_info("%s: no longer placed on this host", app->name);
+	if (app->listen)
+		proxy_unlisten(a->proxy, app->name);
+	while (app->ninst > 0)
+		supervise_stop(a, app, app->inst[0]);
+	state_app_remove(&a->st, app);
+	agent_save(a);
+}
+
+static int placed_here(const struct ud_placement *p, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < p->hosts.n; i++)
+		if (!strcmp(p->hosts.v[i], host))
+			return 1;
+	return 0;
+}
+
+static json_t *sync_all(struct agent *a, int forced)
+{
+	struct ud_deployrepo *repo = NULL;
+	struct ud_fleet *fleet = NULL;
+	const struct ud_fleet_host *host;
+	const char *arch;
+	json_t *reply = NULL, *apps;
+	git_oid head;
+	size_t i;
+	int err;
+
+	if ((err = ud_deployrepo_fetch(&repo, a->mirror_path,
+				       a->conf->repo)) < 0) {
+		ud_error_prefix("fetching %s", a->conf->repo);
+		goto done;
+	}
+	if ((err = ud_deployrepo_head(repo, &head)) < 0 ||
+	    (err = ud_fleet_load(repo, &head, &fleet)) < 0)
+		goto done;
+	host = ud_fleet_host(fleet, a->conf->host);
+	if (!host)
+		ud_log_warn("host '%s' is not in fleet.json", a->conf->host);
+	arch = host && host->arch ? host->arch : ud_host_arch();
+
+	for (i = a->st.napps; i-- > 0;) {
+		const struct ud_placement *p;
+
+		if (i >= a->st.napps)
+			continue;
+		p = ud_fleet_placement(fleet, a->st.apps[i]->name);
+		if (!p || !placed_here(p, a->conf->host))
+			retire(a, a->st.apps[i]);
+	}
+	for (i = 0; i < fleet->napps && !agent_stopping(a); i++)
+		if (placed_here(&fleet->apps[i], a->conf->host))
+			sync_app(a, repo, &head, &fleet->apps[i], arch,
+				 forced);
+done:
+	agent_publish(a);
+	if (err < 0) {
+		ud_log_error("sync: %s", ud_error_last());
+		reply = json_pack("{s:b, s:s}", "ok", 0, "error",
+				  ud_error_last());
+	} else {
+		pthread_mutex_lock(&a->lock);
+		apps = json_deep_copy(a->status);
+		pthread_mutex_unlock(&a->lock);
+		reply = json_pack("{s:b, s:s, s:o}", "ok", 1, "host",
+				  a->conf->host, "apps", apps);
+	}
+	ud_fleet_free(fleet);
+	ud_deployrepo_free(repo);
+	return reply;
+}
+
+void *agent_reconcile_main(void *arg)
+{
+	struct agent *a = arg;
+	long long next_poll = 0; /* sync at start */
+
+	supervise_adopt(a);
+	for (;;) {
+		struct ud_strvec demand = UD_STRVEC_INIT;
+		unsigned long seq;
+		int forced, due;
+		size_t i;
+
+		pthread_mutex_lock(&a->lock);
+		due = ud_now_ms() >= next_poll;
+		if (!a->stopping && a->req_seq == a->done_seq && !due &&
+		    a->demand.n == 0) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += TICK_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
+		}
+		if (a->stopping) {
+			pthread_mutex_unlock(&a->lock);
+			break;
+		}
+		seq = a->req_seq;
+		forced = seq != a->done_seq;
+		due = forced || ud_now_ms() >= next_poll;
+		demand = a->demand;
+		ud_strvec_init(&a->demand);
+		pthread_mutex_unlock(&a->lock);
+
+		if (due) {
+			long long t0 = ud_now_ms();
+			json_t *reply = sync_all(a, forced);
+
+			ud_log_debug("sync done in %lld ms",
+				     ud_now_ms() - t0);
+			pthread_mutex_lock(&a->lock);
+			a->done_seq = seq;
+			json_decref(a->last_sync);
+			a->last_sync = reply;
+			pthread_cond_broadcast(&a->done);
+			pthread_mutex_unlock(&a->lock);
+			next_poll = a->conf->poll_s > 0 ?
+				ud_now_ms() + a->conf->poll_s * 1000LL :
+				LLONG_MAX;
+		}
+		for (i = 0; i < demand.n && !agent_stopping(a); i++) {
+			struct app *app = state_app(&a->st, demand.v[i]);
+
+			if (app)
+				supervise_demand(a, app);
+		}
+		ud_strvec_free(&demand);
+		if (!agent_stopping(a))
+			supervise_tick(a);
+	}
+	ud_log_info("stopping every instance");
+	supervise_stop_all(a);
+	agent_publish(a);
+	return NULL;
+}

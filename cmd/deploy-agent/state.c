@@ -1,0 +1,423 @@
+/*
+ * state.c: the agent's own memory, state_dir/state.json.
+ *
+ * It records what must survive a crash of the agent: per app the release it
+ * serves, the release that failed (so polls do not retry it) and every
+ * instance it started (pid + start time identify a process across pid
+ * reuse). It is rewritten atomically after every change, and an instance is
+ * recorded right after it is spawned, so a restarted agent never loses
+ * track of a process it started.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "buf.h"
+#include "errors.h"
+#include "jsonutil.h"
+#include "names.h"
+
+#define STATE_VERSION 1
+
+void state_init(struct agent_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->next_id = 1;
+}
+
+void placement_free(struct ud_placement *p)
+{
+	if (!p)
+		return;
+	free(p->app);
+	ud_strvec_free(&p->hosts);
+	free(p->target);
+	free(p->listen);
+	memset(p, 0, sizeof(*p));
+}
+
+void placement_copy(struct ud_placement *dst, const struct ud_placement *src)
+{
+	size_t i;
+
+	placement_free(dst);
+	*dst = *src;
+	dst->app = src->app ? ud_strdup(src->app) : NULL;
+	dst->target = src->target ? ud_strdup(src->target) : NULL;
+	dst->listen = src->listen ? ud_strdup(src->listen) : NULL;
+	ud_strvec_init(&dst->hosts);
+	for (i = 0; i < src->hosts.n; i++)
+		ud_strvec_push(&dst->hosts, src->hosts.v[i]);
+}
+
+static void inst_free(struct instance *in)
+{
+	if (!in)
+		return;
+	free(in->log);
+	free(in);
+}
+
+static void app_free(struct app *app)
+{
+	size_t i;
+
+	if (!app)
+		return;
+	for (i = 0; i < app->ninst; i++)
+		inst_free(app->inst[i]);
+	free(app->inst);
+	free(app->name);
+	free(app->error);
+	free(app->listen);
+	ud_manifest_free(app->manifest);
+	placement_free(&app->place);
+	free(app);
+}
+
+void state_free(struct agent_state *st)
+{
+	size_t i;
+
+	if (!st)
+		return;
+	for (i = 0; i < st->napps; i++)
+		app_free(st->apps[i]);
+	free(st->apps);
+	state_init(st);
+}
+
+struct app *state_app(struct agent_state *st, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < st->napps; i++)
+		if (!strcmp(st->apps[i]->name, name))
+			return st->apps[i];
+	return NULL;
+}
+
+struct app *state_app_add(struct agent_state *st, const char *name)
+{
+	struct app *app = state_app(st, name);
+
+	if (app)
+		return app;
+	if (st->napps == st->aapps) {
+		st->aapps = st->aapps ? st->aapps * 2 : 8;
+		st->apps = ud_realloc(st->apps, st->aapps * sizeof(*st->apps));
+	}
+	app = ud_calloc(1, sizeof(*app));
+	app->name = ud_strdup(name);
+	st->apps[st->napps++] = app;
+	return app;
+}
+
+void state_app_remove(struct agent_state *st, struct app *app)
+{
+	size_t i;
+
+	for (i = 0; i < st->napps; i++) {
+		if (st->apps[i] != app)
+			continue;
+		memmove(&st->apps[i], &st->apps[i + 1],
+			(st->napps - i - 1) * sizeof(*st->apps));
+		st->napps--;
+		app_free(app);
+		return;
+	}
+}
+
+void app_set_error(struct app *app, const char *fmt, ...)
+{
+	va_list ap;
+	struct ud_buf b = UD_BUF_INIT;
+
+	free(app->error);
+	app->error = NULL;
+	if (!fmt)
+		return;
+	va_start(ap, fmt);
+	ud_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	app->error = ud_buf_detach(&b);
+}
+
+struct instance *app_inst_add(struct app *app, int id)
+{
+	struct instance *in = ud_calloc(1, sizeof(*in));
+
+	in->id = id;
+	in->backoff_ms = 1000;
+	if (app->ninst == app->ainst) {
+		app->ainst = app->ainst ? app->ainst * 2 : 4;
+		app->inst = ud_realloc(app->inst,
+				       app->ainst * sizeof(*app->inst));
+	}
+	app->inst[app->ninst++] = in;
+	return in;
+}
+
+void app_inst_remove(struct app *app, struct instance *in)
+{
+	size_t i;
+
+	for (i = 0; i < app->ninst; i++) {
+		if (app->inst[i] != in)
+			continue;
+		memmove(&app->inst[i], &app->inst[i + 1],
+			(app->ninst - i - 1) * sizeof(*app->inst));
+		app->ninst--;
+		inst_free(in);
+		return;
+	}
+}
+
+static json_t *int_or_null(int n)
+{
+	return n > 0 ? json_integer(n) : json_null();
+}
+
+json_t *state_to_json(const struct agent_state *st)
+{
+	json_t *root = json_object(), *apps = json_object();
+	size_t i, j;
+
+	json_object_set_new(root, "version", json_integer(STATE_VERSION));
+	json_object_set_new(root, "next_id", json_integer(st->next_id));
+	for (i = 0; i < st->napps; i++) {
+		const struct app *app = st->apps[i];
+		json_t *o = json_object(), *insts = json_array();
+
+		json_object_set_new(o, "release", int_or_null(app->release));
+		json_object_set_new(o, "failed_release",
+				    int_or_null(app->failed_release));
+		json_object_set_new(o, "error", app->error ?
+				    json_string(app->error) : json_null());
+		json_object_set_new(o, "listen", app->listen ?
+				    json_string(app->listen) : json_null());
+		for (j = 0; j < app->ninst; j++) {
+			const struct instance *in = app->inst[j];
+
+			/* A crashed instance waiting for its restart has no
+			 * process to track; it is started afresh if needed. */
+			if (in->pid <= 0)
+				continue;
+			json_array_append_new(insts, json_pack(
+				"{s:i, s:i, s:s, s:I, s:I, s:i, s:s}",
+				"id", in->id, "release", in->release,
+				"sha256", in->sha256, "pid", (json_int_t)in->pid,
+				"starttime", (json_int_t)in->starttime,
+				"port", in->port, "log", in->log ? in->log : ""));
+		}
+		json_object_set_new(o, "instances", insts);
+		json_object_set_new(apps, app->name, o);
+	}
+	json_object_set_new(root, "apps", apps);
+	return root;
+}
+
+static int get_opt_int(const json_t *obj, const char *key, const char *name,
+		       const char *where, int *out)
+{
+	json_t *v = json_object_get(obj, key);
+	long long n = 0;
+	int err;
+
+	*out = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if ((err = ud_json_get_int(obj, key, name, where, 1, 1, 1 << 30,
+				   &n)) < 0)
+		return err;
+	*out = (int)n;
+	return 0;
+}
+
+static int get_opt_str(const json_t *obj, const char *key, const char *name,
+		       const char *where, char **out)
+{
+	json_t *v = json_object_get(obj, key);
+	const char *s = NULL;
+	int err;
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if ((err = ud_json_get_str(obj, key, name, where, 1, &s)) < 0)
+		return err;
+	*out = ud_strdup(s);
+	return 0;
+}
+
+static int instance_from_json(struct app *app, const json_t *o,
+			      const char *name, const char *where)
+{
+	static const char *const keys[] = { "id", "release", "sha256", "pid",
+		"starttime", "port", "log", NULL };
+	long long id, release, pid, starttime, port;
+	const char *sha, *log;
+	struct instance *in;
+	int err;
+
+	if (!json_is_object(o))
+		return ud_error_set(UD_EINVALID, "%s: %s: must be an object",
+				    name, where);
+	if ((err = ud_json_check_keys(o, name, where, keys)) < 0 ||
+	    (err = ud_json_get_int(o, "id", name, where, 1, 1, 1 << 30,
+				   &id)) < 0 ||
+	    (err = ud_json_get_int(o, "release", name, where, 1, 1, 1 << 30,
+				   &release)) < 0 ||
+	    (err = ud_json_get_str(o, "sha256", name, where, 1, &sha)) < 0 ||
+	    (err = ud_json_get_int(o, "pid", name, where, 1, 1, 1 << 30,
+				   &pid)) < 0 ||
+	    (err = ud_json_get_int(o, "starttime", name, where, 1, 0,
+				   (long long)1 << 62, &starttime)) < 0 ||
+	    (err = ud_json_get_int(o, "port", name, where, 1, 0, 65535,
+				   &port)) < 0 ||
+	    (err = ud_json_get_str(o, "log", name, where, 1, &log)) < 0)
+		return err;
+	if (!ud_sha256_valid(sha))
+		return ud_error_set(UD_EINVALID,
+				    "%s: %s.sha256: must be 64 hex digits",
+				    name, where);
+	in = app_inst_add(app, (int)id);
+	in->release = (int)release;
+	memcpy(in->sha256, sha, UD_SHA256_HEX);
+	in->pid = (pid_t)pid;
+	in->starttime = (unsigned long long)starttime;
+	in->port = (int)port;
+	in->log = ud_strdup(log);
+	return 0;
+}
+
+static int app_from_json(struct agent_state *st, const char *appname,
+			 const json_t *o, const char *name)
+{
+	static const char *const keys[] = { "release", "failed_release",
+		"error", "listen", "instances", NULL };
+	char *where = ud_asprintf("apps.%s", appname);
+	json_t *insts, *v;
+	struct app *app;
+	size_t i;
+	int err;
+
+	if ((err = ud_name_check_app(appname)) < 0) {
+		ud_error_prefix("%s", name);
+		goto done;
+	}
+	if (!json_is_object(o)) {
+		err = ud_error_set(UD_EINVALID, "%s: %s: must be an object",
+				   name, where);
+		goto done;
+	}
+	if ((err = ud_json_check_keys(o, name, where, keys)) < 0)
+		goto done;
+	app = state_app_add(st, appname);
+	if ((err = get_opt_int(o, "release", name, where, &app->release)) <
+		    0 ||
+	    (err = get_opt_int(o, "failed_release", name, where,
+			       &app->failed_release)) < 0 ||
+	    (err = get_opt_str(o, "error", name, where, &app->error)) < 0 ||
+	    (err = get_opt_str(o, "listen", name, where, &app->listen)) < 0)
+		goto done;
+	insts = json_object_get(o, "instances");
+	if (insts && !json_is_array(insts)) {
+		err = ud_error_set(UD_EINVALID,
+				   "%s: %s.instances: must be an array", name,
+				   where);
+		goto done;
+	}
+	json_array_foreach(insts, i, v) {
+		char *w = ud_asprintf("%s.instances[%zu]", where, i);
+
+		err = instance_from_json(app, v, name, w);
+		free(w);
+		if (err < 0)
+			goto done;
+	}
+done:
+	free(where);
+	return err;
+}
+
+int state_from_json(struct agent_state *st, const json_t *root,
+		    const char *name)
+{
+	static const char *const keys[] = { "version", "next_id", "apps",
+		NULL };
+	long long version, next_id = 1;
+	const char *appname;
+	json_t *apps, *v;
+	int err;
+
+	if (!json_is_object(root))
+		return ud_error_set(UD_EINVALID, "%s: must be a JSON object",
+				    name);
+	if ((err = ud_json_check_keys(root, name, "", keys)) < 0 ||
+	    (err = ud_json_get_int(root, "version", name, "", 1, 1, 1000,
+				   &version)) < 0 ||
+	    (err = ud_json_get_int(root, "next_id", name, "", 0, 1, 1 << 30,
+				   &next_id)) < 0)
+		return err;
+	if (version != STATE_VERSION)
+		return ud_error_set(UD_EINVALID,
+				    "%s: version %lld is not supported (this "
+				    "agent writes version %d)",
+				    name, version, STATE_VERSION);
+	st->next_id = (int)next_id;
+	apps = json_object_get(root, "apps");
+	if (apps && !json_is_object(apps))
+		return ud_error_set(UD_EINVALID, "%s: apps: must be an object",
+				    name);
+	json_object_foreach(apps, appname, v) {
+		if ((err = app_from_json(st, appname, v, name)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+int state_load(struct agent_state *st, const char *path)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	json_t *root = NULL;
+	int err;
+
+	state_free(st);
+	if ((err = ud_buf_read_file(&b, path)) < 0) {
+		if (err == UD_ENOTFOUND) {
+			ud_error_clear();
+			err = 0;
+		}
+		goto done;
+	}
+	if ((err = ud_json_parse(&root, path, b.ptr, b.size)) < 0)
+		goto done;
+	if ((err = state_from_json(st, root, path)) < 0) {
+		/* A missing key is a corrupt file here, not a missing one. */
+		err = UD_EINVALID;
+		state_free(st);
+	}
+done:
+	json_decref(root);
+	ud_buf_free(&b);
+	return err;
+}
+
+int state_save(const struct agent_state *st, const char *path)
+{
+	json_t *root = state_to_json(st);
+	struct ud_buf b = UD_BUF_INIT;
+	int err;
+
+	if ((err = ud_json_format(&b, root)) < 0)
+		goto done;
+	err = ud_write_file_atomic(path, b.ptr, b.size, 0600);
+done:
+	ud_buf_free(&b);
+	json_decref(root);
+	return err;
+}

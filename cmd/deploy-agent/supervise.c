@@ -1,0 +1,678 @@
+/*
+ * supervise.c: the agent's instances. Starting one and waiting for its
+ * health, restarting those that crash (with backoff), stopping summoned
+ * ones that sit idle, and, after the agent itself restarts, adopting the
+ * instances it had started and stopping any it had lost track of.
+ *
+ * Everything here runs on the reconcile thread, which owns the state.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "buf.h"
+#include "errors.h"
+#include "health.h"
+#include "log.h"
+#include "net.h"
+#include "release.h"
+#include "repo.h"
+
+#define STOP_GRACE_MS 5000
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 60000
+/* A restarted instance that stays up this long gets a fresh backoff. */
+#define BACKOFF_RESET_MS 60000
+#define LOG_CAP (8 * 1024 * 1024)
+/* Adopted instances get one short health check, not a full boot wait. */
+#define ADOPT_HEALTH_MS 5000
+
+char *image_path(struct agent *a, const char *sha256)
+{
+	return ud_asprintf("%s/%s", a->images_dir, sha256);
+}
+
+void agent_save(struct agent *a)
+{
+	if (state_save(&a->st, a->state_path) < 0)
+		ud_log_error("cannot save state: %s", ud_error_last());
+}
+
+static int summoned(const struct app *app)
+{
+	return app->placed && app->place.mode == UD_MODE_SUMMON;
+}
+
+static void describe_exit(char *out, size_t len, int wstatus)
+{
+	if (WIFEXITED(wstatus))
+		snprintf(out, len, "exited with status %d",
+			 WEXITSTATUS(wstatus));
+	else if (WIFSIGNALED(wstatus))
+		snprintf(out, len, "was killed by signal %d (%s)",
+			 WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+	else
+		snprintf(out, len, "exited");
+}
+
+/* Is the instance's process still running? Reaps it when it is ours. */
+static int inst_alive(struct instance *in)
+{
+	if (in->pid <= 0)
+		return 0;
+	if (in->child) {
+		int st;
+		pid_t r = waitpid(in->pid, &st, WNOHANG);
+
+		if (r == 0)
+			return 1;
+		if (r == in->pid) {
+			in->wstatus = st;
+			in->pid = 0;
+			return 0;
+		}
+		/* Reaped elsewhere (ECHILD): fall back to /proc. */
+		in->child = 0;
+	}
+	if (ud_proc_is(in->pid, in->starttime))
+		return 1;
+	in->wstatus = -1;
+	in->pid = 0;
+	return 0;
+}
+
+static void inst_exit_text(const struct instance *in, char *out, size_t len)
+{
+	if (in->wstatus == -1)
+		snprintf(out, len, "exited");
+	else
+		describe_exit(out, len, in->wstatus);
+}
+
+/* Stop the process, keep the slot. */
+static void inst_kill(struct instance *in)
+{
+	if (in->pid <= 0)
+		return;
+	if (in->child || ud_proc_is(in->pid, in->starttime)) {
+		if (ud_stop_group(in->pid, STOP_GRACE_MS) < 0)
+			ud_log_warn("stopping pid %d: %s", (int)in->pid,
+				    ud_error_last());
+	}
+	in->pid = 0;
+	in->ready = 0;
+}
+
+void supervise_stop(struct agent *a, struct app *app, struct instance *in)
+{
+	(void)a;
+	if (in->pid > 0)
+		ud_log_info("%s: stopping instance %d (release %d, pid %d)",
+			    app->name, in->id, in->release, (int)in->pid);
+	inst_kill(in);
+	app_inst_remove(app, in);
+}
+
+void supervise_stop_all(struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->st.napps; i++) {
+		struct app *app = a->st.apps[i];
+
+		if (app->listen)
+			proxy_unlisten(a->proxy, app->name);
+		while (app->ninst > 0)
+			supervise_stop(a, app, app->inst[0]);
+	}
+	agent_save(a);
+}
+
+void supervise_backends(struct agent *a, struct app *app)
+{
+	struct proxy_backend *b;
+	size_t i, n = 0;
+
+	if (!app->listen)
+		return;
+	b = ud_calloc(app->ninst + 1, sizeof(*b));
+	for (i = 0; i < app->ninst; i++) {
+		struct instance *in = app->inst[i];
+
+		if (in->ready && in->pid > 0) {
+			b[n].id = in->id;
+			b[n].port = in->port;
+			n++;
+		}
+	}
+	proxy_set_backends(a->proxy, app->name, b, n);
+	free(b);
+}
+
+/* Open the console log, starting afresh past the cap. */
+static int open_log(const char *path)
+{
+	struct stat sb;
+	int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+
+	if (stat(path, &sb) == 0 && sb.st_size > LOG_CAP)
+		flags |= O_TRUNC;
+	return open(path, flags, 0640);
+}
+
+static int inst_spawn(struct agent *a, struct app *app,
+		      const struct ud_manifest *m, struct instance *in)
+{
+	struct ud_strvec argv = UD_STRVEC_INIT, env = UD_STRVEC_INIT;
+	char *rundir = NULL, *logdir = NULL;
+	char buf[32];
+	int fd = -1, err;
+	size_t i;
+
+	rundir = ud_asprintf("%s/apps/%s/run", a->conf->state_dir, app->name);
+	logdir = ud_asprintf("%s/apps/%s/logs", a->conf->state_dir, app->name);
+	if ((err = ud_mkdir_p(rundir, 0750)) < 0 ||
+	    (err = ud_mkdir_p(logdir, 0750)) < 0)
+		goto done;
+	if ((err = ud_net_free_port(&in->port)) < 0)
+		goto done;
+	free(in->log);
+	in->log = ud_asprintf("%s/%d-%d.log", logdir, in->release, in->id);
+	if ((fd = open_log(in->log)) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot open %s", in->log);
+		goto done;
+	}
+
+	ud_strvec_push(&argv, "");
+	free(argv.v[0]);
+	argv.v[0] = image_path(a, in->sha256);
+	for (i = 0; i < m->run.args.n; i++)
+		ud_strvec_push(&argv, m->run.args.v[i]);
+
+	/* A clean environment: the agent's own must not leak into apps. */
+	ud_strvec_push(&env, "PATH=/usr/local/bin:/usr/bin:/bin");
+	for (i = 0; i < m->run.env.n; i++) {
+		const char *kv = m->run.env.v[i], *eq = strchr(kv, '=');
+		char *name;
+
+		if (!eq)
+			continue;
+		name = ud_strndup(kv, (size_t)(eq - kv));
+		ud_env_set(&env, name, eq + 1);
+		free(name);
+	}
+	snprintf(buf, sizeof(buf), "%d", in->port);
+	ud_env_set(&env, "PORT", buf);
+	ud_env_set(&env, "UNIDEPLOY_STATE_DIR", a->conf->state_dir);
+	snprintf(buf, sizeof(buf), "%d", in->id);
+	{
+		char *id = ud_asprintf("%s/%s", app->name, buf);
+
+		ud_env_set(&env, "UNIDEPLOY_INSTANCE", id);
+		free(id);
+	}
+
+	if ((err = ud_spawn(&in->pid, argv.v, env.v, rundir, fd)) < 0) {
+		ud_error_prefix("starting release %d of %s", in->release,
+				app->name);
+		in->pid = 0;
+		goto done;
+	}
+	in->child = 1;
+	in->ready = 0;
+	if (ud_proc_starttime(in->pid, &in->starttime) < 0) {
+		/* Gone already; the health wait reports how it exited. */
+		in->starttime = 0;
+		ud_error_clear();
+	}
+	ud_log_info("%s: started instance %d of release %d (pid %d, port %d)",
+		    app->name, in->id, in->release, (int)in->pid, in->port);
+done:
+	if (fd >= 0)
+		close(fd);
+	free(rundir);
+	free(logdir);
+	ud_strvec_free(&argv);
+	ud_strvec_free(&env);
+	return err;
+}
+
+struct alive {
+	struct agent *a;
+	struct instance *in;
+};
+
+static int alive_cb(void *payload, char *why, size_t whylen)
+{
+	struct alive *al = payload;
+	char how[96];
+
+	if (agent_stopping(al->a)) {
+		snprintf(why, whylen, "the agent is shutting down");
+		return 0;
+	}
+	if (inst_alive(al->in))
+		return 1;
+	inst_exit_text(al->in, how, sizeof(how));
+	snprintf(why, whylen, "the instance %s (see %s)", how, al->in->log);
+	return 0;
+}
+
+static int inst_wait_healthy(struct agent *a, const struct ud_manifest *m,
+			     struct instance *in, int timeout_ms)
+{
+	struct alive al = { a, in };
+	int err;
+
+	err = ud_health_wait(&m->health, "127.0.0.1", in->port, in->log,
+			     timeout_ms, alive_cb, &al);
+	if (err < 0)
+		ud_error_prefix("health check");
+	return err;
+}
+
+static int health_timeout_ms(const struct ud_manifest *m)
+{
+	return (m->health.timeout_s > 0 ? m->health.timeout_s : 20) * 1000;
+}
+
+int supervise_boot(struct agent *a, struct app *app,
+		   const struct ud_manifest *m, const char *sha256,
+		   struct instance **out)
+{
+	struct instance *in = app_inst_add(app, a->st.next_id++);
+	long long t0 = ud_now_ms();
+	int err;
+
+	in->release = m->release;
+	memcpy(in->sha256, sha256, UD_SHA256_HEX);
+	if ((err = inst_spawn(a, app, m, in)) < 0)
+		goto done;
+	/* Recorded before anything can go wrong, so a crash of the agent
+	 * from here on cannot lose this process. */
+	agent_save(a);
+	if ((err = inst_wait_healthy(a, m, in, health_timeout_ms(m))) < 0)
+		goto done;
+	in->up_since = in->busy_at = ud_now_ms();
+	ud_log_info("%s: instance %d of release %d is healthy (%lld ms)",
+		    app->name, in->id, in->release, in->up_since - t0);
+done:
+	if (err < 0) {
+		ud_log_warn("%s: release %d: %s", app->name, m->release,
+			    ud_error_last());
+		supervise_stop(a, app, in);
+		agent_save(a);
+		in = NULL;
+	}
+	*out = in;
+	return err;
+}
+
+/* An instance of the serving release came down on its own: try again. */
+static void restart(struct agent *a, struct app *app, struct instance *in)
+{
+	const struct ud_manifest *m = app->manifest;
+	int err;
+
+	if ((err = inst_spawn(a, app, m, in)) < 0)
+		goto done;
+	agent_save(a);
+	if ((err = inst_wait_healthy(a, m, in, health_timeout_ms(m))) < 0)
+		goto done;
+	in->ready = 1;
+	in->up_since = in->busy_at = ud_now_ms();
+	supervise_backends(a, app);
+	ud_log_info("%s: instance %d is back", app->name, in->id);
+done:
+	if (err < 0) {
+		ud_log_warn("%s: restarting instance %d: %s; next try in %d s",
+			    app->name, in->id, ud_error_last(),
+			    in->backoff_ms / 1000);
+		inst_kill(in);
+		agent_save(a);
+		in->restart_at = ud_now_ms() + in->backoff_ms;
+		in->backoff_ms = in->backoff_ms * 2 > BACKOFF_MAX_MS ?
+			BACKOFF_MAX_MS : in->backoff_ms * 2;
+	}
+}
+
+static void cap_log(const struct instance *in)
+{
+	struct stat sb;
+
+	/* The child appends (O_APPEND), so truncating under it is safe: its
+	 * next write lands at the new end. */
+	if (in->log && stat(in->log, &sb) == 0 && sb.st_size > LOG_CAP &&
+	    truncate(in->log, 0) == 0)
+		ud_log_info("truncated %s (over %d MiB)", in->log,
+			    LOG_CAP >> 20);
+}
+
+/* Returns 1 if something changed. */
+static int tick_instance(struct agent *a, struct app *app,
+			 struct instance *in, long long now, int check_logs)
+{
+	char how[96];
+
+	if (in->pid > 0) {
+		if (inst_alive(in)) {
+			if (check_logs)
+				cap_log(in);
+			if (!in->ready || !summoned(app))
+				return 0;
+			if (proxy_active(a->proxy, app->name, in->id) > 0) {
+				in->busy_at = now;
+				return 0;
+			}
+			if (now - in->busy_at <
+			    (long long)app->place.idle_stop_s * 1000)
+				return 0;
+			in->ready = 0;
+			supervise_backends(a, app);
+			/* A connection may have slipped in meanwhile. */
+			if (proxy_active(a->proxy, app->name, in->id) > 0) {
+				in->ready = 1;
+				in->busy_at = now;
+				supervise_backends(a, app);
+				return 0;
+			}
+			ud_log_info("%s: instance %d idle for %d s",
+				    app->name, in->id, app->place.idle_stop_s);
+			supervise_stop(a, app, in);
+			return 1;
+		}
+		inst_exit_text(in, how, sizeof(how));
+		in->ready = 0;
+		supervise_backends(a, app);
+		if (summoned(app) || in->release != app->release ||
+		    !app->manifest) {
+			ud_log_warn("%s: instance %d (release %d) %s",
+				    app->name, in->id, in->release, how);
+			app_inst_remove(app, in);
+			return 1;
+		}
+		if (in->up_since && now - in->up_since >= BACKOFF_RESET_MS)
+			in->backoff_ms = BACKOFF_MIN_MS;
+		in->restart_at = now + in->backoff_ms;
+		ud_log_warn("%s: instance %d (release %d) %s; restarting in "
+			    "%d s",
+			    app->name, in->id, in->release, how,
+			    in->backoff_ms / 1000);
+		in->backoff_ms = in->backoff_ms * 2 > BACKOFF_MAX_MS ?
+			BACKOFF_MAX_MS : in->backoff_ms * 2;
+		return 1;
+	}
+	if (in->release != app->release || !app->manifest) {
+		app_inst_remove(app, in);
+		return 1;
+	}
+	if (now < in->restart_at)
+		return 0;
+	restart(a, app, in);
+	return 1;
+}
+
+void supervise_tick(struct agent *a)
+{
+	static long long last_log_check;
+	long long now = ud_now_ms();
+	int check_logs = now - last_log_check > 5000;
+	int changed = 0;
+	size_t i, j;
+
+	if (check_logs)
+		last_log_check = now;
+	for (i = 0; i < a->st.napps && !agent_stopping(a); i++) {
+		struct app *app = a->st.apps[i];
+
+		/* Walk backwards: tick_instance may remove the slot. */
+		for (j = app->ninst; j-- > 0;) {
+			if (j >= app->ninst)
+				continue;
+			changed |= tick_instance(a, app, app->inst[j], now,
+						 check_logs);
+		}
+	}
+	if (changed) {
+		agent_save(a);
+		agent_publish(a);
+	}
+}
+
+void supervise_demand(struct agent *a, struct app *app)
+{
+	struct instance *in;
+	size_t i, running = 0, ready = 0, saturated = 0;
+
+	if (!summoned(app) || !app->manifest || !app->release ||
+	    !app->image[0])
+		return;
+	for (i = 0; i < app->ninst; i++) {
+		in = app->inst[i];
+		if (in->pid <= 0)
+			continue;
+		running++;
+		if (!in->ready)
+			continue;
+		ready++;
+		if (app->place.concurrency > 0 &&
+		    proxy_active(a->proxy, app->name, in->id) >=
+			    (size_t)app->place.concurrency)
+			saturated++;
+	}
+	/* The proxy repeats its call while connections wait; boot only when
+	 * no instance can take them. */
+	if (ready > 0 && saturated < ready)
+		return;
+	if (running >= (size_t)(app->place.max_instances > 0 ?
+				app->place.max_instances : 1))
+		return;
+	ud_log_info("%s: summoned (%zu running)", app->name, running);
+	app->status = APP_STARTING;
+	agent_publish(a);
+	if (supervise_boot(a, app, app->manifest, app->image, &in) < 0) {
+		app_set_error(app, "summon: %s", ud_error_last());
+		app->status = APP_FAILED;
+	} else {
+		app_set_error(app, NULL);
+		app->status = APP_SUMMONABLE;
+		in->ready = 1;
+		supervise_backends(a, app);
+		agent_save(a);
+	}
+	agent_publish(a);
+}
+
+/* Adoption */
+
+static int recorded(struct agent *a, pid_t pid)
+{
+	size_t i, j;
+
+	for (i = 0; i < a->st.napps; i++)
+		for (j = 0; j < a->st.apps[i]->ninst; j++)
+			if (a->st.apps[i]->inst[j]->pid == pid)
+				return 1;
+	return 0;
+}
+
+/* The process group of pid, from /proc/PID/stat; -1 if unknown. */
+static pid_t proc_pgrp(pid_t pid)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	char *path = ud_asprintf("/proc/%d/stat", (int)pid), *p;
+	int ppid, pgrp = -1;
+	char state;
+
+	b.max = 4096;
+	if (ud_buf_read_file(&b, path) == 0 && (p = strrchr(b.ptr, ')')) &&
+	    sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+		pgrp = -1;
+	ud_error_clear();
+	free(path);
+	ud_buf_free(&b);
+	return (pid_t)pgrp;
+}
+
+/* Does pid run with UNIDEPLOY_STATE_DIR=<ours>? */
+static int ours(pid_t pid, const char *want)
+{
+	char *path = ud_asprintf("/proc/%d/environ", (int)pid);
+	struct ud_buf b = UD_BUF_INIT;
+	size_t off, wl = strlen(want);
+	int found = 0;
+
+	b.max = 1024 * 1024;
+	if (ud_buf_read_file(&b, path) < 0)
+		goto done;
+	for (off = 0; off < b.size; off += strlen(b.ptr + off) + 1) {
+		if (strlen(b.ptr + off) == wl && !memcmp(b.ptr + off, want, wl)) {
+			found = 1;
+			break;
+		}
+	}
+done:
+	ud_error_clear();
+	free(path);
+	ud_buf_free(&b);
+	return found;
+}
+
+/*
+ * An instance spawned right before the agent was killed may not have made
+ * it into state.json. Every instance leads its own process group and
+ * carries our state_dir in its environment, which is how it is found.
+ */
+static void stop_orphans(struct agent *a)
+{
+	char *want = ud_asprintf("UNIDEPLOY_STATE_DIR=%s", a->conf->state_dir);
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+
+	while (d && (e = readdir(d))) {
+		char *end;
+		long n = strtol(e->d_name, &end, 10);
+		pid_t pid = (pid_t)n;
+
+		if (*end || n <= 1 || pid == getpid() || recorded(a, pid))
+			continue;
+		if (proc_pgrp(pid) != pid || !ours(pid, want))
+			continue;
+		ud_log_warn("stopping pid %d: an instance this agent started "
+			    "but did not record", (int)pid);
+		if (ud_stop_group(pid, STOP_GRACE_MS) < 0)
+			ud_log_warn("stopping pid %d: %s", (int)pid,
+				    ud_error_last());
+	}
+	if (d)
+		closedir(d);
+	free(want);
+}
+
+static void adopt_app(struct agent *a, struct app *app,
+		      struct ud_deployrepo *repo, const struct ud_fleet *fleet)
+{
+	const struct ud_placement *p = fleet ?
+		ud_fleet_placement(fleet, app->name) : NULL;
+	size_t j;
+	int hold = 30000, conc = 0, serving = 0;
+
+	if (repo && app->release > 0 && !app->manifest &&
+	    ud_release_manifest(repo, NULL, app->name, app->release,
+				&app->manifest) < 0) {
+		ud_log_warn("%s: %s", app->name, ud_error_last());
+		app->manifest = NULL;
+	}
+	if (p) {
+		placement_copy(&app->place, p);
+		app->placed = 1;
+		if (p->mode == UD_MODE_SUMMON) {
+			conc = p->concurrency;
+			if (app->manifest)
+				hold = health_timeout_ms(app->manifest) + 5000;
+		}
+	}
+	for (j = app->ninst; j-- > 0;) {
+		struct instance *in = app->inst[j];
+		int err;
+
+		if (!ud_proc_is(in->pid, in->starttime)) {
+			ud_log_info("%s: instance %d (pid %d) is gone",
+				    app->name, in->id, (int)in->pid);
+			app_inst_remove(app, in);
+			continue;
+		}
+		in->child = 0;
+		if (in->release != app->release) {
+			/* Half of a swap the agent did not finish: the
+			 * next sync redoes it from the serving release. */
+			supervise_stop(a, app, in);
+			continue;
+		}
+		if (app->manifest)
+			err = inst_wait_healthy(a, app->manifest, in,
+						ADOPT_HEALTH_MS);
+		else
+			err = ud_health_tcp_once("127.0.0.1", in->port,
+						 ADOPT_HEALTH_MS);
+		if (err < 0) {
+			ud_log_warn("%s: adopted instance %d: %s", app->name,
+				    in->id, ud_error_last());
+			supervise_stop(a, app, in);
+			continue;
+		}
+		ud_log_info("%s: adopted instance %d of release %d (pid %d)",
+			    app->name, in->id, in->release, (int)in->pid);
+		in->ready = 1;
+		in->up_since = in->busy_at = ud_now_ms();
+		memcpy(app->image, in->sha256, UD_SHA256_HEX);
+		serving++;
+	}
+	if (app->listen && (serving || (p && p->mode == UD_MODE_SUMMON))) {
+		if (proxy_listen(a->proxy, app->name, app->listen, hold, conc) <
+		    0) {
+			ud_log_error("%s: %s", app->name, ud_error_last());
+		} else {
+			supervise_backends(a, app);
+		}
+	}
+	if (serving)
+		app->status = summoned(app) ? APP_SUMMONABLE : APP_RUNNING;
+	else if (app->error)
+		app->status = APP_FAILED;
+}
+
+void supervise_adopt(struct agent *a)
+{
+	struct ud_deployrepo *repo = NULL;
+	struct ud_fleet *fleet = NULL;
+	size_t i;
+
+	/* The mirror as the last sync left it: enough to know how to check
+	 * and serve what still runs, even if the repository is unreachable. */
+	if (access(a->mirror_path, F_OK) == 0) {
+		if (ud_deployrepo_open(&repo, a->mirror_path) < 0 ||
+		    ud_fleet_load(repo, NULL, &fleet) < 0) {
+			ud_log_warn("reading %s: %s", a->mirror_path,
+				    ud_error_last());
+			ud_error_clear();
+		}
+	}
+	for (i = 0; i < a->st.napps && !agent_stopping(a); i++)
+		adopt_app(a, a->st.apps[i], repo, fleet);
+	agent_save(a);
+	stop_orphans(a);
+	ud_fleet_free(fleet);
+	ud_deployrepo_free(repo);
+	agent_publish(a);
+}
