@@ -46,7 +46,9 @@ struct ud_manifest {
 	struct ud_health health;
 };
 
-struct ud_manifest *ud_manifest_new(void); /* zeroed, owned */
+/* Owned; zeroed but for run and health, which hold deploy.json's defaults
+ * (scalars only: overwriting them with a struct copy leaks nothing). */
+struct ud_manifest *ud_manifest_new(void);
 void ud_manifest_free(struct ud_manifest *m);
 /* Deep copy (used by rollback, which reuses a manifest with a new number). */
 struct ud_manifest *ud_manifest_dup(const struct ud_manifest *m);
