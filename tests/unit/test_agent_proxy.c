@@ -1,0 +1,854 @@
+/*
+ * test_agent_proxy.c: the proxy between real loopback sockets: clients
+ * here, backends in threads here, the proxy's own thread in between.
+ *
+ * Every backend greets a new connection with "B<id>.<seq>\n", so a client
+ * knows where it landed and in which order the backend saw it. Waits poll a condition with a generous deadline (a bug
+ * fails the test instead of hanging it); nothing asserts on durations.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "errors.h"
+#include "net.h"
+#include "proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define BIG (8 * 1024 * 1024)
+#define REPLY (1024 * 1024)
+#define MAX_CONNS 64
+#define WAIT_MS 20000
+
+enum mode {
+	ECHO,   /* echo until EOF, then shut down writing */
+	AT_EOF, /* read until EOF, then answer "<bytes read>\n" + REPLY bytes */
+};
+
+struct backend {
+	int id;
+	int port;
+	int lfd;
+	enum mode mode;
+	int stop[2];
+	pthread_t acceptor;
+	pthread_mutex_t mu;
+	int fds[MAX_CONNS];
+	pthread_t th[MAX_CONNS];
+	int n;
+};
+
+struct bconn {
+	struct backend *b;
+	int fd;
+	int seq; /* accepted as the seq-th connection of b */
+};
+
+static unsigned char pattern(size_t i)
+{
+	return (unsigned char)((i * 31 + (i >> 13)) & 0xff);
+}
+
+static int send_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	ssize_t n;
+
+	while (len) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int send_pattern(int fd, size_t total)
+{
+	unsigned char chunk[16384];
+	size_t off = 0, i, n;
+
+	while (off < total) {
+		n = total - off < sizeof(chunk) ? total - off : sizeof(chunk);
+		for (i = 0; i < n; i++)
+			chunk[i] = pattern(off + i);
+		if (send_all(fd, chunk, n) < 0)
+			return -1;
+		off += n;
+	}
+	return 0;
+}
+
+static void *backend_conn(void *arg)
+{
+	struct bconn *bc = arg;
+	char buf[16384], line[32];
+	size_t total = 0;
+	ssize_t n;
+
+	snprintf(line, sizeof(line), "B%d.%d\n", bc->b->id, bc->seq);
+	if (send_all(bc->fd, line, strlen(line)) < 0)
+		goto done;
+	for (;;) {
+		n = read(bc->fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		total += n;
+		if (bc->b->mode == ECHO && send_all(bc->fd, buf, n) < 0)
+			goto done;
+	}
+	if (n == 0 && bc->b->mode == AT_EOF) {
+		snprintf(line, sizeof(line), "%zu\n", total);
+		if (send_all(bc->fd, line, strlen(line)) < 0 ||
+		    send_pattern(bc->fd, REPLY) < 0)
+			goto done;
+	}
+	shutdown(bc->fd, SHUT_WR);
+done:
+	free(bc);
+	return NULL;
+}
+
+static void *backend_accept(void *arg)
+{
+	struct backend *b = arg;
+	struct pollfd pf[2] = { { b->lfd, POLLIN, 0 }, { b->stop[0], POLLIN, 0 } };
+	struct bconn *bc;
+	int fd;
+
+	for (;;) {
+		if (poll(pf, 2, -1) < 0 && errno == EINTR)
+			continue;
+		if (pf[1].revents)
+			return NULL;
+		if ((fd = accept(b->lfd, NULL, NULL)) < 0)
+			continue;
+		pthread_mutex_lock(&b->mu);
+		if (b->n == MAX_CONNS) {
+			close(fd);
+		} else {
+			bc = calloc(1, sizeof(*bc));
+			bc->b = b;
+			bc->fd = fd;
+			bc->seq = b->n;
+			b->fds[b->n] = fd;
+			if (pthread_create(&b->th[b->n], NULL, backend_conn,
+					   bc) == 0)
+				b->n++;
+			else
+				close(fd);
+		}
+		pthread_mutex_unlock(&b->mu);
+	}
+}
+
+static struct backend *backend_start(int id, enum mode mode)
+{
+	struct backend *b = calloc(1, sizeof(*b));
+	struct sockaddr_in sa = { 0 };
+	socklen_t len = sizeof(sa);
+
+	b->id = id;
+	b->mode = mode;
+	pthread_mutex_init(&b->mu, NULL);
+	b->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(b->lfd >= 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(b->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(b->lfd, 64), 0);
+	assert_int_equal(getsockname(b->lfd, (struct sockaddr *)&sa, &len), 0);
+	b->port = ntohs(sa.sin_port);
+	assert_int_equal(pipe(b->stop), 0);
+	assert_int_equal(pthread_create(&b->acceptor, NULL, backend_accept, b),
+			 0);
+	return b;
+}
+
+static void backend_stop(struct backend *b)
+{
+	int i;
+
+	if (!b)
+		return;
+	assert_int_equal(write(b->stop[1], "q", 1), 1);
+	pthread_join(b->acceptor, NULL);
+	for (i = 0; i < b->n; i++)
+		shutdown(b->fds[i], SHUT_RDWR);
+	for (i = 0; i < b->n; i++) {
+		pthread_join(b->th[i], NULL);
+		close(b->fds[i]);
+	}
+	close(b->lfd);
+	close(b->stop[0]);
+	close(b->stop[1]);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+/* --- the proxy's side of a test --- */
+
+struct fixture {
+	struct proxy *p;
+	char addr[32];
+	int port;
+	pthread_mutex_t mu;
+	int demands;
+	char demand_app[32];
+	size_t demand_waiting;
+};
+
+static void on_demand(const char *app, size_t waiting, void *payload)
+{
+	struct fixture *f = payload;
+
+	pthread_mutex_lock(&f->mu);
+	f->demands++;
+	snprintf(f->demand_app, sizeof(f->demand_app), "%s", app);
+	f->demand_waiting = waiting;
+	pthread_mutex_unlock(&f->mu);
+}
+
+static int demands(struct fixture *f)
+{
+	int n;
+
+	pthread_mutex_lock(&f->mu);
+	n = f->demands;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	pthread_mutex_init(&f->mu, NULL);
+	assert_int_equal(ud_net_free_port(&f->port), 0);
+	snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", f->port);
+	assert_int_equal(proxy_start(&f->p, on_demand, f), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	proxy_stop(f->p);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+	return 0;
+}
+
+static int try_connect(int port)
+{
+	struct sockaddr_in sa = { 0 };
+	struct timeval tv = { WAIT_MS / 1000, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	/* A bug must fail the test, not hang it. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int client(struct fixture *f)
+{
+	int fd = try_connect(f->port);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* One line, without its newline; "" on EOF. */
+static char *read_line(int fd)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	char c;
+	ssize_t n;
+
+	while ((n = read(fd, &c, 1)) == 1 && c != '\n')
+		ud_buf_putc(&b, c);
+	assert_true(n >= 0); /* not a timeout */
+	return ud_buf_detach(&b);
+}
+
+static void expect_line(int fd, const char *want)
+{
+	char *got = read_line(fd);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* Which backend a new connection landed on. */
+static int landed(int fd)
+{
+	char *got = read_line(fd);
+	int id;
+
+	assert_int_equal(got[0], 'B');
+	id = atoi(got + 1);
+	free(got);
+	return id;
+}
+
+static int wait_for(struct fixture *f, const char *app, int id, size_t want)
+{
+	int i;
+
+	for (i = 0; i < WAIT_MS; i++) {
+		if (proxy_active(f->p, app, id) == want)
+			return 1;
+		usleep(1000);
+	}
+	return 0;
+}
+
+static int wait_held(struct fixture *f, const char *app, size_t want)
+{
+	size_t held;
+	int i;
+
+	for (i = 0; i < WAIT_MS; i++) {
+		proxy_counts(f->p, app, NULL, &held);
+		if (held == want)
+			return 1;
+		usleep(1000);
+	}
+	return 0;
+}
+
+/* Reads must see EOF (the proxy closed or shut down its side). */
+static void expect_eof(int fd)
+{
+	char c;
+	ssize_t n;
+
+	while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
+		;
+	assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+}
+
+static void set_one(struct fixture *f, const char *app, struct backend *b)
+{
+	struct proxy_backend pb = { b->id, b->port };
+
+	proxy_set_backends(f->p, app, &pb, 1);
+}
+
+struct sender {
+	int fd;
+	size_t total;
+	int rc;
+};
+
+static void *sender_main(void *arg)
+{
+	struct sender *s = arg;
+
+	s->rc = send_pattern(s->fd, s->total);
+	shutdown(s->fd, SHUT_WR);
+	return NULL;
+}
+
+/* Send `total` pattern bytes (then shut down writing) while reading them
+ * back; everything must come back intact, then EOF. */
+static void echo_exchange(int fd, size_t total)
+{
+	struct sender s = { fd, total, -1 };
+	unsigned char buf[65536];
+	size_t got = 0, i;
+	pthread_t th;
+	ssize_t n;
+
+	assert_int_equal(pthread_create(&th, NULL, sender_main, &s), 0);
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		assert_true(n >= 0);
+		if (n == 0)
+			break;
+		for (i = 0; i < (size_t)n; i++)
+			if (buf[i] != pattern(got + i))
+				fail_msg("byte %zu differs", got + i);
+		got += n;
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(s.rc, 0);
+	assert_int_equal(got, total);
+}
+
+/* --- tests --- */
+
+static void test_large_echo(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	size_t open, held;
+	int fd;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	set_one(f, "app", b);
+	fd = client(f);
+	assert_int_equal(landed(fd), 1);
+	assert_int_equal(proxy_active(f->p, "app", 1), 1);
+	echo_exchange(fd, BIG);
+	close(fd);
+	assert_true(wait_for(f, "app", 1, 0));
+	proxy_counts(f->p, "app", &open, &held);
+	assert_int_equal(open, 0);
+	assert_int_equal(held, 0);
+	backend_stop(b);
+}
+
+static void test_half_close(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, AT_EOF);
+	unsigned char buf[65536];
+	size_t got = 0, i;
+	ssize_t n;
+	int fd;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	set_one(f, "app", b);
+	fd = client(f);
+	assert_int_equal(send_all(fd, "hello world", 11), 0);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	assert_int_equal(landed(fd), 1);
+	expect_line(fd, "11");
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < (size_t)n; i++)
+			assert_int_equal(buf[i], pattern(got + i));
+		got += n;
+	}
+	assert_int_equal(n, 0);
+	assert_int_equal(got, REPLY);
+	close(fd);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
+static void test_held_then_served(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(7, ECHO);
+	size_t open, held;
+	int fd;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 0), 0);
+	fd = client(f);
+	/* Sent while held: must reach the backend once there is one. */
+	assert_int_equal(send_all(fd, "ping\n", 5), 0);
+	assert_true(wait_held(f, "app", 1));
+	pthread_mutex_lock(&f->mu);
+	assert_true(f->demands >= 1);
+	assert_string_equal(f->demand_app, "app");
+	assert_int_equal(f->demand_waiting, 1);
+	pthread_mutex_unlock(&f->mu);
+	proxy_counts(f->p, "app", &open, &held);
+	assert_int_equal(open, 0);
+
+	set_one(f, "app", b);
+	assert_int_equal(landed(fd), 7);
+	expect_line(fd, "ping");
+	proxy_counts(f->p, "app", &open, &held);
+	assert_int_equal(open, 1);
+	assert_int_equal(held, 0);
+	close(fd);
+	assert_true(wait_for(f, "app", 7, 0));
+	backend_stop(b);
+}
+
+static void test_held_in_order(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	char msg[16];
+	int fd[5], i;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 0), 0);
+	for (i = 0; i < 5; i++) {
+		fd[i] = client(f);
+		snprintf(msg, sizeof(msg), "c%d\n", i);
+		assert_int_equal(send_all(fd[i], msg, strlen(msg)), 0);
+		assert_true(wait_held(f, "app", i + 1));
+	}
+	set_one(f, "app", b);
+	/* FIFO: the backend saw them in the order they arrived. */
+	for (i = 0; i < 5; i++) {
+		snprintf(msg, sizeof(msg), "B1.%d", i);
+		expect_line(fd[i], msg);
+		snprintf(msg, sizeof(msg), "c%d", i);
+		expect_line(fd[i], msg);
+	}
+	assert_int_equal(proxy_active(f->p, "app", 1), 5);
+	for (i = 0; i < 5; i++)
+		close(fd[i]);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
+static void test_held_expires(void **state)
+{
+	struct fixture *f = *state;
+	int fd;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 50, 0), 0);
+	fd = client(f);
+	expect_eof(fd);
+	assert_true(wait_held(f, "app", 0));
+	assert_true(demands(f) >= 1);
+	close(fd);
+}
+
+static void test_switch_backends(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, ECHO);
+	struct backend *b = backend_start(2, ECHO);
+	int old, new;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	set_one(f, "app", a);
+	old = client(f);
+	assert_int_equal(landed(old), 1);
+
+	set_one(f, "app", b);
+	new = client(f);
+	assert_int_equal(landed(new), 2);
+	/* The old connection drains on its instance, untouched. */
+	assert_int_equal(send_all(old, "still here\n", 11), 0);
+	expect_line(old, "still here");
+	assert_int_equal(proxy_active(f->p, "app", 1), 1);
+	assert_int_equal(proxy_active(f->p, "app", 2), 1);
+
+	close(old);
+	assert_true(wait_for(f, "app", 1, 0));
+	assert_int_equal(send_all(new, "new\n", 4), 0);
+	expect_line(new, "new");
+	close(new);
+	assert_true(wait_for(f, "app", 2, 0));
+	backend_stop(a);
+	backend_stop(b);
+}
+
+static void test_active_exact(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(3, ECHO);
+	size_t open, held;
+	int fd[4], i;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	set_one(f, "app", b);
+	assert_int_equal(proxy_active(f->p, "app", 3), 0);
+	for (i = 0; i < 4; i++) {
+		fd[i] = client(f);
+		assert_int_equal(landed(fd[i]), 3);
+		assert_int_equal(proxy_active(f->p, "app", 3), i + 1);
+	}
+	proxy_counts(f->p, "app", &open, &held);
+	assert_int_equal(open, 4);
+	assert_int_equal(held, 0);
+	assert_int_equal(proxy_active(f->p, "app", 4), 0);
+	assert_int_equal(proxy_active(f->p, "other", 3), 0);
+	for (i = 0; i < 4; i++) {
+		close(fd[i]);
+		assert_true(wait_for(f, "app", 3, 3 - i));
+	}
+	backend_stop(b);
+}
+
+static void test_least_loaded(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b1 = backend_start(1, ECHO);
+	struct backend *b2 = backend_start(2, ECHO);
+	struct proxy_backend pb[2] = { { 1, b1->port }, { 2, b2->port } };
+	int c[6];
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	proxy_set_backends(f->p, "app", pb, 2);
+	c[0] = client(f);
+	assert_int_equal(landed(c[0]), 1);
+	c[1] = client(f);
+	assert_int_equal(landed(c[1]), 2);
+	/* 1:1, a tie: round robin goes on to the first. */
+	c[2] = client(f);
+	assert_int_equal(landed(c[2]), 1);
+	c[3] = client(f);
+	assert_int_equal(landed(c[3]), 2);
+	close(c[1]);
+	close(c[3]);
+	assert_true(wait_for(f, "app", 2, 0));
+	/* 2:0 then 2:1: the less loaded takes both. */
+	c[4] = client(f);
+	assert_int_equal(landed(c[4]), 2);
+	c[5] = client(f);
+	assert_int_equal(landed(c[5]), 2);
+	assert_int_equal(proxy_active(f->p, "app", 1), 2);
+	assert_int_equal(proxy_active(f->p, "app", 2), 2);
+	close(c[0]);
+	close(c[2]);
+	close(c[4]);
+	close(c[5]);
+	assert_true(wait_for(f, "app", 1, 0));
+	assert_true(wait_for(f, "app", 2, 0));
+	backend_stop(b1);
+	backend_stop(b2);
+}
+
+static void test_stalled_clients(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	char chunk[16384];
+	int half, flood, fd;
+	ssize_t n;
+
+	memset(chunk, 'x', sizeof(chunk));
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	set_one(f, "app", b);
+
+	/* Half a request, never finished, never read. */
+	half = client(f);
+	assert_int_equal(send_all(half, "GET / HT", 8), 0);
+	/* A client that floods an echo and never reads: every buffer on
+	 * its path fills up. */
+	flood = client(f);
+	assert_int_equal(ud_net_nonblock(flood, 1), 0);
+	while ((n = send(flood, chunk, sizeof(chunk), MSG_NOSIGNAL)) > 0 ||
+	       (n < 0 && errno == EINTR))
+		;
+	assert_true(n < 0 && errno == EAGAIN);
+
+	fd = client(f);
+	assert_int_equal(landed(fd), 1);
+	echo_exchange(fd, BIG);
+	close(fd);
+	assert_true(wait_for(f, "app", 1, 2));
+	close(half);
+	close(flood);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
+static void test_unlisten(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	int fd, served;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 0), 0);
+	fd = client(f);
+	assert_true(wait_held(f, "app", 1));
+	proxy_unlisten(f->p, "app");
+	/* The held connection is closed, new ones are refused. */
+	expect_eof(fd);
+	close(fd);
+	assert_true(wait_held(f, "app", 0));
+	assert_int_equal(try_connect(f->port), -1);
+
+	/* Forwarded connections outlive the listener. */
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 0), 0);
+	set_one(f, "app", b);
+	served = client(f);
+	assert_int_equal(landed(served), 1);
+	proxy_unlisten(f->p, "app");
+	assert_int_equal(try_connect(f->port), -1);
+	assert_int_equal(send_all(served, "on\n", 3), 0);
+	expect_line(served, "on");
+	close(served);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
+static void test_listen_again(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	char other[32], *want;
+	int port2, fd;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	set_one(f, "app", b);
+	fd = client(f);
+	assert_int_equal(landed(fd), 1);
+	close(fd);
+
+	/* A new address replaces the old one. */
+	assert_int_equal(ud_net_free_port(&port2), 0);
+	snprintf(other, sizeof(other), "127.0.0.1:%d", port2);
+	assert_int_equal(proxy_listen(f->p, "app", other, 5000, 0), 0);
+	assert_int_equal(try_connect(f->port), -1);
+	fd = try_connect(port2);
+	assert_true(fd >= 0);
+	assert_int_equal(landed(fd), 1);
+	close(fd);
+
+	/* An address that cannot be bound is an error naming it. */
+	want = ud_asprintf("cannot listen on %s", other);
+	assert_int_equal(proxy_listen(f->p, "second", other, 5000, 0),
+			 UD_ERROR);
+	assert_non_null(strstr(ud_error_last(), want));
+	free(want);
+	assert_true(proxy_listen(f->p, "third", "nonsense", 5000, 0) < 0);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
+static void test_refused_backend(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	struct proxy_backend pb[2];
+	int dead, fd, i;
+
+	assert_int_equal(ud_net_free_port(&dead), 0);
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+
+	/* Only a dead backend: the client is closed, nothing stays open. */
+	pb[0].id = 9;
+	pb[0].port = dead;
+	proxy_set_backends(f->p, "app", pb, 1);
+	fd = client(f);
+	expect_eof(fd);
+	close(fd);
+	assert_true(wait_for(f, "app", 9, 0));
+
+	/* A dead and a live one: every connection ends up on the live one. */
+	pb[1].id = 1;
+	pb[1].port = b->port;
+	proxy_set_backends(f->p, "app", pb, 2);
+	for (i = 0; i < 4; i++) {
+		fd = client(f);
+		assert_int_equal(landed(fd), 1);
+		assert_int_equal(proxy_active(f->p, "app", 9), 0);
+		close(fd);
+	}
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
+static void test_concurrency_demand(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	int c1, c2, i;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 2), 0);
+	set_one(f, "app", b);
+	c1 = client(f);
+	assert_int_equal(landed(c1), 1);
+	assert_int_equal(demands(f), 0);
+	/* The second connection fills the only instance. */
+	c2 = client(f);
+	assert_int_equal(landed(c2), 1);
+	for (i = 0; i < WAIT_MS && !demands(f); i++)
+		usleep(1000);
+	pthread_mutex_lock(&f->mu);
+	assert_int_equal(f->demands, 1);
+	assert_string_equal(f->demand_app, "app");
+	assert_int_equal(f->demand_waiting, 0);
+	pthread_mutex_unlock(&f->mu);
+	close(c1);
+	close(c2);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
+static void test_stop_with_connections(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	int fd, held;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 0), 0);
+	assert_int_equal(proxy_listen(f->p, "idle", "127.0.0.1:0", 60000, 0),
+			 0);
+	set_one(f, "app", b);
+	fd = client(f);
+	assert_int_equal(landed(fd), 1);
+	proxy_unlisten(f->p, "app");
+	proxy_set_backends(f->p, "app", NULL, 0);
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 0), 0);
+	held = client(f);
+	assert_true(wait_held(f, "app", 1));
+	/* Stopping closes both, and frees all (ASan checks). */
+	proxy_stop(f->p);
+	f->p = NULL;
+	expect_eof(fd);
+	expect_eof(held);
+	close(fd);
+	close(held);
+	backend_stop(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_large_echo, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_half_close, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_held_then_served, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_held_in_order, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_held_expires, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_switch_backends, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_active_exact, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_least_loaded, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stalled_clients, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unlisten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listen_again, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_refused_backend, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency_demand, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stop_with_connections,
+						setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
