@@ -1,0 +1,647 @@
+/*
+ * deploy-agent: the host side of unideploy (SPEC §5).
+ *
+ *   deploy-agent [--config FILE] [-v] run          the daemon
+ *   deploy-agent [--config FILE] sync [--json] [APP]
+ *   deploy-agent [--config FILE] status [--json] [APP]
+ *   deploy-agent [--config FILE] check             validate the config
+ *   deploy-agent [--config FILE] ssh-command       forced SSH command
+ *   deploy-agent [--config FILE] authorize KEYFILE
+ *
+ * The daemon's parts: reconcile.c (syncs), supervise.c (instances),
+ * state.c (what survives a restart), control_server.c (the socket),
+ * proxy.c (the listen addresses).
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "agentconf.h"
+#include "buf.h"
+#include "control.h"
+#include "errors.h"
+#include "log.h"
+#include "names.h"
+#include "net.h"
+
+#define DEFAULT_CONFIG "/etc/unideploy/agent.json"
+#define SYNC_TIMEOUT_MS (3600 * 1000)
+#define STATUS_TIMEOUT_MS 10000
+
+static const char usage_text[] =
+	"usage: deploy-agent [--config FILE] [-v] COMMAND\n"
+	"  run                      the daemon (foreground, logs to stderr)\n"
+	"  sync [--json] [APP]      ask the daemon to sync now, print the outcome\n"
+	"  status [--json] [APP]    what runs here\n"
+	"  check                    validate the configuration\n"
+	"  ssh-command              forced command: runs $SSH_ORIGINAL_COMMAND\n"
+	"                           if it is 'sync' or 'status'\n"
+	"  authorize KEYFILE        print the authorized_keys line for a key\n"
+	"default config: " DEFAULT_CONFIG "\n";
+
+static int die(int err, const char *what)
+{
+	fprintf(stderr, "deploy-agent: %s: %s\n", what, ud_error_last());
+	return ud_error_exit_status(err);
+}
+
+static int usage(const char *why)
+{
+	if (why)
+		fprintf(stderr, "deploy-agent: %s\n", why);
+	fputs(usage_text, stderr);
+	return 2;
+}
+
+static int load_conf(struct ud_agentconf **out, const char *path)
+{
+	int err = ud_agentconf_load(out, path);
+
+	if (err < 0)
+		return die(err, "configuration");
+	return 0;
+}
+
+/* Output of sync and status */
+
+static void print_app(const char *name, const json_t *o)
+{
+	const char *state = json_string_value(json_object_get(o, "state"));
+	const char *error = json_string_value(json_object_get(o, "error"));
+	json_t *rel = json_object_get(o, "release");
+	json_t *des = json_object_get(o, "desired");
+	long long inst = json_integer_value(json_object_get(o, "instances"));
+	long long ms = json_integer_value(json_object_get(o, "ms"));
+	long long shown = json_is_integer(rel) ? json_integer_value(rel) :
+					       json_integer_value(des);
+
+	if (!state)
+		state = "unknown";
+	if (!strcmp(state, "failed")) {
+		if (json_is_integer(des))
+			printf("%s: release %lld failed: %s", name,
+			       json_integer_value(des),
+			       error ? error : "unknown error");
+		else
+			printf("%s: failed: %s", name,
+			       error ? error : "unknown error");
+		if (json_is_integer(rel) &&
+		    (!json_is_integer(des) ||
+		     json_integer_value(rel) != json_integer_value(des)))
+			printf(" (still serving release %lld)",
+			       json_integer_value(rel));
+		putchar('\n');
+		return;
+	}
+	if (!json_is_integer(rel) && !json_is_integer(des)) {
+		printf("%s: %s (no release published)\n", name, state);
+		return;
+	}
+	printf("%s: release %lld %s (%lld instance%s, %lld ms)", name, shown,
+	       state, inst, inst == 1 ? "" : "s", ms);
+	if (error)
+		printf(": %s", error);
+	putchar('\n');
+}
+
+static int query(const struct ud_agentconf *conf, const char *cmd,
+		 const char *app, int json)
+{
+	json_t *reply = NULL, *apps, *o;
+	const char *name, *error;
+	int err, failed = 0;
+
+	err = ud_control_call(&reply, conf->control, cmd, app,
+			      !strcmp(cmd, "sync") ? SYNC_TIMEOUT_MS :
+						     STATUS_TIMEOUT_MS);
+	if (err < 0)
+		return die(err, cmd);
+	if (json) {
+		char *text = json_dumps(reply, JSON_INDENT(2));
+
+		puts(text ? text : "null");
+		free(text);
+	}
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		error = json_string_value(json_object_get(reply, "error"));
+		if (!json)
+			fprintf(stderr, "deploy-agent: %s: %s\n", cmd,
+				error ? error : "the agent refused");
+		json_decref(reply);
+		return 1;
+	}
+	apps = json_object_get(reply, "apps");
+	json_object_foreach(apps, name, o) {
+		const char *state =
+			json_string_value(json_object_get(o, "state"));
+
+		if (state && !strcmp(state, "failed"))
+			failed = 1;
+		if (!json)
+			print_app(name, o);
+	}
+	json_decref(reply);
+	return failed;
+}
+
+static int cmd_query(const char *config, const char *cmd, int argc,
+		     char **argv)
+{
+	struct ud_agentconf *conf = NULL;
+	const char *app = NULL;
+	int i, json = 0, rc;
+
+	for (i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (argv[i][0] == '-')
+			return usage("unknown option");
+		else if (!app)
+			app = argv[i];
+		else
+			return usage("too many arguments");
+	}
+	if (app && (rc = ud_name_check_app(app)) < 0)
+		return die(rc, cmd);
+	if ((rc = load_conf(&conf, config)) != 0)
+		return rc;
+	rc = query(conf, cmd, app, json);
+	ud_agentconf_free(conf);
+	return rc;
+}
+
+/* check */
+
+static int cmd_check(const char *config)
+{
+	struct ud_agentconf *conf = NULL;
+	struct ud_addr addr;
+	int err, rc;
+
+	if ((rc = load_conf(&conf, config)) != 0)
+		return rc;
+	if ((err = ud_name_check_host(conf->host)) < 0 ||
+	    (err = ud_addr_parse(&addr, conf->control)) < 0) {
+		rc = die(err, config);
+		goto done;
+	}
+	if (addr.family != AF_UNIX) {
+		fprintf(stderr, "deploy-agent: %s: control must be unix:PATH\n",
+			config);
+		rc = 1;
+		goto done;
+	}
+	printf("configuration OK\n");
+done:
+	ud_agentconf_free(conf);
+	return rc;
+}
+
+/* ssh-command */
+
+static int refuse(void)
+{
+	fprintf(stderr, "deploy-agent: refused: only 'sync' and 'status' are "
+			"allowed\n");
+	return 1;
+}
+
+/*
+ * The pipeline's key may run this and nothing else, so the command line
+ * is parsed strictly: plain words, a known verb, at most --json and an
+ * app name; no shell ever sees it.
+ */
+static int cmd_ssh(const char *config)
+{
+	const char *orig = getenv("SSH_ORIGINAL_COMMAND");
+	struct ud_agentconf *conf = NULL;
+	char *copy, *word, *save = NULL, *verb = NULL, *app = NULL;
+	int json = 0, bad = 0, first = 1, rc;
+	const char *p;
+
+	if (!orig)
+		return refuse();
+	for (p = orig; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(" \t-_/.", *p))
+			return refuse();
+	copy = ud_strdup(orig);
+	for (word = strtok_r(copy, " \t", &save); word;
+	     word = strtok_r(NULL, " \t", &save)) {
+		const char *base = strrchr(word, '/');
+
+		/* "deploy-agent sync" as well as "sync". */
+		if (first && !strcmp(base ? base + 1 : word, "deploy-agent")) {
+			first = 0;
+			continue;
+		}
+		first = 0;
+		if (!verb) {
+			if (strcmp(word, "sync") && strcmp(word, "status"))
+				bad = 1;
+			verb = word;
+		} else if (!strcmp(word, "--json") && !json) {
+			json = 1;
+		} else if (!strcmp(verb, "sync") && !app && word[0] != '-') {
+			app = word;
+		} else {
+			bad = 1;
+		}
+	}
+	if (!verb || bad) {
+		free(copy);
+		return refuse();
+	}
+	if (app && ud_name_check_app(app) < 0) {
+		fprintf(stderr, "deploy-agent: refused: %s\n", ud_error_last());
+		free(copy);
+		return 1;
+	}
+	if ((rc = load_conf(&conf, config)) == 0) {
+		rc = query(conf, verb, app, json);
+		ud_agentconf_free(conf);
+	}
+	free(copy);
+	return rc;
+}
+
+/* authorize */
+
+static int key_line_ok(const char *line)
+{
+	static const char *const types[] = { "ssh-ed25519", "ssh-rsa",
+		"ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+		"ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
+		"sk-ecdsa-sha2-nistp256@openssh.com", "ssh-dss", NULL };
+	const char *sp = strchr(line, ' '), *p;
+	size_t i, tl, n = 0;
+
+	if (!sp)
+		return 0;
+	tl = (size_t)(sp - line);
+	for (i = 0; types[i]; i++)
+		if (strlen(types[i]) == tl && !strncmp(line, types[i], tl))
+			break;
+	if (!types[i])
+		return 0;
+	for (p = sp + 1; *p && *p != ' '; p++, n++)
+		if (!isalnum((unsigned char)*p) && !strchr("+/=", *p))
+			return 0;
+	if (n < 16)
+		return 0;
+	/* The comment must not smuggle in a second line. */
+	for (; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			return 0;
+	return 1;
+}
+
+/* authorized_keys runs the command through the user's shell: only paths
+ * that need no quoting are accepted. */
+static int safe_path(const char *s)
+{
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("/._+-", *s))
+			return 0;
+	return 1;
+}
+
+static int cmd_authorize(const char *config, const char *keyfile)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	char *exe = NULL, *conf_abs = NULL, *line, *save = NULL, *key = NULL;
+	int err, rc = 1;
+
+	b.max = 64 * 1024;
+	if ((err = ud_buf_read_file(&b, keyfile)) < 0) {
+		rc = die(err, "authorize");
+		goto done;
+	}
+	for (line = strtok_r(b.ptr, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		size_t len = strlen(line);
+
+		while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
+			line[--len] = '\0';
+		if (len && line[0] != '#') {
+			key = line;
+			break;
+		}
+	}
+	if (!key || !key_line_ok(key)) {
+		fprintf(stderr, "deploy-agent: authorize: %s: not an OpenSSH "
+				"public key line (\"ssh-ed25519 AAAA... "
+				"comment\")\n",
+			keyfile);
+		goto done;
+	}
+	if (!(exe = realpath("/proc/self/exe", NULL))) {
+		err = ud_error_set_errno(UD_ERROR, "cannot resolve "
+						   "/proc/self/exe");
+		rc = die(err, "authorize");
+		goto done;
+	}
+	if (!(conf_abs = realpath(config, NULL))) {
+		err = ud_error_set_errno(UD_ERROR, "%s", config);
+		rc = die(err, "authorize");
+		goto done;
+	}
+	if (!safe_path(exe) || !safe_path(conf_abs)) {
+		fprintf(stderr, "deploy-agent: authorize: %s or %s has "
+				"characters that would need shell quoting\n",
+			exe, conf_abs);
+		goto done;
+	}
+	printf("command=\"%s --config %s ssh-command\",restrict %s\n", exe,
+	       conf_abs, key);
+	rc = 0;
+done:
+	free(exe);
+	free(conf_abs);
+	ud_buf_free(&b);
+	return rc;
+}
+
+/* run */
+
+static int sigpipe_fds[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+	unsigned char c = (unsigned char)sig;
+	int saved = errno;
+
+	if (write(sigpipe_fds[1], &c, 1) < 0) {
+		/* Nothing to do: a full pipe already holds a wake-up. */
+	}
+	errno = saved;
+}
+
+/*
+ * A self-pipe rather than blocked signals + sigwait: a blocked mask would
+ * be inherited by every instance we spawn, and they must die on SIGTERM.
+ */
+static int setup_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
+		return ud_error_set_errno(UD_ERROR, "pipe");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* Temp files of an unpacking the agent did not finish. */
+static void remove_partial_images(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, ".tmp-", 5))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			ud_log_info("removed %s/%s, a partial image", dir,
+				    e->d_name);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int control_path(const struct ud_agentconf *conf, const char **out)
+{
+	if (strncmp(conf->control, "unix:", 5))
+		return ud_error_set(UD_EINVALID, "control %s: must be unix:PATH",
+				    conf->control);
+	*out = conf->control + 5;
+	return 0;
+}
+
+static int cmd_run(const char *config, int verbose)
+{
+	struct agent a;
+	pthread_condattr_t ca;
+	pthread_t control_thread, reconcile_thread;
+	int control_fd = -1, lock_fd = -1, err, rc = 1;
+	int have_control = 0, have_reconcile = 0;
+	const char *sock = NULL;
+	char *real = NULL, *lockpath = NULL;
+
+	memset(&a, 0, sizeof(a));
+	ud_log_init(verbose ? UD_LOG_DEBUG : UD_LOG_INFO, 1);
+	state_init(&a.st);
+	ud_strvec_init(&a.verified);
+	ud_strvec_init(&a.demand);
+	pthread_mutex_init(&a.lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a.wake, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&a.done, NULL);
+
+	if ((err = ud_agentconf_load(&a.conf, config)) < 0) {
+		rc = die(err, "configuration");
+		goto done;
+	}
+	if ((err = ud_name_check_host(a.conf->host)) < 0 ||
+	    (err = control_path(a.conf, &sock)) < 0) {
+		rc = die(err, config);
+		goto done;
+	}
+	if ((err = ud_mkdir_p(a.conf->state_dir, 0750)) < 0) {
+		rc = die(err, "state_dir");
+		goto done;
+	}
+	/* Instances are found again after a crash by this exact string in
+	 * their environment: make it canonical. */
+	if (!(real = realpath(a.conf->state_dir, NULL))) {
+		err = ud_error_set_errno(UD_ERROR, "%s", a.conf->state_dir);
+		rc = die(err, "state_dir");
+		goto done;
+	}
+	free(a.conf->state_dir);
+	a.conf->state_dir = real;
+	a.state_path = ud_asprintf("%s/state.json", real);
+	a.images_dir = ud_asprintf("%s/images", real);
+	a.mirror_path = ud_asprintf("%s/repo.git", real);
+	lockpath = ud_asprintf("%s/agent.lock", real);
+	if ((err = ud_mkdir_p(a.images_dir, 0750)) < 0) {
+		rc = die(err, "state_dir");
+		goto done;
+	}
+	if ((lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) <
+		    0 ||
+	    flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		err = ud_error_set_errno(UD_EBUSY, "%s: another deploy-agent "
+						   "uses this state_dir?",
+					 lockpath);
+		rc = die(err, "run");
+		goto done;
+	}
+	remove_partial_images(a.images_dir);
+	if ((err = state_load(&a.st, a.state_path)) < 0) {
+		rc = die(err, "state");
+		goto done;
+	}
+	if ((err = setup_signals()) < 0) {
+		rc = die(err, "run");
+		goto done;
+	}
+	ud_log_info("deploy-agent starting: host %s, repository %s, state %s",
+		    a.conf->host, a.conf->repo, a.conf->state_dir);
+	if ((err = proxy_start(&a.proxy, agent_demand, &a)) < 0) {
+		rc = die(err, "proxy");
+		goto done;
+	}
+	if ((err = control_start(&a, &control_thread, &control_fd)) < 0) {
+		rc = die(err, "control socket");
+		goto done;
+	}
+	have_control = 1;
+	if (pthread_create(&reconcile_thread, NULL, agent_reconcile_main,
+			   &a) != 0) {
+		err = ud_error_set(UD_ERROR, "cannot start a thread");
+		rc = die(err, "run");
+		goto done;
+	}
+	have_reconcile = 1;
+
+	for (;;) {
+		struct pollfd pfd = { sigpipe_fds[0], POLLIN, 0 };
+		unsigned char sig;
+
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			break;
+		if (read(sigpipe_fds[0], &sig, 1) != 1)
+			continue;
+		if (sig == SIGHUP) {
+			ud_log_info("SIGHUP: syncing");
+			agent_request_sync(&a);
+			continue;
+		}
+		ud_log_info("%s: shutting down", strsignal(sig));
+		break;
+	}
+	rc = 0;
+done:
+	pthread_mutex_lock(&a.lock);
+	a.stopping = 1;
+	pthread_cond_broadcast(&a.wake);
+	pthread_cond_broadcast(&a.done);
+	pthread_mutex_unlock(&a.lock);
+	if (have_control)
+		pthread_join(control_thread, NULL);
+	if (control_fd >= 0) {
+		close(control_fd);
+		unlink(sock);
+	}
+	if (have_reconcile)
+		pthread_join(reconcile_thread, NULL);
+	if (a.proxy)
+		proxy_stop(a.proxy);
+	/* Let control threads answer "shutting down" before we go. */
+	{
+		long long deadline = ud_now_ms() + 1000;
+
+		pthread_mutex_lock(&a.lock);
+		while (a.connections > 0 && ud_now_ms() < deadline) {
+			pthread_mutex_unlock(&a.lock);
+			usleep(10000);
+			pthread_mutex_lock(&a.lock);
+		}
+		pthread_mutex_unlock(&a.lock);
+	}
+	if (rc == 0)
+		ud_log_info("stopped");
+	if (lock_fd >= 0)
+		close(lock_fd);
+	free(lockpath);
+	json_decref(a.status);
+	json_decref(a.last_sync);
+	state_free(&a.st);
+	ud_strvec_free(&a.verified);
+	ud_strvec_free(&a.demand);
+	free(a.state_path);
+	free(a.images_dir);
+	free(a.mirror_path);
+	ud_agentconf_free(a.conf);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = DEFAULT_CONFIG, *cmd;
+	int i, verbose = 0;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			config = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			config = argv[i] + 9;
+		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+			verbose = 1;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else
+			return usage("unknown option");
+	}
+	if (i >= argc)
+		return usage("no command");
+	cmd = argv[i++];
+	/* -v and --config are also accepted after the command. */
+	{
+		int j, k = i;
+
+		for (j = i; j < argc; j++) {
+			if (!strcmp(argv[j], "--config") && j + 1 < argc)
+				config = argv[++j];
+			else if (!strncmp(argv[j], "--config=", 9))
+				config = argv[j] + 9;
+			else if (!strcmp(argv[j], "-v"))
+				verbose = 1;
+			else if (!strcmp(argv[j], "-h") ||
+				 !strcmp(argv[j], "--help")) {
+				fputs(usage_text, stdout);
+				return 0;
+			} else
+				argv[k++] = argv[j];
+		}
+		argc = k;
+	}
+	ud_log_init(verbose ? UD_LOG_DEBUG : UD_LOG_INFO, 0);
+
+	if (!strcmp(cmd, "run"))
+		return i == argc ? cmd_run(config, verbose) :
+				   usage("run takes no arguments");
+	if (!strcmp(cmd, "sync") || !strcmp(cmd, "status"))
+		return cmd_query(config, cmd, argc - i, argv + i);
+	if (!strcmp(cmd, "check"))
+		return i == argc ? cmd_check(config) :
+				   usage("check takes no arguments");
+	if (!strcmp(cmd, "ssh-command"))
+		return i == argc ? cmd_ssh(config) :
+				   usage("ssh-command takes no arguments");
+	if (!strcmp(cmd, "authorize"))
+		return argc - i == 1 ? cmd_authorize(config, argv[i]) :
+				       usage("usage: deploy-agent authorize "
+					     "KEYFILE");
+	return usage("unknown command");
+}
