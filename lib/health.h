@@ -5,6 +5,8 @@
 #ifndef UD_HEALTH_H
 #define UD_HEALTH_H
 
+#include <stddef.h>
+
 enum ud_health_kind { UD_HEALTH_HTTP, UD_HEALTH_TCP, UD_HEALTH_SERIAL };
 
 struct ud_health {
