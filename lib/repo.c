@@ -141,8 +141,10 @@ done:
 	ud_buf_free(&text);
 	ud_fleet_free(fleet);
 	git_repository_free(git);
-	ud_deployrepo_free(r);
-	git_libgit2_shutdown();
+	if (r)
+		ud_deployrepo_free(r); /* drops our libgit2 reference */
+	else
+		git_libgit2_shutdown();
 	return err;
 }
 
