@@ -51,6 +51,8 @@ static size_t discard(char *data, size_t size, size_t n, void *payload)
 /* "host:port", with brackets around an IPv6 literal. */
 static char *host_port(const char *host, int port)
 {
+	if (!host || !*host)
+		host = "127.0.0.1";
 	return strchr(host, ':') ? ud_asprintf("[%s]:%d", host, port)
 				 : ud_asprintf("%s:%d", host, port);
 }
