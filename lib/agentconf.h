@@ -2,6 +2,8 @@
 #ifndef UD_AGENTCONF_H
 #define UD_AGENTCONF_H
 
+#include <stddef.h>
+
 struct ud_agentconf {
 	char *host;      /* this host's name in fleet.json */
 	char *repo;      /* deployment repository URL or path */

@@ -1,0 +1,190 @@
+/* agent.json (SPEC §5): real files in a temporary directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agentconf.h"
+#include "buf.h"
+#include "errors.h"
+
+struct fixture {
+	char *dir;  /* realpath of the temp dir */
+	char *path; /* dir/agent.json */
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = ud_calloc(1, sizeof(*fx));
+	char tmpl[] = "/tmp/ud-agentconf-XXXXXX";
+
+	assert_non_null(mkdtemp(tmpl));
+	fx->dir = realpath(tmpl, NULL);
+	assert_non_null(fx->dir);
+	fx->path = ud_asprintf("%s/agent.json", fx->dir);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	ud_rm_rf(fx->dir);
+	free(fx->dir);
+	free(fx->path);
+	free(fx);
+	return 0;
+}
+
+static void write_conf(const struct fixture *fx, const char *text)
+{
+	assert_int_equal(ud_write_file_atomic(fx->path, text, strlen(text),
+					      0644),
+			 0);
+}
+
+static int parse(struct ud_agentconf **c, const char *text)
+{
+	*c = NULL;
+	ud_error_clear();
+	return ud_agentconf_parse(c, "agent.json", text, strlen(text),
+				  "/etc/unideploy");
+}
+
+static void spec_example(void **state)
+{
+	struct fixture *fx = *state;
+	struct ud_agentconf *c = NULL;
+
+	write_conf(fx, "{\n"
+		       "  \"host\": \"edge1\",\n"
+		       "  \"repo\": \"ssh://git@deploy.example/srv/deploy.git\",\n"
+		       "  \"state_dir\": \"/var/lib/unideploy\",\n"
+		       "  \"control\": \"unix:/run/deploy-agent.sock\",\n"
+		       "  \"poll_s\": 60\n"
+		       "}\n");
+	assert_int_equal(ud_agentconf_load(&c, fx->path), 0);
+	assert_string_equal(c->host, "edge1");
+	assert_string_equal(c->repo, "ssh://git@deploy.example/srv/deploy.git");
+	assert_string_equal(c->state_dir, "/var/lib/unideploy");
+	assert_string_equal(c->control, "unix:/run/deploy-agent.sock");
+	assert_int_equal(c->poll_s, 60);
+	ud_agentconf_free(c);
+}
+
+static void defaults(void **state)
+{
+	struct ud_agentconf *c;
+
+	(void)state;
+	assert_int_equal(parse(&c, "{\"host\": \"h\", \"repo\": \"/srv/d.git\"}"),
+			 0);
+	assert_string_equal(c->state_dir, "/var/lib/unideploy");
+	assert_string_equal(c->control, "unix:/run/deploy-agent.sock");
+	assert_int_equal(c->poll_s, 60);
+	ud_agentconf_free(c);
+	assert_int_equal(parse(&c, "{\"host\": \"h\", \"repo\": \"r\", "
+				   "\"poll_s\": 0}"),
+			 0);
+	assert_int_equal(c->poll_s, 0);
+	ud_agentconf_free(c);
+}
+
+/* Relative paths are taken from the config file's directory, whatever
+ * the current directory is. */
+static void relative_paths_follow_the_file(void **state)
+{
+	struct fixture *fx = *state;
+	struct ud_agentconf *c = NULL;
+	char *want, cwd[PATH_MAX];
+
+	write_conf(fx, "{\"host\": \"local\", \"repo\": \"/srv/deploy.git\", "
+		       "\"state_dir\": \"state\", "
+		       "\"control\": \"unix:run/agent.sock\"}");
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(fx->dir), 0);
+	/* Loaded through a relative name from inside the directory. */
+	assert_int_equal(ud_agentconf_load(&c, "agent.json"), 0);
+	assert_int_equal(chdir(cwd), 0);
+	want = ud_asprintf("%s/state", fx->dir);
+	assert_string_equal(c->state_dir, want);
+	free(want);
+	want = ud_asprintf("unix:%s/run/agent.sock", fx->dir);
+	assert_string_equal(c->control, want);
+	free(want);
+	ud_agentconf_free(c);
+}
+
+static void missing_file(void **state)
+{
+	struct fixture *fx = *state;
+	struct ud_agentconf *c = NULL;
+
+	assert_int_equal(ud_agentconf_load(&c, fx->path), UD_ENOTFOUND);
+	assert_null(c);
+	assert_non_null(strstr(ud_error_last(), fx->path));
+}
+
+static void errors(void **state)
+{
+	static const struct {
+		const char *text, *error;
+		int code;
+	} cases[] = {
+		{ "{\"host\": \"h\",\n \"repo\": }", "agent.json:2:10: "
+		  "unexpected token near '}'", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"pol_s\": 5}",
+		  "agent.json: unknown key 'pol_s'", UD_EINVALID },
+		{ "{\"repo\": \"r\"}", "agent.json: missing key 'host'",
+		  UD_ENOTFOUND },
+		{ "{\"host\": \"h\"}", "agent.json: missing key 'repo'",
+		  UD_ENOTFOUND },
+		{ "{\"host\": \"../h\", \"repo\": \"r\"}",
+		  "agent.json: host: invalid host name '../h': must match "
+		  "[a-z0-9][a-z0-9._-]{0,62}", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"\"}",
+		  "agent.json: repo: must not be empty", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"poll_s\": -1}",
+		  "agent.json: poll_s: must be an integer from 0 to 86400",
+		  UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"poll_s\": \"60\"}",
+		  "agent.json: poll_s: must be an integer from 0 to 86400",
+		  UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control\": "
+		  "\"tcp:1.2.3.4:5\"}",
+		  "agent.json: control: must be unix:PATH, not 'tcp:1.2.3.4:5'",
+		  UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"state_dir\": 7}",
+		  "agent.json: state_dir: must be a string", UD_EINVALID },
+	};
+	struct ud_agentconf *c;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(parse(&c, cases[i].text), cases[i].code);
+		assert_null(c);
+		assert_string_equal(ud_error_last(), cases[i].error);
+	}
+}
+
+int main(void)
+{
+	static const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(spec_example, setup, teardown),
+		cmocka_unit_test(defaults),
+		cmocka_unit_test_setup_teardown(relative_paths_follow_the_file,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(missing_file, setup, teardown),
+		cmocka_unit_test(errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
