@@ -121,6 +121,7 @@ struct proxy {
 	int evfd;
 	struct handle hwake;
 	int stopping;
+	int no_splice; /* UD_PROXY_NO_SPLICE: exercise the copying path */
 	struct app *apps;
 	struct conn *conns;
 	struct conn *graveyard;
@@ -434,8 +435,15 @@ static ssize_t dir_out(struct dir *d, int dst)
 	return n;
 }
 
-/* Move bytes src -> dst until blocked. -1: the connection is broken. */
-static int dir_pump(struct dir *d, int src, int dst)
+/*
+ * Move bytes src -> dst until blocked. -1: the connection is broken.
+ *
+ * A backend that stops receiving (it answered and closed) may still have
+ * an answer on its way: only this direction is given up. A client that
+ * stops receiving is gone: nothing the backend says can reach it, and the
+ * backend may be blocked writing to us, so the connection ends.
+ */
+static int dir_pump(struct dir *d, int src, int dst, int dst_is_client)
 {
 	ssize_t n;
 	int moved;
@@ -448,10 +456,10 @@ static int dir_pump(struct dir *d, int src, int dst)
 				d->pending -= n;
 				moved = 1;
 			} else if (n < 0 && errno != EAGAIN) {
-				/* dst is gone for writing; what it still
-				 * sends flows on in the other direction. */
 				if (errno == EPIPE)
 					drain_sigpipe();
+				if (dst_is_client)
+					return -1;
 				d->done = 1;
 				d->pending = 0;
 				shutdown(src, SHUT_RD);
@@ -481,8 +489,8 @@ static int dir_pump(struct dir *d, int src, int dst)
 
 static void pump(struct proxy *p, struct conn *c)
 {
-	if (dir_pump(&c->d[0], c->cfd, c->bfd) < 0 ||
-	    dir_pump(&c->d[1], c->bfd, c->cfd) < 0 ||
+	if (dir_pump(&c->d[0], c->cfd, c->bfd, 0) < 0 ||
+	    dir_pump(&c->d[1], c->bfd, c->cfd, 1) < 0 ||
 	    (c->d[0].done && c->d[1].done))
 		conn_close(p, c);
 }
@@ -594,6 +602,10 @@ static void forward(struct proxy *p, struct app *a, int cfd)
 	c->hb.obj = c;
 	c->d[0].pipe[0] = c->d[0].pipe[1] = -1;
 	c->d[1].pipe[0] = c->d[1].pipe[1] = -1;
+	if (p->no_splice) {
+		c->d[0].buf = ud_malloc(CHUNK);
+		c->d[1].buf = ud_malloc(CHUNK);
+	}
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
@@ -717,8 +729,15 @@ static void dispatch(struct proxy *p, struct epoll_event *ev)
 		on_accept(p, h->obj);
 		break;
 	case H_CLIENT:
-		if (!c->dead && !c->connecting)
-			pump(p, c);
+		if (c->dead || c->connecting)
+			break;
+		pump(p, c);
+		/* A reset client, or one that can no longer receive what is
+		 * still to come: with full pipes the pump might not touch
+		 * its socket again to find out. */
+		if (!c->dead && ((ev->events & EPOLLERR) ||
+				 ((ev->events & EPOLLHUP) && !c->d[1].done)))
+			conn_close(p, c);
 		break;
 	case H_BACKEND:
 		if (c->dead)
@@ -810,6 +829,7 @@ int proxy_start(struct proxy **out, proxy_demand_fn on_demand, void *payload)
 	p->on_demand = on_demand;
 	p->payload = payload;
 	p->hwake.kind = H_WAKE;
+	p->no_splice = getenv("UD_PROXY_NO_SPLICE") != NULL;
 	p->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (p->evfd < 0 || p->epfd < 0) {

@@ -251,10 +251,18 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The same, moving bytes through buffers as when splice(2) is refused. */
+static int setup_copy(void **state)
+{
+	setenv("UD_PROXY_NO_SPLICE", "1", 1);
+	return setup(state);
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	unsetenv("UD_PROXY_NO_SPLICE");
 	proxy_stop(f->p);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
@@ -847,6 +855,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_connections,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_echo, setup_copy,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_half_close, setup_copy,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stalled_clients,
+						setup_copy, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
