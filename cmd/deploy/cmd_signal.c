@@ -146,8 +146,7 @@ static int signal_all(struct ud_deployrepo *r, int json)
 			failed |= print_host(r, f, &replies[i]);
 	}
 	if (failed)
-		err = ud_error_set(UD_EPARTIAL,
-				   "some hosts did not take the release");
+		err = ud_error_set(UD_EPARTIAL, "some hosts did not sync");
 done:
 	ud_host_replies_free(replies, hosts.n);
 	ud_strvec_free(&hosts);

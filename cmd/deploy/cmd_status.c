@@ -53,13 +53,17 @@ static void table_row(struct table *t, const char *app, const char *host,
 		t->has_error = 1;
 }
 
-/* The last column is not padded, so lines carry no trailing blanks. */
-static void print_cell(const char *s, size_t width, int last)
+static void print_line(const char *const *cells, const size_t *width,
+		       size_t ncols)
 {
-	if (last)
-		printf("%s\n", s);
-	else
-		printf("%-*s  ", (int)width, s);
+	struct ud_buf line = UD_BUF_INIT;
+
+	for (size_t col = 0; col < ncols; col++)
+		ud_buf_printf(&line, "%-*s  ", (int)width[col], cells[col]);
+	/* An empty last cell would leave blanks at the end of the line. */
+	ud_buf_rtrim(&line);
+	printf("%s\n", line.ptr);
+	ud_buf_free(&line);
 }
 
 static void table_print(const struct table *t)
@@ -75,12 +79,9 @@ static void table_print(const struct table *t)
 		if (len > width[i % NCOLS])
 			width[i % NCOLS] = len;
 	}
-	for (col = 0; col < ncols; col++)
-		print_cell(header[col], width[col], col + 1 == ncols);
+	print_line(header, width, ncols);
 	for (i = 0; i < t->cells.n; i += NCOLS)
-		for (col = 0; col < ncols; col++)
-			print_cell(t->cells.v[i + col], width[col],
-				   col + 1 == ncols);
+		print_line((const char *const *)t->cells.v + i, width, ncols);
 }
 
 static int cmp_str(const void *a, const void *b)
