@@ -173,6 +173,8 @@ int ud_release_publish(struct ud_deployrepo *r, struct ud_manifest *m,
 	if (err == UD_ECONFLICT)
 		ud_error_prefix("%s: gave up after %d concurrent updates",
 				m->app, MAX_TRIES);
+	if (err < 0)
+		m->release = 0; /* no number was taken */
 	return err;
 }
 
