@@ -28,11 +28,14 @@ int ud_error_set(int code, const char *fmt, ...)
 	return code;
 }
 
+/* Messages are capped at MSG_MAX; a cut-off cause is still better than
+ * none, so truncation is accepted (and the return value read to say so). */
 static void append(const char *tail)
 {
 	size_t len = strlen(msg);
 
-	snprintf(msg + len, sizeof(msg) - len, ": %s", tail);
+	if (snprintf(msg + len, sizeof(msg) - len, ": %s", tail) < 0)
+		msg[len] = '\0';
 }
 
 int ud_error_set_errno(int code, const char *fmt, ...)
@@ -70,8 +73,9 @@ void ud_error_prefix(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	len = strlen(msg);
-	snprintf(msg + len, sizeof(msg) - len, ": %s",
-		 msg_set ? old : "unknown error");
+	if (snprintf(msg + len, sizeof(msg) - len, ": %s",
+		     msg_set ? old : "unknown error") < 0)
+		msg[len] = '\0';
 	msg_set = 1;
 }
 

@@ -16,9 +16,16 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 {
 	int opt;
 
+	/* Our own "deploy: ..." line, not getopt's. */
+	opterr = 0;
 	for (;;) {
 		opt = getopt_long(argc, argv, shortopts, longopts, NULL);
 		switch (opt) {
+		case '?':
+			fprintf(stderr, "deploy: %s: unknown option or missing "
+					"value: %s\n",
+				argv[0], argv[optind - 1]);
+			return '?';
 		case CLI_OPT_DEPLOY_REPO:
 			c->deploy_repo = optarg;
 			break;
