@@ -67,7 +67,7 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	unchanged
 	pusher_error | grep -qF '../x'
 	pusher_error | grep -Eiq 'app'
-	refute dgit ls-tree -r --name-only main -- apps/x
+	[ "$(dgit ls-tree --name-only main:apps)" = pong ]
 	[ ! -e "$T/x" ] && [ ! -e "$T/state/x" ]
 }
 

@@ -31,11 +31,10 @@ image_blobs() {
 	run deploy releases pong
 	echo "$output" >&2
 	[ "$status" -eq 0 ]
-	# one line per release, and the marked line is release 2's
-	[ "$(grep -Ec '(^|[^0-9])[12]([^0-9]|$)' <<<"$output")" -ge 2 ]
-	marked=$(grep -Ei '\*|current|live|<-|->' <<<"$output")
-	[ "$(wc -l <<<"$marked")" -eq 1 ]
-	grep -Eq '(^|[^0-9v])2([^0-9]|$)' <<<"$marked"
+	# one line per release, newest first, the current one marked
+	[ "$(wc -l <<<"$output")" -eq 2 ]
+	grep -Eq '^\* +v2\b' <<<"$(sed -n 1p <<<"$output")"
+	grep -Eq '^ +v1\b' <<<"$(sed -n 2p <<<"$output")"
 }
 
 @test "deploy releases of an unknown app fails with exit 1 and one error line" {
@@ -128,8 +127,8 @@ image_blobs() {
 	stop_agent TERM
 	run deploy status --json
 	echo "$output" >&2
-	jq -e '.apps.pong.hosts.local.state == "unreachable"' <<<"$output"
-	[ "$status" -eq 3 ] || [ "$status" -eq 1 ]
+	# SPEC gives status no exit code for this: the report is what counts
+	jq -e '.apps.pong.desired == 1 and .apps.pong.hosts.local.state == "unreachable"' <<<"$output"
 }
 
 @test "deploy status (text) names app, host, release and state" {

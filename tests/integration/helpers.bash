@@ -14,6 +14,8 @@
 # agent, pushes and deploy commands are started with it; the test shell never
 # exports it), so leftovers are found by that mark or by an executable under $T.
 
+bats_require_minimum_version 1.5.0 # run --separate-stderr
+
 ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BUILD=${BUILD:-build/rel}
 DEPLOY_BIN=$ROOT/bin/deploy

@@ -62,7 +62,7 @@ load helpers
 	remote=$(grep '^remote: ' <<<"$PUSH_OUT")
 	grep -q 'remote: .*BUILD-MARKER-pong' <<<"$remote"           # live build output
 	grep -q "remote: .*$sha" <<<"$remote"                          # digest
-	grep -Eiq 'remote: .*release[ :#]*1\b|remote: .*pong/v1\b' <<<"$remote" # release number
+	grep -Eiq 'remote: .*release[ds]? [a-z ]*v?1\b' <<<"$remote" # release number
 	grep -Eiq 'remote: .*\blocal\b.*\b(ok|running|ready|healthy|live)\b' <<<"$remote" # host result
 	# each stage says how long it took
 	[ "$(grep -Ec 'remote: .*\b[0-9]+(\.[0-9]+)? ?(ms|s)\b' <<<"$remote")" -ge 3 ]
