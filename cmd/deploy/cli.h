@@ -76,13 +76,19 @@ int cmd_signal(int argc, char **argv);
  * one line per host, return 0, or UD_EPARTIAL when some failed (named). */
 struct ud_fleet;
 int cli_signal_app(struct ud_deployrepo *r, const char *app, int json);
-/* The same, telling whether any host failed: *failed is a mask of
- * CLI_HOST_UNREACHABLE (no answer) and CLI_HOST_FAILED (the host answered
- * that the release failed there, e.g. its health check). */
+/* The same for release `want` (0: the current one), telling what went
+ * wrong: `failed` is a mask of CLI_HOST_UNREACHABLE (no answer, or not
+ * live yet) and CLI_HOST_FAILED (a host answered that `want` failed there,
+ * e.g. its health check); `serving` is a release such a host still serves
+ * (0: none). A host already on a newer release is not a failure. */
 #define CLI_HOST_UNREACHABLE 1
 #define CLI_HOST_FAILED 2
-int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int json,
-		      int *failed);
+struct cli_signal_result {
+	int failed;
+	int serving;
+};
+int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
+		      int json, struct cli_signal_result *res);
 
 /* The publish pipeline shared by `publish`, `hook post-receive` and `ci`:
  * build `rev` of the source repository, publish it, signal its hosts,

@@ -115,56 +115,93 @@ static const char *str(json_t *o, const char *key)
 	return s ? s : "";
 }
 
-static void print_host(const struct ud_host_reply *h, const char *app,
-		       int desired, int *failed)
+static int num(json_t *o, const char *key)
 {
-	json_t *a = h->reply ? json_object_get(
-				       json_object_get(h->reply, "apps"), app)
-			     : NULL;
+	return (int)json_integer_value(json_object_get(o, key));
+}
+
+/*
+ * How a host's answer bears on release `want` of app. Releases only grow,
+ * so a host serving (or wanting) a newer release than ours has been
+ * superseded by a racing publish: that is not our failure, and must never
+ * trigger a rollback.
+ */
+enum verdict { V_OK, V_SUPERSEDED, V_FAILED, V_UNREACHABLE };
+
+static enum verdict judge(const struct ud_host_reply *h, json_t *a, int want)
+{
+	int serving = num(a, "release"), host_wants = num(a, "desired");
+
+	if (!h->ok || !a)
+		return V_UNREACHABLE;
+	if (serving == want)
+		return V_OK;
+	if (serving > want || host_wants > want)
+		return V_SUPERSEDED;
+	if (!strcmp(str(a, "state"), "failed"))
+		return V_FAILED;
+	/* Summoned apps run nothing while idle: registered is live. */
+	if ((!strcmp(str(a, "state"), "summonable") ||
+	     !strcmp(str(a, "state"), "idle")) && host_wants == want)
+		return V_OK;
+	return V_UNREACHABLE;
+}
+
+static void print_host(const struct ud_host_reply *h, json_t *a,
+		       const char *app, int want, enum verdict v)
+{
 	json_t *rel = json_object_get(a, "release");
-	const char *state = str(a, "state");
 	long long inst = json_integer_value(json_object_get(a, "instances"));
 
-	if (!h->ok) {
-		printf("-----> %s: unreachable: %s\n", h->host, h->error);
-		*failed |= CLI_HOST_UNREACHABLE;
-		return;
-	}
-	if (!a) {
-		printf("-----> %s: does not run %s (its fleet view may be "
-		       "stale)\n",
-		       h->host, app);
-		*failed |= CLI_HOST_UNREACHABLE;
-		return;
-	}
-	if (!strcmp(state, "failed") ||
-	    (desired && json_integer_value(rel) != desired &&
-	     strcmp(state, "summonable") && strcmp(state, "idle"))) {
-		printf("-----> %s: %s v%d failed: %s", h->host, app, desired,
-		       a && json_is_string(json_object_get(a, "error"))
+	switch (v) {
+	case V_OK:
+		printf("-----> %s: %s v%d %s (%lld instance%s) in %lld ms\n",
+		       h->host, app, want, str(a, "state"), inst,
+		       inst == 1 ? "" : "s", h->ms);
+		break;
+	case V_SUPERSEDED:
+		printf("-----> %s: %s v%d superseded by v%d (a newer "
+		       "release)\n",
+		       h->host, app, want,
+		       num(a, "release") > want ? num(a, "release")
+						: num(a, "desired"));
+		break;
+	case V_FAILED:
+		printf("-----> %s: %s v%d failed: %s", h->host, app, want,
+		       json_is_string(json_object_get(a, "error"))
 			       ? str(a, "error")
-			       : state);
+			       : "failed");
 		if (json_is_integer(rel))
 			printf(" (still serving v%lld)",
 			       json_integer_value(rel));
 		printf(" [%lld ms]\n", h->ms);
-		*failed |= CLI_HOST_FAILED;
-		return;
+		break;
+	case V_UNREACHABLE:
+		if (!h->ok)
+			printf("-----> %s: unreachable: %s\n", h->host,
+			       h->error);
+		else if (!a)
+			printf("-----> %s: does not run %s (its fleet view "
+			       "may be stale)\n",
+			       h->host, app);
+		else
+			printf("-----> %s: %s v%d not live: %s%s%s\n", h->host,
+			       app, want, str(a, "state"),
+			       *str(a, "error") ? ": " : "", str(a, "error"));
+		break;
 	}
-	printf("-----> %s: %s v%lld %s (%lld instance%s) in %lld ms\n", h->host,
-	       app, json_integer_value(rel), state, inst, inst == 1 ? "" : "s",
-	       h->ms);
 }
 
-int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int json,
-		      int *failed)
+int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
+		      int json, struct cli_signal_result *res)
 {
 	struct ud_fleet *f = NULL;
 	const struct ud_placement *p;
 	struct ud_host_reply *replies = NULL;
-	int err, desired = 0;
+	json_t *all = NULL;
+	int err;
 
-	*failed = 0;
+	memset(res, 0, sizeof(*res));
 	if ((err = ud_fleet_load(r, NULL, &f)) < 0)
 		return err;
 	if (!(p = ud_fleet_placement(f, app)) || p->hosts.n == 0) {
@@ -177,21 +214,28 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int json,
 		ud_fleet_free(f);
 		return 0;
 	}
-	if (ud_release_current(r, NULL, app, &desired) < 0)
+	if (!want && ud_release_current(r, NULL, app, &want) < 0)
 		ud_error_clear();
 	ud_notify_hosts(&replies, f, &p->hosts, "sync", app,
 			CLI_SYNC_TIMEOUT_MS);
-	if (json) {
-		json_t *all = json_object();
+	if (json)
+		all = json_object();
+	for (size_t i = 0; i < p->hosts.n; i++) {
+		const struct ud_host_reply *h = &replies[i];
+		json_t *a = h->reply ? json_object_get(
+					       json_object_get(h->reply, "apps"),
+					       app)
+				     : NULL;
+		enum verdict v = judge(h, a, want);
 
-		for (size_t i = 0; i < p->hosts.n; i++) {
-			const struct ud_host_reply *h = &replies[i];
-			json_t *a = h->reply
-					    ? json_object_get(json_object_get(
-								      h->reply,
-								      "apps"),
-							      app)
-					    : NULL;
+		if (v == V_FAILED) {
+			res->failed |= CLI_HOST_FAILED;
+			if (!res->serving && num(a, "release") > 0)
+				res->serving = num(a, "release");
+		} else if (v == V_UNREACHABLE) {
+			res->failed |= CLI_HOST_UNREACHABLE;
+		}
+		if (json) {
 			json_t *o = a ? json_deep_copy(a) : json_object();
 
 			json_object_set_new(o, "ok", json_boolean(h->ok));
@@ -199,29 +243,27 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int json,
 				json_object_set_new(o, "error",
 						    json_string(h->error));
 			json_object_set_new(all, h->host, o);
-			if (!h->ok || !a)
-				*failed |= CLI_HOST_UNREACHABLE;
-			else if (!strcmp(str(a, "state"), "failed"))
-				*failed |= CLI_HOST_FAILED;
+		} else {
+			print_host(h, a, app, want, v);
 		}
+	}
+	if (json) {
 		char *s = json_dumps(all, JSON_INDENT(2));
 		printf("%s\n", s);
 		free(s);
 		json_decref(all);
-	} else {
-		for (size_t i = 0; i < p->hosts.n; i++)
-			print_host(&replies[i], app, desired, failed);
 	}
 	ud_host_replies_free(replies, p->hosts.n);
 	ud_fleet_free(f);
-	return *failed ? ud_error_set(UD_EPARTIAL,
-				      "some hosts did not take the release")
-		       : 0;
+	return res->failed ? ud_error_set(UD_EPARTIAL,
+					  "some hosts did not take the "
+					  "release")
+			   : 0;
 }
 
 int cli_signal_app(struct ud_deployrepo *r, const char *app, int json)
 {
-	int failed;
+	struct cli_signal_result res;
 
-	return cli_signal_app_ex(r, app, json, &failed);
+	return cli_signal_app_ex(r, app, 0, json, &res);
 }

@@ -78,7 +78,8 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 	struct ud_build_opts bo = { 0 };
 	struct indenter in = { 1 };
 	long long t0 = ud_now_ms(), t;
-	int err, status = 0, previous = 0, failed = 0;
+	int err, status = 0, current = 0;
+	struct cli_signal_result res = { 0 };
 	enum ud_compression comp = UD_DEFAULT_COMPRESSION;
 	const char *comp_env = getenv("DEPLOY_COMPRESSION");
 	char what[160];
@@ -112,11 +113,6 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 		status = fail(p, err, what);
 		goto done;
 	}
-	if (ud_release_current(r, NULL, b->cfg->app, &previous) < 0) {
-		ud_error_clear();
-		previous = 0;
-	}
-
 	stage(p, "build");
 	printf("-----> %s: building %.7s (%s) %s\n", b->cfg->app, b->commit,
 	       p->ref && *p->ref ? p->ref : "detached", b->subject);
@@ -166,33 +162,43 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 	}
 	stage(p, "deploy");
 	t = ud_now_ms();
-	err = cli_signal_app_ex(r, m->app, 0, &failed);
+	err = cli_signal_app_ex(r, m->app, m->release, 0, &res);
 	stage_done(p, "deploy", t);
 	if (err < 0 && err != UD_EPARTIAL) {
 		status = fail(p, err, "signal hosts");
 		goto done;
 	}
-	if (failed) {
+	if (res.failed) {
 		status = 3;
-		if ((failed & CLI_HOST_FAILED) && m->health.rollback &&
-		    previous > 0) {
+		if (ud_release_current(r, NULL, m->app, &current) < 0)
+			ud_error_clear();
+		/* Restore what the failing hosts still serve, and only while
+		 * our release is the current one: a newer publish must never
+		 * be undone by an older one's rollback. */
+		if ((res.failed & CLI_HOST_FAILED) && m->health.rollback &&
+		    res.serving > 0 && current == m->release) {
 			struct ud_manifest *rb = NULL;
+			struct cli_signal_result again;
 
 			stage(p, "rollback");
 			t = ud_now_ms();
-			printf("-----> %s v%d did not go live everywhere; "
-			       "rolling back to v%d (on_failure: rollback)\n",
-			       m->app, m->release, previous);
-			if ((err = ud_release_rollback(r, m->app, previous,
+			printf("-----> %s v%d failed its health check; rolling "
+			       "back to v%d (on_failure: rollback)\n",
+			       m->app, m->release, res.serving);
+			if ((err = ud_release_rollback(r, m->app, res.serving,
 						       &rb)) < 0) {
 				status = fail(p, err, "rollback");
 				goto done;
 			}
 			printf("-----> released %s v%d, rolling back to v%d\n",
-			       rb->app, rb->release, previous);
-			cli_signal_app_ex(r, rb->app, 0, &failed);
+			       rb->app, rb->release, res.serving);
+			cli_signal_app_ex(r, rb->app, rb->release, 0, &again);
 			ud_manifest_free(rb);
 			stage_done(p, "rollback", t);
+		} else if ((res.failed & CLI_HOST_FAILED) &&
+			   current != m->release) {
+			printf("-----> not rolling back: v%d is current now\n",
+			       current);
 		}
 		fprintf(stderr,
 			"deploy: %s: v%d failed on some hosts (see above)\n",
