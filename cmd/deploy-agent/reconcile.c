@@ -14,6 +14,7 @@
  * Between syncs the thread supervises instances every ~200 ms and answers
  * the proxy's demand for summoned apps.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -564,6 +565,50 @@ static int placed_here(const struct ud_placement *p, const char *host)
 	return 0;
 }
 
+static int image_in_use(struct agent *a, const char *sha)
+{
+	size_t i, j;
+
+	for (i = 0; i < a->st.napps; i++) {
+		const struct app *app = a->st.apps[i];
+
+		if (!strcmp(app->image, sha))
+			return 1;
+		for (j = 0; j < app->ninst; j++)
+			if (!strcmp(app->inst[j]->sha256, sha))
+				return 1;
+	}
+	return 0;
+}
+
+/* Images nothing runs or serves any more: the repository still has them,
+ * so a rollback only costs an unpack. */
+static void collect_images(struct agent *a)
+{
+	DIR *d = opendir(a->images_dir);
+	struct dirent *e;
+	size_t i;
+
+	while (d && (e = readdir(d))) {
+		if (!ud_sha256_valid(e->d_name) || image_in_use(a, e->d_name))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) < 0)
+			continue;
+		ud_log_debug("removed image %s (unused)", e->d_name);
+		for (i = 0; i < a->verified.n; i++) {
+			if (strcmp(a->verified.v[i], e->d_name))
+				continue;
+			/* Keep the vector dense: move the last one here. */
+			free(a->verified.v[i]);
+			a->verified.v[i] = a->verified.v[--a->verified.n];
+			a->verified.v[a->verified.n] = NULL;
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
 static json_t *sync_all(struct agent *a, int forced)
 {
 	struct ud_deployrepo *repo = NULL;
@@ -601,6 +646,8 @@ static json_t *sync_all(struct agent *a, int forced)
 		if (placed_here(&fleet->apps[i], a->conf->host))
 			sync_app(a, repo, &head, &fleet->apps[i], arch,
 				 forced);
+	if (!agent_stopping(a))
+		collect_images(a);
 done:
 	agent_publish(a);
 	if (err < 0) {
