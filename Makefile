@@ -15,12 +15,17 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -iquote lib \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
+# The sanitizer build keeps its own objects and binaries, so a later plain
+# `make` never picks up instrumented ones (and vice versa).
 ifeq ($(SANITIZE),1)
-CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
+CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer -O1
 LDFLAGS  += -fsanitize=address,undefined
 BUILD    := build/san
+BINDIR   := build/san/bin
 else
 BUILD    := build/rel
+BINDIR   := bin
 endif
 
 LIB_SRC   := $(wildcard lib/*.c)
@@ -32,7 +37,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK   := build/.deps-ok
 
 .PHONY: all deps test unit integration demo bench install clean
-all: bin/deploy bin/deploy-agent $(BUILD)/pong
+all: $(BINDIR)/deploy $(BINDIR)/deploy-agent $(BUILD)/pong
 
 # Missing Debian build dependencies are installed when we are root, else the
 # apt-get line is printed and the build stops (SPEC §1).
@@ -49,12 +54,12 @@ $(BUILD)/libunideploy.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/deploy: $(DEPLOY_OBJ) $(BUILD)/libunideploy.a
-	@mkdir -p bin
+$(BINDIR)/deploy: $(DEPLOY_OBJ) $(BUILD)/libunideploy.a
+	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bin/deploy-agent: $(AGENT_OBJ) $(BUILD)/libunideploy.a
-	@mkdir -p bin
+$(BINDIR)/deploy-agent: $(AGENT_OBJ) $(BUILD)/libunideploy.a
+	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/pong: templates/pong/pong.c | $(DEPS_OK)
@@ -74,13 +79,13 @@ $(BUILD)/tests/test_agent_%: tests/unit/test_agent_%.c $(AGENT_PARTS) $(BUILD)/l
 # `make test`: every suite, then one closing line "N passed, N failed".
 test: all $(UNIT_BIN)
 	@sh ci/install-deps.sh test
-	@BUILD=$(BUILD) sh tests/run.sh
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) sh tests/run.sh
 
 unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) ONLY=unit sh tests/run.sh
 
 integration: all
-	@BUILD=$(BUILD) ONLY=integration sh tests/run.sh
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) ONLY=integration sh tests/run.sh
 
 demo: all
 	@sh ci/install-deps.sh test

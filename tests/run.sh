@@ -3,7 +3,12 @@
 # speaking TAP, and closes with one line: "N passed, N failed, N skipped".
 # A suite that dies without reporting counts as one failure.
 BUILD=${BUILD:-build/rel}
+BINDIR=${BINDIR:-bin}
 ONLY=${ONLY:-all}
+# Sanitizer runs: fail on any report; ignore libgit2's known PCRE2 leak.
+LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export LSAN_OPTIONS UBSAN_OPTIONS BINDIR
 pass=0 fail=0 skip=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -33,7 +38,7 @@ if [ "$ONLY" != unit ]; then
 	for t in tests/integration/*.bats; do
 		[ -f "$t" ] || continue
 		echo "# integration: ${t##*/}"
-		BUILD=$BUILD bats --tap "$t" >"$log" 2>&1
+		BUILD=$BUILD BINDIR=$BINDIR bats --tap "$t" >"$log" 2>&1
 		st=$?
 		cat "$log"
 		tally "${t##*/}" "$st"
