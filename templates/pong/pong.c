@@ -9,8 +9,9 @@
  *   GET /slow?ms=N  200 after N ms (lets tests watch a drain)
  *   GET /crash      the process exits with status 3
  *
- * Build-time knobs: -DVERSION='"v2"' and -DHEALTH_STATUS=503 (a release
- * that fails its health check). Anything malformed gets a 400 and the
+ * Build-time knobs: -DVERSION='"v2"', -DHEALTH_STATUS=503 (a release
+ * that fails its health check), -DSTARTUP_DELAY_MS=N (boots slowly, like a
+ * VM: it listens only after N ms, which holds a swap open for tests). Anything malformed gets a 400 and the
  * connection is closed; no input makes it crash.
  */
 #ifndef _GNU_SOURCE
@@ -36,6 +37,9 @@
 #endif
 #ifndef HEALTH_STATUS
 #define HEALTH_STATUS 200
+#endif
+#ifndef STARTUP_DELAY_MS
+#define STARTUP_DELAY_MS 0
 #endif
 
 /* A request head larger than this is refused: no client of ours needs it. */
@@ -359,6 +363,8 @@ int main(void)
 	/* A client that hangs up mid-answer must not kill the server. */
 	signal(SIGPIPE, SIG_IGN);
 
+	if (STARTUP_DELAY_MS > 0)
+		sleep_ms(STARTUP_DELAY_MS);
 	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		perror("pong: socket");
 		return 1;

@@ -74,12 +74,16 @@ has_instance_besides() {
 @test "agent killed with -9 during a swap, then restarted: exactly one instance serving, no orphan" {
 	release_version v1
 	v1_pid=$(instance_pids)
+	# v2 boots slowly: the swap stays open for 3 s
+	write_deploy_json "$(pong_build_cmd -DSTARTUP_DELAY_MS=3000)"
 	set_version v2
 	commit_all "pong v2"
 	push 3>&- &
 	pusher=$!
 	# the moment the v2 instance exists, the swap is under way: kill the agent
 	wait_until 60 has_instance_besides "$v1_pid"
+	# still booting: v1 serves
+	[ "$(answer)" = "pong v1" ]
 	kill -KILL "$AGENT_PID"
 	wait "$AGENT_PID" || true
 	AGENT_PID=
