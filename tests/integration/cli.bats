@@ -206,6 +206,25 @@ image_blobs() {
 	[ "$(answer)" = "pong v2" ]
 }
 
+@test "deploy publish with its host down: published, exit 3 (partial), no rollback" {
+	release_version v1
+	set_version v2
+	commit_all "pong v2"
+	push HEAD:refs/heads/next
+	stop_agent TERM
+	run --separate-stderr deploy publish --source "$APPREPO" --commit next
+	echo "$output" >&2
+	echo "$stderr" >&2
+	[ "$status" -eq 3 ]
+	[ "$(current_release)" = 2 ]
+	[ "$(tags)" = "pong/v1 pong/v2 " ]
+	grep -q 'local' <<<"$output$stderr"
+	grep -q '^deploy: ' <<<"$stderr"
+	# the host catches up when it is back
+	start_agent
+	wait_until 10 answer_is "pong v2"
+}
+
 @test "usage errors exit 2" {
 	run deploy rollback
 	[ "$status" -eq 2 ]

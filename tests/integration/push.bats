@@ -53,6 +53,11 @@ load helpers
 	booted=$(sha256sum "/proc/$pids/exe" | cut -d' ' -f1)
 	[ "$(manifest 1 | jq -r '.images[0].sha256')" = "$booted" ]
 	[ "$(manifest 1 | jq -r '.images[0].size')" = "$(stat -L -c %s "/proc/$pids/exe")" ]
+	# stored uncompressed, the blob is the booted image itself
+	if [ "$(manifest 1 | jq -r '.images[0].compression')" = none ]; then
+		file=$(manifest 1 | jq -r '.images[0].file')
+		[ "$(dgit cat-file blob "main:apps/pong/releases/1/$file" | sha256sum | cut -d' ' -f1)" = "$booted" ]
+	fi
 }
 
 @test "remote: lines show the build log, digests, release number, per-host result and stage timings" {
