@@ -361,13 +361,115 @@ static int boot_n(struct agent *a, struct app *app,
 			break;
 	}
 	if (err < 0) {
+		char *why = ud_strdup(ud_error_last());
+
 		while (i-- > 0)
 			supervise_stop(a, app, started[i]);
 		agent_save(a);
+		ud_error_set(err, "%s", why);
+		free(why);
 		free(started);
 		started = NULL;
 	}
 	*out = started;
+	return err;
+}
+
+/* Read release n's manifest, pick this host's image and unpack it.
+ * On failure the message says why, ready for the app's error. */
+static int prepare(struct agent *a, struct ud_deployrepo *repo,
+		   const git_oid *head, struct app *app, const char *arch,
+		   int n, struct ud_manifest **out,
+		   const struct ud_manifest_image **img)
+{
+	const char *target = app->place.target ? app->place.target : "unix";
+	struct ud_manifest *m = NULL;
+	int err;
+
+	*out = NULL;
+	if ((err = ud_release_manifest(repo, head, app->name, n, &m)) < 0)
+		return err;
+	if (m->release != n || strcmp(m->app, app->name)) {
+		err = ud_error_set(UD_EINVALID,
+				   "manifest of release %d names %s release "
+				   "%d",
+				   n, m->app, m->release);
+		goto done;
+	}
+	if (!(*img = ud_manifest_pick(m, target, arch))) {
+		err = ud_error_set(UD_ENOTFOUND,
+				   "release %d has no image for %s/%s", n,
+				   target, arch);
+		goto done;
+	}
+	if (strcmp((*img)->target, "unix")) {
+		err = ud_error_set(UD_EINVALID,
+				   "target %s is not supported by this agent "
+				   "yet",
+				   (*img)->target);
+		goto done;
+	}
+	err = ensure_image(a, repo, head, m, *img);
+done:
+	if (err < 0)
+		ud_manifest_free(m);
+	else
+		*out = m;
+	return err;
+}
+
+/*
+ * Make the serving release run `want` instances (boot mode) or be
+ * registered (summon): after a placement change, after a clean restart of
+ * the agent, or to bring the old release back when a new one failed.
+ */
+static int fill(struct agent *a, struct ud_deployrepo *repo,
+		const git_oid *head, struct app *app, const char *arch,
+		size_t want)
+{
+	const struct ud_manifest_image *img;
+	struct ud_manifest *m = NULL;
+	struct instance **fresh = NULL;
+	char *addr = NULL;
+	size_t have = count_release(app, app->release), i;
+	int summon = app->place.mode == UD_MODE_SUMMON, err;
+
+	if (!app->manifest || !app->image[0] || have < want) {
+		if ((err = prepare(a, repo, head, app, arch, app->release, &m,
+				   &img)) < 0)
+			goto done;
+		ud_manifest_free(app->manifest);
+		app->manifest = m;
+		m = NULL;
+		memcpy(app->image, img->sha256, UD_SHA256_HEX);
+	}
+	addr = listen_addr(&app->place, app->manifest);
+	if (!addr && summon) {
+		err = ud_error_set(UD_EINVALID,
+				   "summon mode needs a listen address "
+				   "(placement listen or run.port)");
+		goto done;
+	}
+	if ((err = do_listen(a, app, app->manifest, addr)) < 0)
+		goto done;
+	if (!summon && have < want) {
+		if ((err = boot_n(a, app, app->manifest, app->image,
+				  want - have, &fresh)) < 0)
+			goto done;
+		for (i = 0; i < want - have; i++)
+			fresh[i]->ready = 1;
+	}
+	while (!summon && count_release(app, app->release) > want) {
+		for (i = 0; i < app->ninst; i++)
+			if (app->inst[i]->release == app->release)
+				break;
+		supervise_stop(a, app, app->inst[i]);
+	}
+	supervise_backends(a, app);
+	agent_save(a);
+done:
+	free(fresh);
+	free(addr);
 	return err;
 }
 
@@ -379,9 +481,8 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	struct ud_manifest *m = NULL;
 	const struct ud_manifest_image *img;
 	struct instance **fresh = NULL;
-	const char *target = p->target ? p->target : "unix";
 	char *addr = NULL;
-	size_t want, have, i;
+	size_t want, i;
 	int desired = 0, err, summon = p->mode == UD_MODE_SUMMON;
 	long long t0 = ud_now_ms();
 
@@ -392,6 +493,7 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	app = state_app_add(&a->st, p->app);
 	placement_copy(&app->place, p);
 	app->placed = 1;
+	want = summon ? 0 : (size_t)(p->instances > 0 ? p->instances : 1);
 
 	if ((err = ud_release_current(repo, head, app->name, &desired)) < 0) {
 		app->desired = 0;
@@ -405,52 +507,40 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		goto done;
 	}
 	app->desired = desired;
-	want = summon ? 0 : (size_t)(p->instances > 0 ? p->instances : 1);
 
 	if (app->failed_release == desired && !forced) {
 		app->status = APP_FAILED;
 		goto done;
 	}
-	if (app->release == desired && app->manifest) {
-		have = count_release(app, desired);
-		if (summon || have == want) {
+	if (app->release == desired) {
+		if (app->manifest && app->image[0] &&
+		    (summon || count_release(app, desired) == want) &&
+		    app->status != APP_FAILED) {
+			/* Nothing to do but keep the address current. */
 			addr = listen_addr(p, app->manifest);
 			if (do_listen(a, app, app->manifest, addr) < 0) {
 				app_fail(a, app, desired, "%s",
 					 ud_error_last());
 				goto done;
 			}
-			supervise_backends(a, app);
 			app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
 			goto done;
 		}
+		app->status = APP_STARTING;
+		agent_publish(a);
+		if (fill(a, repo, head, app, arch, want) < 0) {
+			app_fail(a, app, desired, "%s", ud_error_last());
+			goto done;
+		}
+		app_set_error(app, NULL);
+		app->failed_release = 0;
+		app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
+		goto done;
 	}
 
 	app->status = APP_STARTING;
 	agent_publish(a);
-	if ((err = ud_release_manifest(repo, head, app->name, desired, &m)) <
-	    0) {
-		app_fail(a, app, desired, "%s", ud_error_last());
-		goto done;
-	}
-	if (m->release != desired || strcmp(m->app, app->name)) {
-		app_fail(a, app, desired,
-			 "manifest of release %d names %s release %d",
-			 desired, m->app, m->release);
-		goto done;
-	}
-	if (!(img = ud_manifest_pick(m, target, arch))) {
-		app_fail(a, app, desired, "release %d has no image for %s/%s",
-			 desired, target, arch);
-		goto done;
-	}
-	if (strcmp(img->target, "unix")) {
-		app_fail(a, app, desired,
-			 "target %s is not supported by this agent yet",
-			 img->target);
-		goto done;
-	}
-	if ((err = ensure_image(a, repo, head, m, img)) < 0) {
+	if (prepare(a, repo, head, app, arch, desired, &m, &img) < 0) {
 		app_fail(a, app, desired, "%s", ud_error_last());
 		goto done;
 	}
@@ -462,40 +552,8 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		goto done;
 	}
 
-	if (app->release == desired) {
-		/* Same release, wrong number of instances (placement
-		 * changed, or the agent restarted after a clean stop). */
-		have = count_release(app, desired);
-		ud_manifest_free(app->manifest);
-		app->manifest = m;
-		m = NULL;
-		memcpy(app->image, img->sha256, UD_SHA256_HEX);
-		if (do_listen(a, app, app->manifest, addr) < 0) {
-			app_fail(a, app, desired, "%s", ud_error_last());
-			goto done;
-		}
-		if (have < want) {
-			if (boot_n(a, app, app->manifest, app->image,
-				   want - have, &fresh) < 0) {
-				app_fail(a, app, desired, "%s",
-					 ud_error_last());
-				goto done;
-			}
-			for (i = 0; i < want - have; i++)
-				fresh[i]->ready = 1;
-		}
-		while (!summon && count_release(app, desired) > want)
-			supervise_stop(a, app, app->inst[0]);
-		supervise_backends(a, app);
-		agent_save(a);
-		app_set_error(app, NULL);
-		app->failed_release = 0;
-		app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
-		goto done;
-	}
-
-	/* A new release. Summoned apps boot one only if the old release
-	 * has traffic to take over; boot mode starts all of them. */
+	/* A summoned app boots the new release only if the old one has
+	 * traffic to hand over; boot mode starts all of its instances. */
 	if (summon) {
 		size_t old = 0;
 
@@ -537,6 +595,20 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	drain_and_stop(a, app, desired);
 
 done:
+	/* The desired release does not serve: the one before it must, with
+	 * as many instances as asked (it may have none after a restart). */
+	if (app->status == APP_FAILED && app->release > 0 &&
+	    app->release != desired && !agent_stopping(a) &&
+	    (summon || count_release(app, app->release) < want)) {
+		char *why = app->error ? ud_strdup(app->error) : NULL;
+
+		if (fill(a, repo, head, app, arch, want) < 0)
+			ud_log_error("%s: bringing back release %d: %s",
+				     app->name, app->release,
+				     ud_error_last());
+		free(app->error);
+		app->error = why;
+	}
 	app->ms = ud_now_ms() - t0;
 	free(fresh);
 	free(addr);

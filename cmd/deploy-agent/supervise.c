@@ -308,10 +308,15 @@ int supervise_boot(struct agent *a, struct app *app,
 		    app->name, in->id, in->release, in->up_since - t0);
 done:
 	if (err < 0) {
-		ud_log_warn("%s: release %d: %s", app->name, m->release,
-			    ud_error_last());
+		/* Stopping touches /proc and may set messages of its own:
+		 * the caller must see why the instance failed. */
+		char *why = ud_strdup(ud_error_last());
+
+		ud_log_warn("%s: release %d: %s", app->name, m->release, why);
 		supervise_stop(a, app, in);
 		agent_save(a);
+		ud_error_set(err, "%s", why);
+		free(why);
 		in = NULL;
 	}
 	*out = in;
