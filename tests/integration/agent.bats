@@ -135,3 +135,33 @@ has_instance_besides() {
 	[ "$(answer)" = "pong v1" ]
 	[ "$(instance_pids)" = "$pid" ]
 }
+
+@test "garbage sent through the listen address gets 400 and the instance keeps serving" {
+	release_version v1
+	pid=$(instance_pids)
+	run python3 - "${LISTEN%:*}" "${LISTEN##*:}" <<'EOF'
+import os, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+def ask(data):
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    return out.split(b"\r\n", 1)[0].decode("latin-1")
+print(ask(b"garbage\r\n\r\n"))
+print(ask(os.urandom(20000)))
+print(ask(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"))
+print(ask(b"GET /slow?ms=nope HTTP/1.1\r\n\r\n"))
+EOF
+	echo "$output" >&2
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^HTTP/1.1 400 ' <<<"$output")" -eq 4 ]
+	[ "$(answer)" = "pong v1" ]
+	[ "$(instance_pids)" = "$pid" ]
+}

@@ -123,6 +123,19 @@ load helpers
 	gone "$old"
 }
 
+@test "a release that boots slowly still swaps with zero failed requests" {
+	release_version v1
+	write_deploy_json "$(pong_build_cmd -DSTARTUP_DELAY_MS=1500)"
+	start_load 2
+	release_version v2
+	stop_load
+	echo "ok=$LOAD_OK failed=$LOAD_FAILED" >&2
+	[ "$LOAD_FAILED" -eq 0 ]
+	[ "$LOAD_OK" -gt 10 ]
+	[ "$(answer)" = "pong v2" ]
+	[ "$(instance_count)" -eq 1 ]
+}
+
 @test "a slow request in flight on the old release completes during the swap (drain)" {
 	release_version v1
 	curl -s --max-time 20 "http://$LISTEN/slow?ms=1500" >"$T/slow.out" 3>&- &
