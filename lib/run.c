@@ -170,10 +170,26 @@ static int move_fd(int from, int to)
 	return dup2(from, to) < 0 ? -1 : 0;
 }
 
+/* A child must not inherit what the parent did to signals: the CLI and
+ * the agent ignore SIGPIPE and the agent may block signals in threads; a
+ * build or an instance expects the defaults (exec keeps both ignored
+ * dispositions and the mask). */
+static void reset_signals(void)
+{
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static void __attribute__((noreturn))
 child_exec(char *const argv[], char *const env[], const char *dir,
 	   int devnull, int out, int errfd)
 {
+	reset_signals();
 	if (dir && chdir(dir) < 0)
 		child_fail(errfd, STEP_CHDIR);
 	if (move_fd(devnull, 0) < 0 || move_fd(out, 1) < 0 ||

@@ -445,11 +445,32 @@ static void test_proc_starttime(void **state)
 	assert_false(ud_proc_is(pid, t));
 }
 
+/* The CLI and the agent ignore SIGPIPE; their children must not. */
+static void test_child_signals_reset(void **state)
+{
+	char *argv[] = { "grep", "^SigIgn:", "/proc/self/status", NULL };
+	struct ud_buf out = UD_BUF_INIT;
+	struct ud_run_opts o = { 0 };
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	unsigned long long mask = ~0ULL;
+	int status = -1;
+
+	(void)state;
+	o.capture = &out;
+	assert_int_equal(ud_run(argv, &o, &status), 0);
+	signal(SIGPIPE, old);
+	assert_int_equal(status, 0);
+	assert_int_equal(sscanf(out.ptr, "SigIgn: %llx", &mask), 1);
+	assert_int_equal(mask & (1ULL << (SIGPIPE - 1)), 0);
+	ud_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strvec_env),
 		cmocka_unit_test(test_exit_status),
+		cmocka_unit_test(test_child_signals_reset),
 		cmocka_unit_test(test_output_streamed_and_captured),
 		cmocka_unit_test(test_capture_cap),
 		cmocka_unit_test_setup_teardown(test_env_and_dir, setup,
