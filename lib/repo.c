@@ -179,6 +179,68 @@ git_repository *ud_deployrepo_git(struct ud_deployrepo *r)
 	return r->git;
 }
 
+/*
+ * A mirror of a repository on this machine borrows its objects through
+ * objects/info/alternates, as `git clone --shared` does. libgit2 1.5's
+ * local transport packs everything reachable from a wanted tip without
+ * hiding what the receiver has, so without this every sync copied (and
+ * re-deltified) the whole release history. The deployment repository
+ * never drops a release, so its objects stay valid for the mirror.
+ */
+static int share_objects(git_repository **git, const char *mirror_path,
+			 const char *url)
+{
+	git_repository *src = NULL;
+	struct ud_buf old = UD_BUF_INIT;
+	const char *path;
+	char *objects = NULL, *alternates = NULL, *real = NULL, *line = NULL;
+	int err = 0;
+
+	if (local_path(url, &path) < 0) {
+		ud_error_clear(); /* a remote URL: nothing to share */
+		return 0;
+	}
+	if (!(real = realpath(path, NULL)) ||
+	    git_repository_open_ext(&src, real, GIT_REPOSITORY_OPEN_NO_SEARCH,
+				    NULL) < 0) {
+		git_error_clear();
+		goto done; /* the fetch itself reports a missing source */
+	}
+	objects = ud_asprintf("%sobjects", git_repository_path(src));
+	alternates = ud_asprintf("%sobjects/info/alternates",
+				 git_repository_path(*git));
+	line = ud_asprintf("%s\n", objects);
+	if (ud_buf_read_file(&old, alternates) == 0 && !strcmp(old.ptr, line))
+		goto done;
+	ud_error_clear();
+	{
+		char *dir = ud_asprintf("%sobjects/info",
+					git_repository_path(*git));
+		err = ud_mkdir_p(dir, 0755);
+		free(dir);
+	}
+	if (!err)
+		err = ud_write_file_atomic(alternates, line, strlen(line),
+					   0644);
+	if (err < 0)
+		goto done;
+	/* The object database was opened before the alternate existed. */
+	git_repository_free(*git);
+	*git = NULL;
+	if (git_repository_open_ext(git, mirror_path,
+				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+		err = ud_error_set_git(UD_ERROR, "cannot reopen mirror '%s'",
+				       mirror_path);
+done:
+	git_repository_free(src);
+	ud_buf_free(&old);
+	free(objects);
+	free(alternates);
+	free(real);
+	free(line);
+	return err;
+}
+
 int ud_deployrepo_fetch(struct ud_deployrepo **out, const char *mirror_path,
 			const char *url)
 {
@@ -202,6 +264,8 @@ int ud_deployrepo_fetch(struct ud_deployrepo **out, const char *mirror_path,
 		err = ud_error_set_git(UD_ERROR, "cannot open mirror '%s'",
 				       mirror_path);
 	if (err < 0)
+		goto done;
+	if ((err = share_objects(&git, mirror_path, url)) < 0)
 		goto done;
 
 	/* The mirror follows the source exactly for main and tags, but a

@@ -328,9 +328,69 @@ static void test_fetch(void **state)
 	free(mirror);
 }
 
+static long long du_objects(const char *gitdir)
+{
+	char *cmd = ud_asprintf("du -sb --exclude=info '%s/objects'", gitdir);
+	FILE *p = popen(cmd, "r");
+	long long n = -1;
+
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%lld", &n), 1);
+	pclose(p);
+	free(cmd);
+	return n;
+}
+
+/* A mirror of a local repository borrows its objects (alternates): a sync
+ * must not copy release images, however many releases there are. */
+static void test_fetch_local_shares_objects(void **state)
+{
+	struct fixture *f = *state;
+	char *mirror = ud_asprintf("%s/mirror.git", f->dir);
+	size_t len = 1024 * 1024;
+	unsigned char *big = ud_malloc(len);
+	struct ud_deployrepo *m = NULL;
+	struct ud_buf b = UD_BUF_INIT;
+	struct ud_txn *t = NULL;
+	git_oid head, c;
+
+	uint64_t x = 88172645463325252ULL;
+
+	for (size_t i = 0; i < len; i++) { /* xorshift: incompressible */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		big[i] = (unsigned char)x;
+	}
+	for (int k = 0; k < 3; k++) {
+		big[k] ^= 0xff;
+		assert_int_equal(ud_txn_begin(&t, f->r), 0);
+		assert_int_equal(ud_txn_put(t, "image", big, len), 0);
+		assert_int_equal(ud_txn_commit(t, "image", &c), 0);
+		ud_txn_free(t);
+		assert_int_equal(ud_deployrepo_fetch(&m, mirror, f->path), 0);
+		assert_int_equal(ud_deployrepo_head(m, &head), 0);
+		assert_true(git_oid_equal(&head, &c));
+		ud_buf_clear(&b);
+		assert_int_equal(ud_deployrepo_read(m, NULL, "image", &b), 0);
+		assert_int_equal(b.size, len);
+		assert_memory_equal(b.ptr, big, len);
+		ud_deployrepo_free(m);
+		/* Refs and their logs only: far less than one image. */
+		assert_true(du_objects(mirror) < (long long)len / 4);
+	}
+	ud_buf_clear(&b);
+	assert_int_equal(git_cli(mirror, &b, "fsck", NULL, NULL), 0);
+	ud_buf_free(&b);
+	free(big);
+	free(mirror);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fetch_local_shares_objects,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_layout, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup,
