@@ -44,29 +44,28 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	push_bad "typo in deploy.json"
 	unchanged
 	pusher_error | grep -q "deploy.json"
-	pusher_error | grep -Eq "unknown key.*bulid|bulid.*unknown"
+	pusher_error | grep -qF "unknown key 'bulid'"
 }
 
 @test "deploy.json with a misspelled nested key: refused, the key named" {
 	write_deploy_json "" '.health.timout_s = 5'
 	push_bad "nested typo"
 	unchanged
-	pusher_error | grep -q "timout_s"
+	pusher_error | grep -qF "unknown key 'health.timout_s'"
 }
 
 @test "malformed deploy.json: refused with file:line:column" {
 	printf '{\n  "app": "pong",\n  "build": { "command": "true" }\n  "images": []\n}\n' >"$W/deploy.json"
 	push_bad "broken json"
 	unchanged
-	pusher_error | grep -q 'deploy\.json:4:10'
+	pusher_error | grep -qF "deploy.json:4:10: '}' expected near '\"images\"'"
 }
 
 @test "app name '../x' is refused before it touches a path" {
 	write_deploy_json "" '.app = "../x"'
 	push_bad "path trick"
 	unchanged
-	pusher_error | grep -qF '../x'
-	pusher_error | grep -Eiq 'app'
+	pusher_error | grep -qF "invalid app name '../x'"
 	[ "$(dgit ls-tree --name-only main:apps)" = pong ]
 	[ ! -e "$T/x" ] && [ ! -e "$T/state/x" ]
 }
@@ -76,21 +75,21 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	push_bad "failing build"
 	unchanged
 	grep -q '^remote: .*about to fail' <<<"$PUSH_OUT"
-	pusher_error | grep -Eq 'build.command exited with status 1|status 1'
+	pusher_error | grep -qF 'nothing was published: build.command exited with status 1'
 }
 
 @test "an image path missing after the build publishes nothing; the path is named" {
 	write_deploy_json 'echo built nothing'
 	push_bad "no image"
 	unchanged
-	pusher_error | grep -q 'dist/pong'
+	pusher_error | grep -qF 'image dist/pong (unix/x86_64) was not produced by the build'
 }
 
 @test "a build past its timeout is killed with its whole process group; nothing published" {
 	write_deploy_json 'sleep 60 & sleep 60' '.build.timeout_s = 2'
 	push_bad "endless build"
 	unchanged
-	pusher_error | grep -Eiq 'timed? ?out|timeout'
+	pusher_error | grep -qF 'build.command timed out after 2 s'
 	commit=$(git -C "$W" rev-parse HEAD)
 	# no sleep of that build survives
 	wait_until 3 test -z "$(build_sleepers "$commit")" || {
@@ -113,7 +112,7 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	run --separate-stderr deploy rollback pong 42
 	echo "$stderr" >&2
 	[ "$status" -eq 1 ]
-	grep -Eq '^deploy: .*\b42\b' <<<"$stderr"
+	grep -qx 'deploy: rollback pong: pong has no release 42' <<<"$stderr"
 	unchanged
 }
 
@@ -130,7 +129,7 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	echo "out: $output" >&2
 	echo "err: $stderr" >&2
 	[ "$status" -eq 1 ]
-	grep -Eiq 'in progress|locked|busy|already running' <<<"$stderr$output"
+	grep -q '^deploy: hook: another deploy of this repository is in progress' <<<"$stderr"
 	[ "$(main_rev)" = "$BEFORE" ]
 	# the first one goes on and publishes
 	wait "$pusher"
