@@ -47,6 +47,7 @@
 #define MAX_EVENTS 64
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE, rather than spinning */
 #define BACKLOG 511
+#define PIPE_POOL 64 /* empty pipes kept for the next connections */
 
 enum hkind { H_WAKE, H_LISTEN, H_CLIENT, H_BACKEND };
 
@@ -125,6 +126,8 @@ struct proxy {
 	struct app *apps;
 	struct conn *conns;
 	struct conn *graveyard;
+	int pool[PIPE_POOL][2];
+	size_t npool;
 	proxy_demand_fn on_demand;
 	void *payload;
 };
@@ -278,13 +281,41 @@ static void listener_close(struct proxy *p, struct app *a)
 
 /* --- connections (proxy thread only) --- */
 
-static void dir_free(struct dir *d)
+static void pipe_close(int fds[2])
 {
-	if (d->pipe[0] >= 0)
-		close(d->pipe[0]);
-	if (d->pipe[1] >= 0)
-		close(d->pipe[1]);
-	d->pipe[0] = d->pipe[1] = -1;
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	fds[0] = fds[1] = -1;
+}
+
+/* Two pipes per connection would cost four syscalls to make and four to
+ * close; an empty pipe can simply serve the next connection. */
+static int pipe_get(struct proxy *p, int fds[2])
+{
+	if (p->npool) {
+		p->npool--;
+		fds[0] = p->pool[p->npool][0];
+		fds[1] = p->pool[p->npool][1];
+		return 0;
+	}
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		fds[0] = fds[1] = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static void dir_free(struct proxy *p, struct dir *d)
+{
+	if (d->pipe[0] >= 0 && !d->pending && p->npool < PIPE_POOL) {
+		p->pool[p->npool][0] = d->pipe[0];
+		p->pool[p->npool][1] = d->pipe[1];
+		p->npool++;
+		d->pipe[0] = d->pipe[1] = -1;
+	}
+	pipe_close(d->pipe);
 	free(d->buf);
 	d->buf = NULL;
 }
@@ -308,8 +339,8 @@ static void conn_close(struct proxy *p, struct conn *c)
 	if (c->bfd >= 0)
 		close(c->bfd);
 	c->cfd = c->bfd = -1;
-	dir_free(&c->d[0]);
-	dir_free(&c->d[1]);
+	dir_free(p, &c->d[0]);
+	dir_free(p, &c->d[1]);
 	inst_release(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -367,11 +398,7 @@ static int dir_to_buffer(struct dir *d)
 		}
 		got += n;
 	}
-	if (d->pipe[0] >= 0)
-		close(d->pipe[0]);
-	if (d->pipe[1] >= 0)
-		close(d->pipe[1]);
-	d->pipe[0] = d->pipe[1] = -1;
+	pipe_close(d->pipe);
 	return 0;
 }
 
@@ -380,13 +407,6 @@ static ssize_t dir_in(struct dir *d, int src)
 {
 	ssize_t n;
 
-	if (!d->buf) {
-		if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-			d->pipe[0] = d->pipe[1] = -1;
-			d->buf = ud_malloc(CHUNK);
-			d->off = 0;
-		}
-	}
 	if (!d->buf) {
 		do
 			n = splice(src, NULL, d->pipe[1], NULL,
@@ -462,6 +482,7 @@ static int dir_pump(struct dir *d, int src, int dst, int dst_is_client)
 					return -1;
 				d->done = 1;
 				d->pending = 0;
+				pipe_close(d->pipe); /* not empty: no reuse */
 				shutdown(src, SHUT_RD);
 				return 0;
 			}
@@ -497,8 +518,15 @@ static void pump(struct proxy *p, struct conn *c)
 
 static void established(struct proxy *p, struct conn *c)
 {
+	int i;
+
 	c->connecting = 0;
 	nodelay(c->bfd);
+	for (i = 0; i < 2; i++) {
+		if (!c->d[i].buf && c->d[i].pipe[0] < 0 &&
+		    pipe_get(p, c->d[i].pipe) < 0)
+			c->d[i].buf = ud_malloc(CHUNK);
+	}
 	pump(p, c);
 }
 
@@ -799,6 +827,8 @@ static void proxy_free(struct proxy *p)
 	while ((c = p->conns))
 		conn_close(p, c);
 	reap(p);
+	while (p->npool)
+		pipe_close(p->pool[--p->npool]);
 	while ((a = p->apps)) {
 		p->apps = a->next;
 		listener_close(p, a);

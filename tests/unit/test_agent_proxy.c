@@ -229,14 +229,31 @@ static void on_demand(const char *app, size_t waiting, void *payload)
 	pthread_mutex_unlock(&f->mu);
 }
 
-static int demands(struct fixture *f)
-{
-	int n;
+struct seen {
+	int demands;
+	char app[32];
+	size_t waiting;
+};
 
-	pthread_mutex_lock(&f->mu);
-	n = f->demands;
-	pthread_mutex_unlock(&f->mu);
-	return n;
+/* What on_demand has seen, once it has been called `at_least` times.
+ * Copied out so that no assertion fails with the lock held (the proxy
+ * thread would wait for it forever). */
+static struct seen demands(struct fixture *f, int at_least)
+{
+	struct seen s;
+	int i;
+
+	for (i = 0; i < WAIT_MS; i++) {
+		pthread_mutex_lock(&f->mu);
+		s.demands = f->demands;
+		memcpy(s.app, f->demand_app, sizeof(s.app));
+		s.waiting = f->demand_waiting;
+		pthread_mutex_unlock(&f->mu);
+		if (s.demands >= at_least)
+			break;
+		usleep(1000);
+	}
+	return s;
 }
 
 static int setup(void **state)
@@ -472,6 +489,7 @@ static void test_held_then_served(void **state)
 {
 	struct fixture *f = *state;
 	struct backend *b = backend_start(7, ECHO);
+	struct seen seen;
 	size_t open, held;
 	int fd;
 
@@ -480,11 +498,10 @@ static void test_held_then_served(void **state)
 	/* Sent while held: must reach the backend once there is one. */
 	assert_int_equal(send_all(fd, "ping\n", 5), 0);
 	assert_true(wait_held(f, "app", 1));
-	pthread_mutex_lock(&f->mu);
-	assert_true(f->demands >= 1);
-	assert_string_equal(f->demand_app, "app");
-	assert_int_equal(f->demand_waiting, 1);
-	pthread_mutex_unlock(&f->mu);
+	seen = demands(f, 1);
+	assert_int_equal(seen.demands, 1);
+	assert_string_equal(seen.app, "app");
+	assert_int_equal(seen.waiting, 1);
 	proxy_counts(f->p, "app", &open, &held);
 	assert_int_equal(open, 0);
 
@@ -537,7 +554,7 @@ static void test_held_expires(void **state)
 	fd = client(f);
 	expect_eof(fd);
 	assert_true(wait_held(f, "app", 0));
-	assert_true(demands(f) >= 1);
+	assert_int_equal(demands(f, 1).demands, 1);
 	close(fd);
 }
 
@@ -775,23 +792,21 @@ static void test_concurrency_demand(void **state)
 {
 	struct fixture *f = *state;
 	struct backend *b = backend_start(1, ECHO);
-	int c1, c2, i;
+	struct seen seen;
+	int c1, c2;
 
 	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 2), 0);
 	set_one(f, "app", b);
 	c1 = client(f);
 	assert_int_equal(landed(c1), 1);
-	assert_int_equal(demands(f), 0);
+	assert_int_equal(demands(f, 0).demands, 0);
 	/* The second connection fills the only instance. */
 	c2 = client(f);
 	assert_int_equal(landed(c2), 1);
-	for (i = 0; i < WAIT_MS && !demands(f); i++)
-		usleep(1000);
-	pthread_mutex_lock(&f->mu);
-	assert_int_equal(f->demands, 1);
-	assert_string_equal(f->demand_app, "app");
-	assert_int_equal(f->demand_waiting, 0);
-	pthread_mutex_unlock(&f->mu);
+	seen = demands(f, 1);
+	assert_int_equal(seen.demands, 1);
+	assert_string_equal(seen.app, "app");
+	assert_int_equal(seen.waiting, 0);
 	close(c1);
 	close(c2);
 	assert_true(wait_for(f, "app", 1, 0));
