@@ -47,6 +47,7 @@
 #define MAX_EVENTS 64
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE, rather than spinning */
 #define BACKLOG 511
+#define DEMAND_REPEAT_MS 1000 /* on_demand again while connections wait */
 #define PIPE_POOL 64 /* empty pipes kept for the next connections */
 
 enum hkind { H_WAKE, H_LISTEN, H_CLIENT, H_BACKEND };
@@ -84,6 +85,7 @@ struct app {
 	struct held *held, **held_tail;
 	size_t nheld;
 	int demand_due;
+	long long demand_at; /* when on_demand was last called */
 };
 
 /* One direction of a connection. */
@@ -700,6 +702,10 @@ static void service(struct proxy *p)
 				    a->name, a->hold_ms);
 			close(held_pop(a));
 		}
+		/* The first call may have come too early for the owner (no
+		 * release registered yet): remind it while they wait. */
+		if (a->held && now - a->demand_at >= DEMAND_REPEAT_MS)
+			a->demand_due = 1;
 	}
 }
 
@@ -711,6 +717,8 @@ static int next_timeout(struct proxy *p)
 	for (a = p->apps; a; a = a->next) {
 		if (a->held) {
 			t = a->held->since + a->hold_ms;
+			if (t > a->demand_at + DEMAND_REPEAT_MS)
+				t = a->demand_at + DEMAND_REPEAT_MS;
 			if (when < 0 || t < when)
 				when = t;
 		}
@@ -733,6 +741,7 @@ static struct demand *take_demands(struct proxy *p)
 		if (!a->demand_due)
 			continue;
 		a->demand_due = 0;
+		a->demand_at = ud_now_ms();
 		d = ud_calloc(1, sizeof(*d));
 		d->app = ud_strdup(a->name);
 		d->waiting = a->nheld;
