@@ -69,7 +69,7 @@ int cmd_build(int argc, char **argv)
 		goto done;
 	}
 	if ((err = ud_build_prepare(&b, src, &commit, &bo)) < 0) {
-		status = cli_fail(err, "deploy.json");
+		status = cli_fail(err, "nothing was built");
 		goto done;
 	}
 	printf("-----> %s: building %.7s %s\n", b->cfg->app, b->commit,

@@ -104,7 +104,7 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 	bo.on_output = stream_output;
 	bo.payload = &in;
 	if ((err = ud_build_prepare(&b, src, &commit, &bo)) < 0) {
-		status = fail(p, err, "deploy.json");
+		status = fail(p, err, "nothing was built");
 		goto done;
 	}
 	snprintf(what, sizeof(what), "publish %s", b->cfg->app);

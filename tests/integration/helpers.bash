@@ -18,8 +18,10 @@ bats_require_minimum_version 1.5.0 # run --separate-stderr
 
 ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BUILD=${BUILD:-build/rel}
-DEPLOY_BIN=$ROOT/bin/deploy
-AGENT_BIN=$ROOT/bin/deploy-agent
+# make passes BINDIR: bin for the plain build, build/san/bin for SANITIZE=1
+case ${BINDIR:-bin} in /*) BIN=$BINDIR ;; *) BIN=$ROOT/${BINDIR:-bin} ;; esac
+DEPLOY_BIN=$BIN/deploy
+AGENT_BIN=$BIN/deploy-agent
 APP=pong
 
 export GIT_AUTHOR_NAME="Int Test" GIT_AUTHOR_EMAIL="it@example.invalid"
