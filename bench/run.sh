@@ -449,14 +449,16 @@ around it (zstd), so deltas find little and every release costs its whole
 compressed size for ever: a fresh bzip2 image per release is how the old
 approach's repository grew to ~900 MB.
 
-A fetch does not profit from deltas today, whatever the compression: git
-looks for the base of a fetched object's delta only at the same path in the
-commits the receiver already has, and each release lives under a new path
+An agent whose deployment repository is on the same machine fetches almost
+nothing: its mirror borrows the repository's objects (objects/info/alternates,
+as `git clone --shared`), so a sync moves refs only. (libgit2 1.5's local
+transport would otherwise re-send the whole history on every fetch.) A host
+that fetches over the network is what the `git fetch` row shows: no gain
+from deltas today, whatever the compression, because git looks for the base
+of a fetched object's delta only at the same path in the commits the
+receiver already has, and each release lives under a new path
 (`apps/<app>/releases/<n>/`), so a host receives the whole deflated image
-per release. The agent's libgit2 fetch from a local path receives more than
-one release's objects per fetch (compare "fetched by the agent, at release
-N" with its median): libgit2's local transport re-sends objects the mirror
-already holds.
+per release.
 
 The deployment repository is written by libgit2, which never packs on its
 own: the packed figures hold once something runs `git gc` on it.
