@@ -165,3 +165,26 @@ EOF
 	[ "$(answer)" = "pong v1" ]
 	[ "$(instance_pids)" = "$pid" ]
 }
+
+@test "a damaged or half-written image in the agent's state is never booted" {
+	release_version v1
+	wait_until 10 answer_is "pong v1"
+	sha=$(manifest 1 | jq -r '.images[0].sha256')
+	img=$T/state/images/$sha
+	[ -f "$img" ]
+	stop_agent TERM
+	# What a crash or a bad disk could leave: the final name with half its
+	# bytes, and a temp file the agent never renamed.
+	head -c 4096 "$img" >"$img.half" && mv "$img.half" "$img"
+	head -c 4096 "$BIN/deploy" >"$T/state/images/.tmp-$sha-1-1"
+	chmod 755 "$img" "$T/state/images/.tmp-$sha-1-1"
+	start_agent
+	agent_cli sync
+	wait_until 10 answer_is "pong v1"
+	grep -q "does not match its name" "$T/agent.log"
+	# Every running instance is the whole, verified image.
+	for pid in $(instance_pids); do
+		[ "$(sha256sum "/proc/$pid/exe" | cut -d' ' -f1)" = "$sha" ]
+	done
+	[ "$(sha256sum "$img" | cut -d' ' -f1)" = "$sha" ]
+}
