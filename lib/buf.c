@@ -131,13 +131,19 @@ int ud_buf_grow(struct ud_buf *b, size_t extra)
 
 int ud_buf_put(struct ud_buf *b, const void *data, size_t len)
 {
+	const char *src = data;
+	int inside = b->asize && src >= b->ptr && src < b->ptr + b->asize;
+	size_t off = inside ? (size_t)(src - b->ptr) : 0;
 	int err;
 
 	if (len == 0)
 		return 0;
 	if ((err = ud_buf_grow(b, len)) < 0)
 		return err;
-	memmove(b->ptr + b->size, data, len);
+	/* Appending a buffer to itself: growing may have moved it. */
+	if (inside)
+		src = b->ptr + off;
+	memmove(b->ptr + b->size, src, len);
 	b->size += len;
 	b->ptr[b->size] = '\0';
 	return 0;

@@ -52,8 +52,10 @@ int ud_build_prepare(struct ud_build **out, git_repository *src,
 		     const git_oid *commit, const struct ud_build_opts *o);
 
 /* Run build.command and collect the images. UD_ERROR if the command
- * failed ("build.command exited with status 2") or an image is missing,
- * UD_ETIMEOUT past build.timeout_s (its process group killed). */
+ * failed ("build.command exited with status 2"), UD_ENOTFOUND if an image
+ * is missing, UD_EINVALID if one resolves outside the export or is not a
+ * regular file, UD_ETIMEOUT past build.timeout_s (its process group
+ * killed). */
 int ud_build_run(struct ud_build *b, const struct ud_build_opts *o);
 
 void ud_build_free(struct ud_build *b);

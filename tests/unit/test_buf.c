@@ -449,9 +449,25 @@ static void test_errors_thread_local(void **state)
 	ud_error_clear();
 }
 
+/* Appending a buffer to itself must survive the buffer moving. */
+static void test_put_self(void **state)
+{
+	struct ud_buf b = UD_BUF_INIT;
+
+	(void)state;
+	assert_int_equal(ud_buf_puts(&b, "abcdefgh"), 0);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(ud_buf_put(&b, b.ptr, b.size), 0);
+	assert_int_equal(b.size, 8u << 12);
+	for (size_t i = 0; i < b.size; i += 8)
+		assert_memory_equal(b.ptr + i, "abcdefgh", 8);
+	ud_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_put_self),
 		cmocka_unit_test(test_init_is_empty_string),
 		cmocka_unit_test(test_growth_keeps_nul),
 		cmocka_unit_test(test_printf),
