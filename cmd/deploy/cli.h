@@ -44,6 +44,12 @@ struct cli_common {
 int cli_getopt(int argc, char **argv, const char *shortopts,
 	       const struct option *longopts, struct cli_common *c);
 
+/* Option parsing for a command with only the common options: returns -1
+ * to go on (arguments from optind), or the exit status to return at once
+ * (0 after --help, 2 after a bad option). */
+int cli_no_options(int argc, char **argv, const char *usage,
+		   struct cli_common *c);
+
 /* Print "deploy: <what>: <ud_error_last()>" and return the exit status for
  * `code` (ud_error_exit_status). */
 int cli_fail(int code, const char *what);

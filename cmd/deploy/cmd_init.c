@@ -14,23 +14,13 @@ static const char usage[] = "deploy init PATH";
 
 int cmd_init(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_OPTIONS,
-		{ 0 }
-	};
 	struct cli_common c = { 0 };
 	const char *path;
 	char *abs = NULL;
 	int opt, err;
 
-	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
-		if (opt == 'h') {
-			printf("usage: %s\n", usage);
-			return 0;
-		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
+	if ((opt = cli_no_options(argc, argv, usage, &c)) >= 0)
+		return opt;
 	if (argc - optind != 1)
 		return cli_usage(usage, "init: expected one PATH");
 	path = argv[optind];

@@ -73,10 +73,6 @@ static void print_text(struct ud_manifest **list, size_t n, int current)
 
 int cmd_releases(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_OPTIONS,
-		{ 0 }
-	};
 	struct cli_common c = { 0 };
 	struct ud_deployrepo *r = NULL;
 	struct ud_manifest **list = NULL;
@@ -85,14 +81,8 @@ int cmd_releases(int argc, char **argv)
 	const char *app;
 	int opt, err = 0, current = 0, status;
 
-	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
-		if (opt == 'h') {
-			printf("usage: %s\n", usage);
-			return 0;
-		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
+	if ((opt = cli_no_options(argc, argv, usage, &c)) >= 0)
+		return opt;
 	if (argc - optind != 1)
 		return cli_usage(usage, "releases: expected one APP");
 	app = argv[optind];

@@ -156,24 +156,14 @@ done:
 
 int cmd_signal(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_OPTIONS,
-		{ 0 }
-	};
 	struct cli_common c = { 0 };
 	struct ud_deployrepo *r = NULL;
 	const char *app = NULL;
 	char *what = NULL;
 	int opt, err, status;
 
-	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
-		if (opt == 'h') {
-			printf("usage: %s\n", usage);
-			return 0;
-		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
+	if ((opt = cli_no_options(argc, argv, usage, &c)) >= 0)
+		return opt;
 	if (argc - optind > 1)
 		return cli_usage(usage, "signal: expected at most one APP");
 	if (argc - optind == 1)

@@ -192,10 +192,6 @@ static void report_host(json_t *hosts, struct table *t, const char *app,
 
 int cmd_status(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_OPTIONS,
-		{ 0 }
-	};
 	struct cli_common c = { 0 };
 	struct ud_deployrepo *r = NULL;
 	struct ud_fleet *f = NULL;
@@ -209,14 +205,8 @@ int cmd_status(int argc, char **argv)
 	size_t i, j;
 	int opt, err, status;
 
-	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
-		if (opt == 'h') {
-			printf("usage: %s\n", usage);
-			return 0;
-		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
+	if ((opt = cli_no_options(argc, argv, usage, &c)) >= 0)
+		return opt;
 	if (argc - optind > 1)
 		return cli_usage(usage, "status: expected at most one APP");
 	if (argc - optind == 1)

@@ -49,6 +49,23 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 	}
 }
 
+int cli_no_options(int argc, char **argv, const char *usage,
+		   struct cli_common *c)
+{
+	static const struct option longopts[] = { CLI_COMMON_OPTIONS, { 0 } };
+	int opt;
+
+	while ((opt = cli_getopt(argc, argv, "", longopts, c)) != -1) {
+		if (opt == 'h') {
+			printf("usage: %s\n", usage);
+			return 0;
+		}
+		fprintf(stderr, "usage: %s\n", usage);
+		return 2;
+	}
+	return -1;
+}
+
 int cli_fail(int code, const char *what)
 {
 	fflush(stdout);
