@@ -42,6 +42,7 @@ struct instance {
 	long long restart_at; /* pid == 0: when to start it again */
 	long long up_since;  /* when it last became ready */
 	long long busy_at;   /* summon: last time it had a connection */
+	long long drain_until; /* replaced: stop when idle or at this time */
 };
 
 enum app_status {

@@ -49,24 +49,6 @@ int agent_stopping(struct agent *a)
 	return s;
 }
 
-/* Sleep up to ms, waking early when the agent stops. */
-static void nap(struct agent *a, int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&a->lock);
-	if (!a->stopping)
-		pthread_cond_timedwait(&a->wake, &a->lock, &ts);
-	pthread_mutex_unlock(&a->lock);
-}
-
 static const char *status_name(enum app_status s)
 {
 	switch (s) {
@@ -280,27 +262,34 @@ static size_t count_release(const struct app *app, int release)
 	return n;
 }
 
-/* Wait (at most DRAIN_MS) until no connection uses instances not of
- * `keep`, then stop them. */
+/*
+ * Retire the instances not of `keep`: those without open connections stop
+ * now; the rest drain in the background (supervise_tick stops each when its
+ * last connection ends, or after DRAIN_MS), so the sync, and the push
+ * waiting on it, does not wait on a client's idle keep-alive connection.
+ */
 static void drain_and_stop(struct agent *a, struct app *app, int keep)
 {
-	long long deadline = ud_now_ms() + DRAIN_MS;
+	long long until = ud_now_ms() + DRAIN_MS;
 	size_t i;
 
-	for (;;) {
-		size_t busy = 0;
+	for (i = app->ninst; i-- > 0;) {
+		struct instance *in;
 
-		for (i = 0; i < app->ninst; i++)
-			if (app->inst[i]->release != keep && app->listen)
-				busy += proxy_active(a->proxy, app->name,
-						     app->inst[i]->id);
-		if (!busy || ud_now_ms() >= deadline || agent_stopping(a))
-			break;
-		nap(a, 50);
+		if (i >= app->ninst || app->inst[i]->release == keep)
+			continue;
+		in = app->inst[i];
+		if (!app->listen ||
+		    proxy_active(a->proxy, app->name, in->id) == 0) {
+			supervise_stop(a, app, in);
+			continue;
+		}
+		if (!in->drain_until) {
+			in->drain_until = until;
+			ud_log_info("%s: instance %d (release %d) draining",
+				    app->name, in->id, in->release);
+		}
 	}
-	for (i = app->ninst; i-- > 0;)
-		if (i < app->ninst && app->inst[i]->release != keep)
-			supervise_stop(a, app, app->inst[i]);
 	agent_save(a);
 }
 

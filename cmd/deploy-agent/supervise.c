@@ -370,6 +370,15 @@ static int tick_instance(struct agent *a, struct app *app,
 	char how[96];
 
 	if (in->pid > 0) {
+		if (inst_alive(in) && in->drain_until) {
+			if (proxy_active(a->proxy, app->name, in->id) > 0 &&
+			    now < in->drain_until)
+				return 0;
+			ud_log_info("%s: instance %d (release %d) drained",
+				    app->name, in->id, in->release);
+			supervise_stop(a, app, in);
+			return 1;
+		}
 		if (inst_alive(in)) {
 			if (check_logs)
 				cap_log(in);

@@ -158,3 +158,27 @@ load helpers
 	[ "$(tags)" = "pong/v1 " ]
 	[ "$(answer)" = "pong v1" ]
 }
+
+@test "an idle keep-alive client of the old release does not hold up the push; it drains afterwards" {
+	release_version v1
+	old=$(instance_pids)
+	[ "$(echo "$old" | wc -w)" -eq 1 ]
+	exec {conn}<>"/dev/tcp/${LISTEN%:*}/${LISTEN##*:}"
+	printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&$conn
+	read -r -t 5 status <&$conn
+	[[ "$status" == "HTTP/1.1 200"* ]]
+	release_version v2
+	echo "$PUSH_OUT" | grep -q "pong v2 running"
+	# The push is back while v1 still serves its open connection ...
+	kill -0 "$old"
+	[ "$(answer)" = "pong v2" ]
+	# ... and that connection is still v1's (read the first reply's body
+	# out of the way, then ask again on the same connection).
+	timeout 5 sed -n '/^pong v1/q' <&$conn
+	printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&$conn
+	timeout 5 sed -n '/^pong v1/q;$q' <&$conn
+	exec {conn}>&-
+	# Closed: v1 drains and stops.
+	wait_until 10 gone "$old"
+	[ "$(instance_count)" -eq 1 ]
+}
