@@ -68,13 +68,13 @@ $(BUILD)/pong: templates/pong/pong.c | $(DEPS_OK)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libunideploy.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libunideploy.a $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libunideploy.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
 # Tests of the daemon's parts link the agent's objects (all but main.o).
 AGENT_PARTS := $(filter-out %/main.o,$(AGENT_OBJ))
 $(BUILD)/tests/test_agent_%: tests/unit/test_agent_%.c $(AGENT_PARTS) $(BUILD)/libunideploy.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -iquote cmd/deploy-agent -o $@ $< $(AGENT_PARTS) $(BUILD)/libunideploy.a $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -MMD -MP -iquote cmd/deploy-agent -o $@ $< $(AGENT_PARTS) $(BUILD)/libunideploy.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
 # `make test`: every suite, then one closing line "N passed, N failed".
 test: all $(UNIT_BIN)
@@ -103,4 +103,4 @@ install: all
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(DEPLOY_OBJ:.o=.d) $(AGENT_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(DEPLOY_OBJ:.o=.d) $(AGENT_OBJ:.o=.d) $(UNIT_BIN:=.d)

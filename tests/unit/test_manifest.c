@@ -15,27 +15,9 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cases.h"
 #include "errors.h"
 #include "manifest.h"
-
-static const char *data_dir(void)
-{
-	const char *d = getenv("UD_TEST_DATA");
-
-	return d && *d ? d : "tests/unit/data";
-}
-
-static char *read_case(const char *dir, const char *file, size_t *len)
-{
-	struct ud_buf b = UD_BUF_INIT;
-	char *path = ud_asprintf("%s/%s", dir, file);
-
-	assert_int_equal(ud_buf_read_file(&b, path), 0);
-	free(path);
-	if (len)
-		*len = b.size;
-	return ud_buf_detach(&b);
-}
 
 static void invalid_case(void **state)
 {
@@ -241,41 +223,6 @@ static void build_format_parse(void **state)
 	free(text2);
 }
 
-/* One cmocka test per case directory, named after it, so a failure
- * names the case. */
-static size_t add_cases(struct CMUnitTest **tests, size_t n,
-			const char *sub, CMUnitTestFunction fn)
-{
-	char *dir = ud_asprintf("%s/%s", data_dir(), sub);
-	struct dirent **ents;
-	int i, count;
-
-	count = scandir(dir, &ents, NULL, alphasort);
-	if (count < 0) {
-		fprintf(stderr, "cannot read %s (run from the repository "
-				"root or set UD_TEST_DATA)\n",
-			dir);
-		exit(1);
-	}
-	for (i = 0; i < count; i++) {
-		if (ents[i]->d_name[0] != '.') {
-			*tests = ud_realloc(*tests, (n + 1) * sizeof(**tests));
-			(*tests)[n] = (struct CMUnitTest){
-				.name = ud_asprintf("%s/%s", sub,
-						    ents[i]->d_name),
-				.test_func = fn,
-				.initial_state = ud_asprintf(
-					"%s/%s", dir, ents[i]->d_name),
-			};
-			n++;
-		}
-		free(ents[i]);
-	}
-	free(ents);
-	free(dir);
-	return n;
-}
-
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -284,23 +231,6 @@ int main(void)
 		cmocka_unit_test(defaults_and_rollback),
 		cmocka_unit_test(build_format_parse),
 	};
-	struct CMUnitTest *tests = NULL;
-	size_t i, n = 0;
-	int rc;
-
-	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		tests = ud_realloc(tests, (n + 1) * sizeof(*tests));
-		tests[n] = fixed[i];
-		tests[n].name = ud_strdup(fixed[i].name);
-		n++;
-	}
-	n = add_cases(&tests, n, "manifest/invalid", invalid_case);
-	n = add_cases(&tests, n, "manifest/valid", valid_case);
-	rc = _cmocka_run_group_tests("manifest", tests, n, NULL, NULL);
-	for (i = 0; i < n; i++) {
-		free((char *)tests[i].name);
-		free(tests[i].initial_state);
-	}
-	free(tests);
-	return rc;
+	return run_with_cases("manifest", fixed, sizeof(fixed) / sizeof(fixed[0]),
+			      invalid_case, valid_case);
 }
