@@ -376,46 +376,80 @@ static void terminate(struct reader *r, pid_t pid, int fd, int *eof,
 	}
 }
 
+/*
+ * Fork and exec argv with stdin from /dev/null and stdout+stderr to out_fd
+ * (-1: /dev/null), in a process group of its own or, with new_session, a
+ * session of its own (no controlling terminal). Returns once the child has
+ * reached exec: 0 and *pid, or UD_ERROR with the reason reported through a
+ * close-on-exec pipe (the failed child reaped).
+ */
+static int start_child(pid_t *pid, char *const argv[], char *const env[],
+		       const char *dir, int out_fd, int new_session)
+{
+	int errp[2] = { -1, -1 }, devnull = -1, st, err = 0;
+	pid_t child;
+
+	*pid = -1;
+	if (!argv || !argv[0])
+		return ud_error_set(UD_ERROR, "cannot run: empty command");
+	if (pipe2(errp, O_CLOEXEC) < 0 ||
+	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot run %s", argv[0]);
+		goto done;
+	}
+	if ((child = fork()) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot run %s: fork",
+					 argv[0]);
+		goto done;
+	}
+	if (child == 0) {
+		if (new_session ? setsid() < 0 : setpgid(0, 0) < 0)
+			child_fail(errp[1], STEP_SETUP);
+		child_exec(argv, env, dir, devnull,
+			   out_fd >= 0 ? out_fd : devnull, errp[1]);
+	}
+	/* Also from the parent, so the group exists before any kill(-pid)
+	 * whichever process runs first. */
+	if (!new_session)
+		setpgid(child, child);
+	close(errp[1]);
+	errp[1] = -1;
+	if ((err = read_child_err(errp[0], argv, dir)) < 0) {
+		waitpid_blocking(child, &st);
+		goto done;
+	}
+	*pid = child;
+done:
+	if (errp[0] >= 0)
+		close(errp[0]);
+	if (errp[1] >= 0)
+		close(errp[1]);
+	if (devnull >= 0)
+		close(devnull);
+	return err;
+}
+
 int ud_run(char *const argv[], const struct ud_run_opts *opts, int *status)
 {
 	static const struct ud_run_opts none = { 0 };
 	struct reader r = { opts ? opts : &none, 0 };
 	long long deadline = -1, quiet_since = -1;
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, devnull = -1;
+	int outp[2] = { -1, -1 };
 	int eof = 0, exited = 0, timed_out = 0, st = 0, err = 0;
 	pid_t pid = -1;
 
 	opts = r.opts;
 	if (status)
 		*status = -1;
-	if (!argv || !argv[0])
-		return ud_error_set(UD_ERROR, "cannot run: empty command");
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+	if (argv && argv[0] && pipe2(outp, O_CLOEXEC) < 0) {
 		err = ud_error_set_errno(UD_ERROR, "cannot run %s", argv[0]);
 		goto done;
 	}
-	if ((pid = fork()) < 0) {
-		err = ud_error_set_errno(UD_ERROR, "cannot run %s: fork",
-					 argv[0]);
+	if ((err = start_child(&pid, argv, opts->env, opts->dir, outp[1],
+			       0)) < 0)
 		goto done;
-	}
-	if (pid == 0) {
-		setpgid(0, 0);
-		child_exec(argv, opts->env, opts->dir, devnull, outp[1],
-			   errp[1]);
-	}
-	/* Also from the parent, so the group exists before any kill(-pid)
-	 * whichever process runs first. */
-	setpgid(pid, pid);
-	close(outp[1]);
+	close(outp[1]); /* the child's copy is all that keeps it open */
 	outp[1] = -1;
-	close(errp[1]);
-	errp[1] = -1;
-	if ((err = read_child_err(errp[0], argv, opts->dir)) < 0) {
-		waitpid_blocking(pid, &st);
-		goto done;
-	}
 	if (opts->timeout_ms > 0)
 		deadline = ud_now_ms() + opts->timeout_ms;
 
@@ -469,56 +503,13 @@ done:
 		close(outp[0]);
 	if (outp[1] >= 0)
 		close(outp[1]);
-	if (errp[0] >= 0)
-		close(errp[0]);
-	if (errp[1] >= 0)
-		close(errp[1]);
-	if (devnull >= 0)
-		close(devnull);
 	return err;
 }
 
 int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	     const char *dir, int out_fd)
 {
-	int errp[2] = { -1, -1 }, devnull = -1, st, err = 0;
-	pid_t child;
-
-	*pid = -1;
-	if (!argv || !argv[0])
-		return ud_error_set(UD_ERROR, "cannot run: empty command");
-	if (pipe2(errp, O_CLOEXEC) < 0 ||
-	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
-		err = ud_error_set_errno(UD_ERROR, "cannot run %s", argv[0]);
-		goto done;
-	}
-	if ((child = fork()) < 0) {
-		err = ud_error_set_errno(UD_ERROR, "cannot run %s: fork",
-					 argv[0]);
-		goto done;
-	}
-	if (child == 0) {
-		if (setsid() < 0)
-			child_fail(errp[1], STEP_SETUP);
-		child_exec(argv, env, dir, devnull,
-			   out_fd >= 0 ? out_fd : devnull, errp[1]);
-	}
-	close(errp[1]);
-	errp[1] = -1;
-	if ((err = read_child_err(errp[0], argv, dir)) < 0) {
-		waitpid_blocking(child, &st);
-		goto done;
-	}
-	*pid = child;
-
-done:
-	if (errp[0] >= 0)
-		close(errp[0]);
-	if (errp[1] >= 0)
-		close(errp[1]);
-	if (devnull >= 0)
-		close(devnull);
-	return err;
+	return start_child(pid, argv, env, dir, out_fd, 1);
 }
 
 /* 1 once pid is gone: reaped if it is our child, else no longer
