@@ -53,6 +53,9 @@ int cli_no_options(int argc, char **argv, const char *usage,
 /* Print "deploy: <what>: <ud_error_last()>" and return the exit status for
  * `code` (ud_error_exit_status). */
 int cli_fail(int code, const char *what);
+/* The same with a printf-formatted <what>. */
+int cli_failf(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Print "deploy: <message>" and the usage line, return 2. */
 int cli_usage(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

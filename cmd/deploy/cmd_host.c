@@ -18,15 +18,6 @@ static const char usage[] =
 
 enum { OPT_SSH = 1, OPT_AGENT, OPT_ARCH };
 
-static int failf(int err, const char *fmt, const char *arg)
-{
-	char *what = ud_asprintf(fmt, arg);
-	int status = cli_fail(err, what);
-
-	free(what);
-	return status;
-}
-
 static int set_host(struct ud_fleet *f, void *payload)
 {
 	return ud_fleet_set_host(f, payload);
@@ -77,22 +68,22 @@ static int host_add(int argc, char **argv)
 
 	if ((err = ud_name_check_host(h.name)) < 0 ||
 	    (h.arch && (err = ud_name_check_arch(h.arch)) < 0))
-		return failf(err, "host add %s", h.name);
+		return cli_failf(err, "host add %s", h.name);
 
 	if ((err = cli_open_repo(&r, &c)) < 0) {
-		status = failf(err, "host add %s", h.name);
+		status = cli_failf(err, "host add %s", h.name);
 		goto done;
 	}
 	/* Only to word the commit; the edit itself replaces either way. */
 	if ((err = ud_fleet_load(r, NULL, &f)) < 0) {
-		status = failf(err, "host add %s", h.name);
+		status = cli_failf(err, "host add %s", h.name);
 		goto done;
 	}
 	message = ud_asprintf("fleet: %s host %s",
 			      ud_fleet_host(f, h.name) ? "change" : "add",
 			      h.name);
 	if ((err = ud_fleet_update(r, set_host, &h, message)) < 0) {
-		status = failf(err, "host add %s", h.name);
+		status = cli_failf(err, "host add %s", h.name);
 		goto done;
 	}
 

@@ -25,13 +25,8 @@ int cmd_init(int argc, char **argv)
 		return cli_usage(usage, "init: expected one PATH");
 	path = argv[optind];
 
-	if ((err = ud_deployrepo_init(path)) < 0) {
-		char *what = ud_asprintf("init %s", path);
-		int status = cli_fail(err, what);
-
-		free(what);
-		return status;
-	}
+	if ((err = ud_deployrepo_init(path)) < 0)
+		return cli_failf(err, "init %s", path);
 	/* The repository exists now, so realpath can resolve it. */
 	abs = realpath(path, NULL);
 	printf("Initialized empty deployment repository in %s\n",

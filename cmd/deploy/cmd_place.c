@@ -44,15 +44,6 @@ struct place_args {
 	struct ud_placement done; /* owned copies */
 };
 
-static int failf(int err, const char *fmt, const char *arg)
-{
-	char *what = ud_asprintf(fmt, arg);
-	int status = cli_fail(err, what);
-
-	free(what);
-	return status;
-}
-
 /* A positive decimal int, nothing else. */
 static int parse_count(const char *s, int *out)
 {
@@ -276,11 +267,11 @@ int cmd_place(int argc, char **argv)
 
 	if ((err = ud_name_check_app(a.app)) < 0 ||
 	    (a.target && (err = ud_name_check_target(a.target)) < 0)) {
-		status = failf(err, "place %s", a.app);
+		status = cli_failf(err, "place %s", a.app);
 		goto done;
 	}
 	if ((err = cli_open_repo(&r, &c)) < 0) {
-		status = failf(err, "place %s", a.app);
+		status = cli_failf(err, "place %s", a.app);
 		goto done;
 	}
 	ud_buf_printf(&msg, "fleet: place %s on ", a.app);
@@ -288,7 +279,7 @@ int cmd_place(int argc, char **argv)
 		ud_buf_printf(&msg, "%s%s", i ? "," : "", a.hosts.v[i]);
 	message = ud_buf_detach(&msg);
 	if ((err = ud_fleet_update(r, place, &a, message)) < 0) {
-		status = failf(err, "place %s", a.app);
+		status = cli_failf(err, "place %s", a.app);
 		goto done;
 	}
 	print_summary(a.app, &a.done);

@@ -73,6 +73,20 @@ int cli_fail(int code, const char *what)
 	return ud_error_exit_status(code);
 }
 
+int cli_failf(int code, const char *fmt, ...)
+{
+	struct ud_buf what = UD_BUF_INIT;
+	va_list ap;
+	int status;
+
+	va_start(ap, fmt);
+	ud_buf_vprintf(&what, fmt, ap);
+	va_end(ap);
+	status = cli_fail(code, what.ptr);
+	ud_buf_free(&what);
+	return status;
+}
+
 int cli_usage(const char *usage, const char *fmt, ...)
 {
 	va_list ap;
