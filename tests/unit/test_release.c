@@ -19,6 +19,7 @@
 #include "manifest.h"
 #include "release.h"
 #include "repo.h"
+#include "repo_fixture.h"
 #include "run.h"
 
 /* libgit2 1.5 leaks PCRE2 match blocks in its config regex lookups, not
@@ -31,57 +32,6 @@ const char *__lsan_default_suppressions(void)
 
 #define COMMIT_ID "0123456789abcdef0123456789abcdef01234567"
 #define IMAGE "unix-x86_64.img"
-
-struct fixture {
-	char dir[64];
-	char *path;
-	struct ud_deployrepo *r;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	strcpy(f->dir, "/tmp/ud-release-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	f->path = ud_asprintf("%s/deploy.git", f->dir);
-	if (ud_deployrepo_init(f->path) < 0 ||
-	    ud_deployrepo_open(&f->r, f->path) < 0) {
-		fprintf(stderr, "setup: %s\n", ud_error_last());
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	ud_deployrepo_free(f->r);
-	ud_rm_rf(f->dir);
-	free(f->path);
-	free(f);
-	return 0;
-}
-
-static int git_cli(const char *gitdir, struct ud_buf *out, const char *a1,
-		   const char *a2, const char *a3)
-{
-	char *dirarg = ud_asprintf("--git-dir=%s", gitdir);
-	char *argv[] = { "git", dirarg, (char *)a1, (char *)a2, (char *)a3,
-			 NULL };
-	struct ud_run_opts opts = { 0 };
-	int status = -1;
-
-	ud_buf_clear(out);
-	opts.capture = out;
-	assert_int_equal(ud_run(argv, &opts, &status), 0);
-	ud_buf_rtrim(out);
-	free(dirarg);
-	return status;
-}
 
 /* Publish a release of `app` whose image holds `content`; returns n.
  * Usable in forked children: no cmocka assertion on the way. */
@@ -485,21 +435,21 @@ static void test_fetch_sees_release(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_publish_numbers, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_publish_numbers, repo_setup,
+						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_publish_bad_file_name,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_publish_race, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_rollback_default, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_rollback_errors, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fleet_update, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_fetch_sees_release, setup,
-						teardown),
+						repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(test_publish_race, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_default, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_errors, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_list, repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(test_fleet_update, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_fetch_sees_release, repo_setup,
+						repo_teardown),
 	};
 	int failed;
 

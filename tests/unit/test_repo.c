@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "fleet.h"
 #include "repo.h"
+#include "repo_fixture.h"
 #include "run.h"
 
 /* libgit2 1.5 leaks PCRE2 match blocks in its config regex lookups (e.g.
@@ -25,57 +26,6 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
 	return "leak:libpcre2-8.so\n";
-}
-
-struct fixture {
-	char dir[64];
-	char *path; /* an initialized deployment repository */
-	struct ud_deployrepo *r;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	strcpy(f->dir, "/tmp/ud-repo-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	f->path = ud_asprintf("%s/deploy.git", f->dir);
-	if (ud_deployrepo_init(f->path) < 0 ||
-	    ud_deployrepo_open(&f->r, f->path) < 0) {
-		fprintf(stderr, "setup: %s\n", ud_error_last());
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	ud_deployrepo_free(f->r);
-	ud_rm_rf(f->dir);
-	free(f->path);
-	free(f);
-	return 0;
-}
-
-/* Run plain git on the repository; its trimmed output in *out. */
-static int git_cli(const char *gitdir, struct ud_buf *out, const char *a1,
-		   const char *a2, const char *a3)
-{
-	char *dirarg = ud_asprintf("--git-dir=%s", gitdir);
-	char *argv[] = { "git", dirarg, (char *)a1, (char *)a2, (char *)a3,
-			 NULL };
-	struct ud_run_opts opts = { 0 };
-	int status = -1;
-
-	opts.capture = out;
-	assert_int_equal(ud_run(argv, &opts, &status), 0);
-	ud_buf_rtrim(out);
-	free(dirarg);
-	return status;
 }
 
 static void test_init_layout(void **state)
@@ -390,18 +340,18 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fetch_local_shares_objects,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_init_layout, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_open_errors, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_txn_read_list, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_txn_conflict, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_txn_locked, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_fetch, setup, teardown),
+						repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(test_init_layout, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_open_errors, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_txn_read_list, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_txn_conflict, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_txn_locked, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_fetch, repo_setup, repo_teardown),
 	};
 	int failed;
 
