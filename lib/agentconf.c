@@ -3,14 +3,21 @@
 #include "errors.h"
 #include "jsonutil.h"
 #include "names.h"
+#include "net.h"
+
+#include <ctype.h>
 
 #include <stdlib.h>
 #include <string.h>
 
 /* Every key agent.json may hold; a new setting starts here. */
 static const char *const agentconf_keys[] = {
-	"host", "repo", "state_dir", "control", "poll_s", NULL
+	"host", "repo", "state_dir", "control", "poll_s", "ssh_key",
+	"known_hosts", "limits", "dns", NULL
 };
+static const char *const limits_keys[] = { "max_instances", "max_memory_mb",
+					    NULL };
+static const char *const dns_keys[] = { "listen", "zone", NULL };
 
 #define DEFAULT_STATE_DIR "/var/lib/unideploy"
 #define DEFAULT_CONTROL "unix:/run/deploy-agent.sock"
@@ -26,6 +33,115 @@ static char *resolve(const char *path, const char *basedir)
 	n = strlen(basedir);
 	return ud_asprintf("%s%s%s", basedir, basedir[n - 1] == '/' ? "" : "/",
 			   path);
+}
+
+/* An optional object member: *out is NULL when absent. */
+static int get_obj(const json_t *root, const char *key, const char *name,
+		   const char *const keys[], const json_t **out)
+{
+	const json_t *o = json_object_get(root, key);
+
+	*out = NULL;
+	if (!o)
+		return 0;
+	if (!json_is_object(o))
+		return ud_error_set(UD_EINVALID, "%s: %s: must be an object",
+				    name, key);
+	*out = o;
+	return ud_json_check_keys(o, name, key, keys);
+}
+
+/* "apps.example." or "apps.example": DNS labels, stored lower case with
+ * the root's dot, as they are compared against queries. */
+static int parse_zone(char **out, const char *zone, const char *name)
+{
+	size_t n = strlen(zone), label = 0, i;
+	char *z;
+
+	if (n && zone[n - 1] == '.')
+		n--;
+	if (n == 0 || n > 200)
+		goto bad;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)zone[i];
+
+		if (ch == '.') {
+			if (label == 0 || zone[i - 1] == '-')
+				goto bad;
+			label = 0;
+		} else if (isalnum(ch) || (ch == '-' && label > 0)) {
+			if (++label > 63)
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	if (zone[n - 1] == '-')
+		goto bad;
+	z = ud_asprintf("%.*s.", (int)n, zone);
+	for (i = 0; z[i]; i++)
+		z[i] = (char)tolower((unsigned char)z[i]);
+	*out = z;
+	return 0;
+bad:
+	return ud_error_set(UD_EINVALID,
+			    "%s: dns.zone: '%s' is not a domain name", name,
+			    zone);
+}
+
+static int parse_extras(struct ud_agentconf *c, const json_t *root,
+			const char *name, const char *basedir)
+{
+	const char *s = NULL, *listen = NULL, *zone = NULL;
+	const json_t *o;
+	long long n;
+	struct ud_addr addr;
+	int err;
+
+	if ((err = ud_json_get_str(root, "ssh_key", name, "", 0, &s)) < 0)
+		return err;
+	if (s)
+		c->ssh_key = resolve(s, basedir);
+	s = NULL;
+	if ((err = ud_json_get_str(root, "known_hosts", name, "", 0, &s)) < 0)
+		return err;
+	if (s)
+		c->known_hosts = resolve(s, basedir);
+
+	if ((err = get_obj(root, "limits", name, limits_keys, &o)) < 0)
+		return err;
+	if (o) {
+		n = 0;
+		if ((err = ud_json_get_int(o, "max_instances", name, "limits",
+					   0, 0, 100000, &n)) < 0)
+			return err;
+		c->max_instances = (int)n;
+		n = 0;
+		if ((err = ud_json_get_int(o, "max_memory_mb", name, "limits",
+					   0, 0, 1 << 30, &n)) < 0)
+			return err;
+		c->max_memory_mb = (int)n;
+	}
+
+	if ((err = get_obj(root, "dns", name, dns_keys, &o)) < 0)
+		return err;
+	if (o) {
+		if ((err = ud_json_get_str(o, "listen", name, "dns", 1,
+					   &listen)) < 0 ||
+		    (err = ud_json_get_str(o, "zone", name, "dns", 1, &zone)) <
+			    0)
+			return err;
+		if (!strncmp(listen, "unix:", 5) ||
+		    ud_addr_parse(&addr, listen) < 0)
+			return ud_error_set(UD_EINVALID,
+					    "%s: dns.listen: '%s' is not "
+					    "ADDR:PORT",
+					    name, listen);
+		if ((err = parse_zone(&c->dns_zone, zone, name)) < 0)
+			return err;
+		c->dns_listen = ud_strdup(listen);
+	}
+	return 0;
 }
 
 int ud_agentconf_parse(struct ud_agentconf **out, const char *name,
@@ -79,6 +195,8 @@ int ud_agentconf_parse(struct ud_agentconf **out, const char *name,
 	c->control = ud_asprintf("unix:%s", path);
 	free(path);
 	c->poll_s = (int)poll_s;
+	if ((err = parse_extras(c, root, name, basedir)) < 0)
+		goto done;
 	*out = c;
 	c = NULL;
 done:
@@ -118,5 +236,9 @@ void ud_agentconf_free(struct ud_agentconf *c)
 	free(c->repo);
 	free(c->state_dir);
 	free(c->control);
+	free(c->ssh_key);
+	free(c->known_hosts);
+	free(c->dns_listen);
+	free(c->dns_zone);
 	free(c);
 }

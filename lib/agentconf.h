@@ -10,6 +10,20 @@ struct ud_agentconf {
 	char *state_dir; /* default /var/lib/unideploy */
 	char *control;   /* "unix:PATH"; default unix:/run/deploy-agent.sock */
 	int poll_s;      /* default 60; 0 disables polling */
+	/* Fetching an ssh:// repository: the agent's own key and the
+	 * known_hosts file its host key is checked against (NULL: the
+	 * SPEC §4 defaults, ~/.ssh/...). */
+	char *ssh_key;
+	char *known_hosts;
+	/* "limits": the owner's cap across all apps against denial of
+	 * credit; 0: no cap. */
+	int max_instances;
+	int max_memory_mb;
+	/* "dns": {"listen": "ADDR:PORT", "zone": "apps.example."}: answer A
+	 * queries for <app>.<zone> and summon the app; NULL: off. The zone
+	 * is stored lower case with its trailing dot. */
+	char *dns_listen;
+	char *dns_zone;
 };
 
 /* Load and validate; unknown keys are errors; UD_ENOTFOUND if the file is

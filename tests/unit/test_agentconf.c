@@ -132,6 +132,40 @@ static void missing_file(void **state)
 	assert_non_null(strstr(ud_error_last(), fx->path));
 }
 
+/* The keys beyond SPEC §5's example: SSH fetching, the per-host cap
+ * and DNS summoning. */
+static void extras(void **state)
+{
+	struct ud_agentconf *c;
+
+	(void)state;
+	assert_int_equal(parse(&c, "{\"host\": \"h\", \"repo\": \"r\"}"), 0);
+	assert_null(c->ssh_key);
+	assert_null(c->known_hosts);
+	assert_int_equal(c->max_instances, 0);
+	assert_int_equal(c->max_memory_mb, 0);
+	assert_null(c->dns_listen);
+	assert_null(c->dns_zone);
+	ud_agentconf_free(c);
+
+	assert_int_equal(
+		parse(&c, "{\"host\": \"h\", \"repo\": \"ssh://g@x/d.git\", "
+			  "\"ssh_key\": \"keys/id_ed25519\", "
+			  "\"known_hosts\": \"/etc/unideploy/known_hosts\", "
+			  "\"limits\": {\"max_instances\": 8, "
+			  "\"max_memory_mb\": 512}, "
+			  "\"dns\": {\"listen\": \"127.0.0.1:5353\", "
+			  "\"zone\": \"Apps.Example\"}}"),
+		0);
+	assert_string_equal(c->ssh_key, "/etc/unideploy/keys/id_ed25519");
+	assert_string_equal(c->known_hosts, "/etc/unideploy/known_hosts");
+	assert_int_equal(c->max_instances, 8);
+	assert_int_equal(c->max_memory_mb, 512);
+	assert_string_equal(c->dns_listen, "127.0.0.1:5353");
+	assert_string_equal(c->dns_zone, "apps.example.");
+	ud_agentconf_free(c);
+}
+
 static void errors(void **state)
 {
 	static const struct {
@@ -163,6 +197,28 @@ static void errors(void **state)
 		  UD_EINVALID },
 		{ "{\"host\": \"h\", \"repo\": \"r\", \"state_dir\": 7}",
 		  "agent.json: state_dir: must be a string", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"limits\": 3}",
+		  "agent.json: limits: must be an object", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"limits\": "
+		  "{\"max_instance\": 3}}",
+		  "agent.json: unknown key 'limits.max_instance'", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"limits\": "
+		  "{\"max_memory_mb\": -1}}",
+		  "agent.json: limits.max_memory_mb: must be an integer from 0 "
+		  "to 1073741824", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"dns\": "
+		  "{\"zone\": \"a.example\"}}",
+		  "agent.json: missing key 'dns.listen'", UD_ENOTFOUND },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"dns\": "
+		  "{\"listen\": \"localhost\", \"zone\": \"a.example\"}}",
+		  "agent.json: dns.listen: 'localhost' is not ADDR:PORT",
+		  UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"dns\": "
+		  "{\"listen\": \"127.0.0.1:53\", \"zone\": \"a..b\"}}",
+		  "agent.json: dns.zone: 'a..b' is not a domain name",
+		  UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"ssh_key\": 1}",
+		  "agent.json: ssh_key: must be a string", UD_EINVALID },
 	};
 	struct ud_agentconf *c;
 	size_t i;
@@ -183,6 +239,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(relative_paths_follow_the_file,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(missing_file, setup, teardown),
+		cmocka_unit_test(extras),
 		cmocka_unit_test(errors),
 	};
 
