@@ -7,8 +7,11 @@ stage=${1:-build}
 pkgs="gcc make pkg-config libgit2-dev libcurl4-openssl-dev libjansson-dev
 libssh2-1-dev libarchive-dev libssl-dev"
 case $stage in
-test)  pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2" ;;
-bench) pkgs="$pkgs libcmocka-dev bats jq curl git procps hyperfine xz-utils zstd" ;;
+test)  pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2
+openssh-server openssh-client dnsutils qemu-system-x86" ;;
+bench) pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2
+openssh-server openssh-client dnsutils qemu-system-x86
+hyperfine xz-utils zstd wrk systemd" ;;
 esac
 missing=""
 for p in $pkgs; do

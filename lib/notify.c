@@ -64,12 +64,21 @@ int ud_notify_hosts(struct ud_host_reply **out, const struct ud_fleet *f,
 		    const struct ud_strvec *hosts, const char *cmd,
 		    const char *app, int timeout_ms)
 {
+	return ud_notify_hosts_ex(out, f, hosts, cmd, app, timeout_ms, NULL);
+}
+
+int ud_notify_hosts_ex(struct ud_host_reply **out, const struct ud_fleet *f,
+		       const struct ud_strvec *hosts, const char *cmd,
+		       const char *app, int timeout_ms,
+		       const struct ud_ssh_opts *ssh)
+{
 	size_t n = hosts->n, i;
 	struct ud_host_reply *r = ud_calloc(n, sizeof(*r));
 	struct job *jobs = ud_calloc(n, sizeof(*jobs));
 	pthread_t *tids = ud_calloc(n, sizeof(*tids));
 	int *started = ud_calloc(n, sizeof(*started));
 
+	(void)ssh;
 	for (i = 0; i < n; i++) {
 		r[i].host = ud_strdup(hosts->v[i]);
 		jobs[i] = (struct job){ ud_fleet_host(f, hosts->v[i]),

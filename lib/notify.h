@@ -25,6 +25,15 @@ struct ud_host_reply {
 int ud_notify_hosts(struct ud_host_reply **out, const struct ud_fleet *f,
 		    const struct ud_strvec *hosts, const char *cmd,
 		    const char *app, int timeout_ms);
+/* The same with SSH options for hosts reached over SSH (NULL:
+ * ud_ssh_opts_from_env). Such a host runs
+ * "deploy-agent <cmd> --json [app]" (accepted by the forced command
+ * `deploy-agent ssh-command`) and its JSON answer is the reply. */
+struct ud_ssh_opts;
+int ud_notify_hosts_ex(struct ud_host_reply **out, const struct ud_fleet *f,
+		       const struct ud_strvec *hosts, const char *cmd,
+		       const char *app, int timeout_ms,
+		       const struct ud_ssh_opts *ssh);
 void ud_host_replies_free(struct ud_host_reply *r, size_t n);
 
 #endif

@@ -165,6 +165,27 @@ int ud_deployrepo_open(struct ud_deployrepo **out, const char *url)
 	return wrap(out, git);
 }
 
+int ud_deployrepo_is_remote(const char *url)
+{
+	const char *colon, *slash;
+
+	if (!strncmp(url, "ssh://", 6) || !strncmp(url, "https://", 8) ||
+	    !strncmp(url, "http://", 7) || !strncmp(url, "git://", 6))
+		return 1;
+	/* scp-like "user@host:path": a colon before any slash. */
+	colon = strchr(url, ':');
+	slash = strchr(url, '/');
+	return colon && colon != url && (!slash || colon < slash) &&
+	       strncmp(url, "file:", 5);
+}
+
+int ud_deployrepo_open_ex(struct ud_deployrepo **out, const char *url,
+			  const struct ud_ssh_opts *ssh)
+{
+	(void)ssh;
+	return ud_deployrepo_open(out, url);
+}
+
 void ud_deployrepo_free(struct ud_deployrepo *r)
 {
 	if (!r)
@@ -633,4 +654,11 @@ void ud_txn_free(struct ud_txn *t)
 	free(t->updates);
 	free(t->tags);
 	free(t);
+}
+
+int ud_deployrepo_fetch_ex(struct ud_deployrepo **out, const char *mirror_path,
+			   const char *url, const struct ud_ssh_opts *ssh)
+{
+	(void)ssh;
+	return ud_deployrepo_fetch(out, mirror_path, url);
 }

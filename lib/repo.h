@@ -27,6 +27,25 @@ int ud_deployrepo_init(const char *path);
  * UD_ENOTFOUND (message names it). ssh:// and https:// are refused with
  * UD_EINVALID for now (a local cache mirror comes with the SSH work). */
 int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
+
+/*
+ * The same for any URL of SPEC §4: a path, file://, ssh:// or https://.
+ * A remote repository is worked on through a local cache mirror (under
+ * $DEPLOY_CACHE_ROOT, else $XDG_CACHE_HOME/unideploy, else
+ * ~/.cache/unideploy: repos/<host>-<hash of the URL>.git), fetched at
+ * open, so nothing is re-cloned. Transactions on such a repository push
+ * main with a compare-and-swap (a plain, non-forced push), then its tags;
+ * a push rejected because another publisher moved main first fetches
+ * again and gives UD_ECONFLICT, so the caller's retry renumbers.
+ * Credentials and host-key checks follow ssh (NULL: ud_ssh_opts_from_env):
+ * libgit2's certificate callback checks ssh host keys with
+ * ud_ssh_check_hostkey; https keeps libgit2's own TLS verification.
+ */
+struct ud_ssh_opts;
+int ud_deployrepo_open_ex(struct ud_deployrepo **out, const char *url,
+			  const struct ud_ssh_opts *ssh);
+/* Is url a remote (ssh://, https://, http://, or scp-like user@host:path)? */
+int ud_deployrepo_is_remote(const char *url);
 void ud_deployrepo_free(struct ud_deployrepo *r);
 git_repository *ud_deployrepo_git(struct ud_deployrepo *r);
 
@@ -38,6 +57,10 @@ git_repository *ud_deployrepo_git(struct ud_deployrepo *r);
  */
 int ud_deployrepo_fetch(struct ud_deployrepo **out, const char *mirror_path,
 			const char *url);
+/* The same with credentials for ssh:// (the agent's ssh_key and
+ * known_hosts); ssh NULL: ud_ssh_opts_from_env. */
+int ud_deployrepo_fetch_ex(struct ud_deployrepo **out, const char *mirror_path,
+			   const char *url, const struct ud_ssh_opts *ssh);
 
 /* The commit main points at. UD_ENOTFOUND if main does not exist. */
 int ud_deployrepo_head(struct ud_deployrepo *r, git_oid *out);

@@ -34,6 +34,7 @@
 #include "names.h"
 #include "release.h"
 #include "repo.h"
+#include "ssh.h"
 
 #define TICK_MS 200
 #define DRAIN_MS 30000
@@ -678,11 +679,19 @@ static json_t *sync_all(struct agent *a, int forced)
 	const char *arch;
 	json_t *reply = NULL, *apps;
 	git_oid head;
+	struct ud_ssh_opts ssh;
 	size_t i;
 	int err;
 
-	if ((err = ud_deployrepo_fetch(&repo, a->mirror_path,
-				       a->conf->repo)) < 0) {
+	/* The agent's own key and known_hosts (agent.json), else the SPEC
+	 * §4 defaults of the user it runs as. */
+	ud_ssh_opts_from_env(&ssh);
+	if (a->conf->ssh_key)
+		ssh.identity = a->conf->ssh_key;
+	if (a->conf->known_hosts)
+		ssh.known_hosts = a->conf->known_hosts;
+	if ((err = ud_deployrepo_fetch_ex(&repo, a->mirror_path,
+					  a->conf->repo, &ssh)) < 0) {
 		ud_error_prefix("fetching %s", a->conf->repo);
 		goto done;
 	}

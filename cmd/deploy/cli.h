@@ -9,6 +9,7 @@
 #include <getopt.h>
 
 #include "repo.h"
+#include "ssh.h"
 
 /* Options every command accepts; parsed by cli_getopt(). */
 struct cli_common {
@@ -17,6 +18,9 @@ struct cli_common {
 	const char *identity;    /* --identity (SSH) */
 	const char *known_hosts; /* --known-hosts */
 	int accept_new_host_keys;
+	/* The SSH settings above with the environment's (SPEC §4, §6),
+	 * filled by cli_getopt at the end of the options. */
+	struct ud_ssh_opts ssh;
 };
 
 /* Long options for the common flags, to be spliced into a command's own
@@ -84,7 +88,8 @@ int cmd_signal(int argc, char **argv);
 /* Shared by publish, rollback and signal: signal the hosts of `app`, print
  * one line per host, return 0, or UD_EPARTIAL when some failed (named). */
 struct ud_fleet;
-int cli_signal_app(struct ud_deployrepo *r, const char *app, int json);
+int cli_signal_app(struct ud_deployrepo *r, const char *app,
+		   const struct cli_common *c);
 /* The same for release `want` (0: the current one), telling what went
  * wrong: `failed` is a mask of CLI_HOST_UNREACHABLE (no answer, or not
  * live yet) and CLI_HOST_FAILED (a host answered that `want` failed there,
@@ -97,7 +102,8 @@ struct cli_signal_result {
 	int serving;
 };
 int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
-		      int json, struct cli_signal_result *res);
+		      int json, const struct ud_ssh_opts *ssh,
+		      struct cli_signal_result *res);
 
 /* The publish pipeline shared by `publish`, `hook post-receive` and `ci`:
  * build `rev` of the source repository, publish it, signal its hosts,

@@ -78,7 +78,7 @@ int cmd_rollback(int argc, char **argv)
 	fflush(stdout);
 
 	status = 0;
-	if (!no_signal && (err = cli_signal_app(r, app, c.json)) < 0) {
+	if (!no_signal && (err = cli_signal_app(r, app, &c)) < 0) {
 		/* The release is in: whatever went wrong with the hosts,
 		 * the outcome is partial, not a failure. */
 		cli_fail(err, what);

@@ -112,11 +112,12 @@ static int print_json(const struct ud_host_reply *replies, size_t n,
 	return err;
 }
 
-static int signal_all(struct ud_deployrepo *r, int json)
+static int signal_all(struct ud_deployrepo *r, const struct cli_common *c)
 {
 	struct ud_fleet *f = NULL;
 	struct ud_strvec hosts = UD_STRVEC_INIT;
 	struct ud_host_reply *replies = NULL;
+	int json = c->json;
 	size_t i, j;
 	int err, failed = 0;
 
@@ -135,8 +136,8 @@ static int signal_all(struct ud_deployrepo *r, int json)
 			       "to signal\n");
 		goto done;
 	}
-	if ((err = ud_notify_hosts(&replies, f, &hosts, "sync", NULL,
-				   CLI_SYNC_TIMEOUT_MS)) < 0)
+	if ((err = ud_notify_hosts_ex(&replies, f, &hosts, "sync", NULL,
+				      CLI_SYNC_TIMEOUT_MS, &c->ssh)) < 0)
 		goto done;
 	if (json) {
 		if ((err = print_json(replies, hosts.n, &failed)) < 0)
@@ -173,7 +174,7 @@ int cmd_signal(int argc, char **argv)
 	if ((app && (err = ud_name_check_app(app)) < 0) ||
 	    (err = cli_open_repo(&r, &c)) < 0)
 		goto done;
-	err = app ? cli_signal_app(r, app, c.json) : signal_all(r, c.json);
+	err = app ? cli_signal_app(r, app, &c) : signal_all(r, &c);
 done:
 	status = err < 0 ? cli_fail(err, what) : 0;
 	ud_deployrepo_free(r);

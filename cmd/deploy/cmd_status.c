@@ -230,8 +230,9 @@ int cmd_status(int argc, char **argv)
 			if (!has(&hosts, p->hosts.v[j]))
 				ud_strvec_push(&hosts, p->hosts.v[j]);
 	}
-	if (hosts.n && (err = ud_notify_hosts(&replies, f, &hosts, "status",
-					      only, STATUS_TIMEOUT_MS)) < 0)
+	if (hosts.n &&
+	    (err = ud_notify_hosts_ex(&replies, f, &hosts, "status", only,
+				      STATUS_TIMEOUT_MS, &c.ssh)) < 0)
 		goto done;
 
 	doc = json_object();

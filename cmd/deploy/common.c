@@ -43,6 +43,13 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 			break;
 		case CLI_OPT_HELP:
 			return 'h';
+		case -1:
+			ud_ssh_opts_from_env(&c->ssh);
+			c->ssh.identity = c->identity;
+			if (c->known_hosts)
+				c->ssh.known_hosts = c->known_hosts;
+			c->ssh.accept_new = c->accept_new_host_keys;
+			return -1;
 		default:
 			return opt;
 		}
@@ -135,7 +142,7 @@ int cli_open_repo(struct ud_deployrepo **out, const struct cli_common *c)
 				    "no deployment repository: pass "
 				    "--deploy-repo, set DEPLOY_REPO or git "
 				    "config deploy.repo");
-	err = ud_deployrepo_open(out, url);
+	err = ud_deployrepo_open_ex(out, url, &c->ssh);
 	free(configured);
 	return err;
 }
@@ -224,7 +231,8 @@ static void print_host(const struct ud_host_reply *h, json_t *a,
 }
 
 int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
-		      int json, struct cli_signal_result *res)
+		      int json, const struct ud_ssh_opts *ssh,
+		      struct cli_signal_result *res)
 {
 	struct ud_fleet *f = NULL;
 	const struct ud_placement *p;
@@ -247,8 +255,8 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 	}
 	if (!want && ud_release_current(r, NULL, app, &want) < 0)
 		ud_error_clear();
-	ud_notify_hosts(&replies, f, &p->hosts, "sync", app,
-			CLI_SYNC_TIMEOUT_MS);
+	ud_notify_hosts_ex(&replies, f, &p->hosts, "sync", app,
+			   CLI_SYNC_TIMEOUT_MS, ssh);
 	if (json)
 		all = json_object();
 	for (size_t i = 0; i < p->hosts.n; i++) {
@@ -292,9 +300,10 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 			   : 0;
 }
 
-int cli_signal_app(struct ud_deployrepo *r, const char *app, int json)
+int cli_signal_app(struct ud_deployrepo *r, const char *app,
+		   const struct cli_common *c)
 {
 	struct cli_signal_result res;
 
-	return cli_signal_app_ex(r, app, 0, json, &res);
+	return cli_signal_app_ex(r, app, 0, c->json, &c->ssh, &res);
 }

@@ -162,7 +162,7 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 	}
 	stage(p, "deploy");
 	t = ud_now_ms();
-	err = cli_signal_app_ex(r, m->app, m->release, 0, &res);
+	err = cli_signal_app_ex(r, m->app, m->release, 0, &p->c->ssh, &res);
 	stage_done(p, "deploy", t);
 	if (err < 0 && err != UD_EPARTIAL) {
 		status = fail(p, err, "signal hosts");
@@ -192,7 +192,8 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 			}
 			printf("-----> released %s v%d, rolling back to v%d\n",
 			       rb->app, rb->release, res.serving);
-			cli_signal_app_ex(r, rb->app, rb->release, 0, &again);
+			cli_signal_app_ex(r, rb->app, rb->release, 0, &p->c->ssh,
+					  &again);
 			ud_manifest_free(rb);
 			stage_done(p, "rollback", t);
 		} else if ((res.failed & CLI_HOST_FAILED) &&
