@@ -149,6 +149,32 @@ void supervise_backends(struct agent *a, struct app *app);
 char *image_path(struct agent *a, const char *sha256);
 void agent_save(struct agent *a);
 
+/*
+ * backend.c: how an instance of each images[].target is started and
+ * stopped (unix: the image itself; qemu; hvt, xen, firecracker rendered
+ * from templates/backends). The supervisor spawns the command in its own
+ * session with the console (stdout and stderr) appended to in->log, the
+ * instance's environment markers set, and health checked on
+ * 127.0.0.1:in->port.
+ */
+/* Can this host run `target` images for `arch`? Checked at sync time,
+ * before anything is swapped: UD_ENOTFOUND "backend xen needs xl on host
+ * edge1" when its program is missing, UD_EINVALID for an unknown target
+ * or an arch this host cannot boot. */
+int backend_check(struct agent *a, const char *target, const char *arch);
+/* The command line (argv[0] a path) that runs instance `in` of app's
+ * release m from its image, in rundir (where a backend may write config
+ * files). in->port is the host port the instance must answer on. */
+int backend_command(struct agent *a, const struct app *app,
+		    const struct ud_manifest *m, const char *target,
+		    const struct instance *in, const char *rundir,
+		    struct ud_strvec *argv);
+/* Ask a running instance to shut down cleanly (qemu: QMP "quit"), before
+ * the supervisor signals its process group. Returns 1 when it was asked,
+ * 0 when the backend has no such way. */
+int backend_shutdown(struct agent *a, const struct app *app,
+		     const struct instance *in);
+
 /* control_server.c */
 int control_start(struct agent *a, pthread_t *thread, int *fd);
 /* Ask for a sync without waiting (SIGHUP). */

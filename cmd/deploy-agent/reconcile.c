@@ -392,13 +392,8 @@ static int prepare(struct agent *a, struct ud_deployrepo *repo,
 				   target, arch);
 		goto done;
 	}
-	if (strcmp((*img)->target, "unix")) {
-		err = ud_error_set(UD_EINVALID,
-				   "target %s is not supported by this agent "
-				   "yet",
-				   (*img)->target);
+	if ((err = backend_check(a, (*img)->target, (*img)->arch)) < 0)
 		goto done;
-	}
 	err = ensure_image(a, repo, head, m, *img);
 done:
 	if (err < 0)

@@ -99,12 +99,24 @@ static void inst_exit_text(const struct instance *in, char *out, size_t len)
 		describe_exit(out, len, in->wstatus);
 }
 
+/* Give a backend's clean shutdown (qemu's QMP quit) its grace period. */
+static void wait_gone(struct instance *in, int grace_ms)
+{
+	long long until = ud_now_ms() + grace_ms;
+
+	while (inst_alive(in) && ud_now_ms() < until)
+		usleep(10 * 1000);
+}
+
 /* Stop the process, keep the slot. */
-static void inst_kill(struct instance *in)
+static void inst_kill(struct agent *a, struct app *app, struct instance *in)
 {
 	if (in->pid <= 0)
 		return;
-	if (in->child || ud_proc_is(in->pid, in->starttime)) {
+	if ((in->child || ud_proc_is(in->pid, in->starttime)) &&
+	    backend_shutdown(a, app, in))
+		wait_gone(in, STOP_GRACE_MS);
+	if (in->pid > 0 && (in->child || ud_proc_is(in->pid, in->starttime))) {
 		if (ud_stop_group(in->pid, STOP_GRACE_MS) < 0)
 			ud_log_warn("stopping pid %d: %s", (int)in->pid,
 				    ud_error_last());
@@ -115,11 +127,10 @@ static void inst_kill(struct instance *in)
 
 void supervise_stop(struct agent *a, struct app *app, struct instance *in)
 {
-	(void)a;
 	if (in->pid > 0)
 		ud_log_info("%s: stopping instance %d (release %d, pid %d)",
 			    app->name, in->id, in->release, (int)in->pid);
-	inst_kill(in);
+	inst_kill(a, app, in);
 	app_inst_remove(app, in);
 }
 
@@ -193,11 +204,11 @@ static int inst_spawn(struct agent *a, struct app *app,
 		goto done;
 	}
 
-	ud_strvec_push(&argv, "");
-	free(argv.v[0]);
-	argv.v[0] = image_path(a, in->sha256);
-	for (i = 0; i < m->run.args.n; i++)
-		ud_strvec_push(&argv, m->run.args.v[i]);
+	if ((err = backend_command(a, app, m,
+				   app->place.target ? app->place.target :
+						       "unix",
+				   in, rundir, &argv)) < 0)
+		goto done;
 
 	/* A clean environment: the agent's own must not leak into apps. */
 	ud_strvec_push(&env, "PATH=/usr/local/bin:/usr/bin:/bin");
@@ -343,7 +354,7 @@ done:
 		ud_log_warn("%s: restarting instance %d: %s; next try in %d s",
 			    app->name, in->id, ud_error_last(),
 			    in->backoff_ms / 1000);
-		inst_kill(in);
+		inst_kill(a, app, in);
 		agent_save(a);
 		in->restart_at = ud_now_ms() + in->backoff_ms;
 		in->backoff_ms = in->backoff_ms * 2 > BACKOFF_MAX_MS ?
