@@ -22,6 +22,11 @@
  * keep us from noticing that it died. */
 #define ATTEMPT_MAX_MS 1000
 #define BACKOFF_MAX_MS 50
+/* A summoned instance is waited for by a held connection: poll every
+ * millisecond for this long (a refused connect on loopback costs a few
+ * microseconds), so readiness is noticed within a millisecond or two,
+ * then back off for the slow boots. */
+#define TIGHT_MS 5000
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -246,6 +251,14 @@ int ud_health_wait(const struct ud_health *h, const char *host, int port,
 		}
 		switch (h->kind) {
 		case UD_HEALTH_HTTP:
+			/* Nothing listens yet: a plain connect says so far
+			 * more cheaply than a whole curl request. */
+			err = ud_health_tcp_once(host, port, attempt);
+			if (err < 0) {
+				ud_error_prefix("GET %s", h->http_path ?
+						h->http_path : "/");
+				break;
+			}
 			err = ud_health_http_once(host, port, h->http_path,
 						  attempt);
 			break;
@@ -268,8 +281,9 @@ int ud_health_wait(const struct ud_health *h, const char *host, int port,
 			goto done;
 		}
 		sleep_ms(backoff < left ? backoff : (int)left);
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-							 backoff * 2;
+		if (ud_now_ms() - start >= TIGHT_MS)
+			backoff = backoff * 2 > BACKOFF_MAX_MS ?
+				BACKOFF_MAX_MS : backoff * 2;
 	}
 
 done:
