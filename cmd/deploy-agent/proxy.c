@@ -1037,3 +1037,29 @@ void proxy_counts(struct proxy *p, const char *app, size_t *open,
 	if (held)
 		*held = h;
 }
+
+size_t proxy_drop_held(struct proxy *p, const char *app)
+{
+	struct app *a;
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if ((a = app_find(p, app))) {
+		n = a->nheld;
+		held_close_all(a);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+long long proxy_held_since(struct proxy *p, const char *app)
+{
+	struct app *a;
+	long long since = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if ((a = app_find(p, app)) && a->held)
+		since = a->held->since;
+	pthread_mutex_unlock(&p->mu);
+	return since;
+}

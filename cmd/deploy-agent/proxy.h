@@ -58,4 +58,12 @@ size_t proxy_active(struct proxy *p, const char *app, int id);
 void proxy_counts(struct proxy *p, const char *app, size_t *open,
 		  size_t *held);
 
+/* Close app's held connections now (a boot was refused or failed and
+ * nothing else will come up for them): the clients see the connection
+ * closed rather than hang until hold_ms. Returns how many. */
+size_t proxy_drop_held(struct proxy *p, const char *app);
+/* When app's oldest held connection arrived (ud_now_ms() clock); 0 when
+ * none waits. */
+long long proxy_held_since(struct proxy *p, const char *app);
+
 #endif

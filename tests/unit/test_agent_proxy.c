@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "log.h"
 #include "net.h"
 #include "proxy.h"
 
@@ -562,6 +563,33 @@ static void test_held_expires(void **state)
 	close(fd);
 }
 
+/* A refused boot closes the waiting clients at once (they see EOF, not a
+ * hang until hold_ms), and the oldest held connection's arrival time is
+ * what the cold-start latency is measured from. */
+static void test_drop_held(void **state)
+{
+	struct fixture *f = *state;
+	long long before = ud_now_ms(), since;
+	int c1, c2;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 0), 0);
+	assert_int_equal(proxy_held_since(f->p, "app"), 0);
+	c1 = client(f);
+	assert_true(wait_held(f, "app", 1));
+	c2 = client(f);
+	assert_true(wait_held(f, "app", 2));
+	since = proxy_held_since(f->p, "app");
+	assert_true(since >= before && since <= ud_now_ms());
+	assert_int_equal(proxy_drop_held(f->p, "app"), 2);
+	expect_eof(c1);
+	expect_eof(c2);
+	assert_true(wait_held(f, "app", 0));
+	assert_int_equal(proxy_held_since(f->p, "app"), 0);
+	assert_int_equal(proxy_drop_held(f->p, "nobody"), 0);
+	close(c1);
+	close(c2);
+}
+
 static void test_switch_backends(void **state)
 {
 	struct fixture *f = *state;
@@ -856,6 +884,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_held_in_order, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_held_expires, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_drop_held, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_switch_backends, setup,
 						teardown),
