@@ -76,15 +76,20 @@ $(BUILD)/tests/test_agent_%: tests/unit/test_agent_%.c $(AGENT_PARTS) $(BUILD)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -iquote cmd/deploy-agent -o $@ $< $(AGENT_PARTS) $(BUILD)/libunideploy.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
+# The fixture unikernel of the qemu tests and benchmark (32-bit multiboot).
+FIXTURE_KERNEL := $(BUILD)/fixtures/kernel.elf
+$(FIXTURE_KERNEL): $(wildcard tests/fixtures/kernel/*)
+	sh tests/fixtures/kernel/build.sh $@ fixture
+
 # `make test`: every suite, then one closing line "N passed, N failed".
-test: all $(UNIT_BIN)
+test: all $(UNIT_BIN) $(FIXTURE_KERNEL)
 	@sh ci/install-deps.sh test
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) sh tests/run.sh
 
 unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) ONLY=unit sh tests/run.sh
 
-integration: all
+integration: all $(FIXTURE_KERNEL)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) ONLY=integration sh tests/run.sh
 
 demo: all
