@@ -1,10 +1,49 @@
-/* ssh.c: placeholder until the libssh2 client lands (see ssh.h). */
+/*
+ * ssh.c: one command on one host over libssh2, and the host-key and
+ * identity policies shared with libgit2's ssh transport (see ssh.h).
+ *
+ * Every ud_ssh_exec has its own session, so the signal fan-out may call
+ * it from many threads at once; libssh2_init runs once for the process.
+ */
 #include "ssh.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libssh2.h>
+#include <openssl/evp.h>
 
 #include "errors.h"
+#include "log.h"
+#include "net.h"
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_rc;
+
+static void init_libssh2(void)
+{
+	init_rc = libssh2_init(0);
+}
+
+static int ssh_init(void)
+{
+	pthread_once(&init_once, init_libssh2);
+	if (init_rc != 0)
+		return ud_error_set(UD_ERROR, "cannot initialize libssh2");
+	return 0;
+}
 
 void ud_ssh_opts_from_env(struct ud_ssh_opts *o)
 {
@@ -22,6 +61,551 @@ void ud_ssh_opts_from_env(struct ud_ssh_opts *o)
 	}
 }
 
+/* $HOME, else the password database; NULL when neither knows. */
+static char *home_dir(void)
+{
+	const char *h = getenv("HOME");
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (h && *h)
+		return ud_strdup(h);
+	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res &&
+	    res->pw_dir && *res->pw_dir)
+		return ud_strdup(res->pw_dir);
+	return NULL;
+}
+
+static char *user_name(void)
+{
+	const char *u = getenv("USER");
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (u && *u)
+		return ud_strdup(u);
+	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res &&
+	    res->pw_name && *res->pw_name)
+		return ud_strdup(res->pw_name);
+	return NULL;
+}
+
+/* ---- targets ---------------------------------------------------------- */
+
+static int bad_target(const char *spec, const char *why)
+{
+	return ud_error_set(UD_EINVALID,
+			    "invalid ssh target '%s': %s (expected "
+			    "user@host[:port])", spec, why);
+}
+
+static int valid_name_chars(const char *s, size_t n, int host)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (isalnum(c) || c == '.' || c == '-' || c == '_')
+			continue;
+		if (host && (c == ':' || c == '%'))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+int ud_ssh_target_parse(struct ud_ssh_target *t, const char *spec)
+{
+	const char *at, *h, *hend, *p = NULL;
+	char *user = NULL;
+	long port = 22;
+	int err = 0, bracketed;
+
+	memset(t, 0, sizeof(*t));
+	if (!spec || !*spec)
+		return bad_target(spec ? spec : "", "empty");
+	at = strrchr(spec, '@');
+	if (at) {
+		if (at == spec)
+			return bad_target(spec, "empty user");
+		if (!valid_name_chars(spec, (size_t)(at - spec), 0))
+			return bad_target(spec, "bad character in user");
+		user = ud_strndup(spec, (size_t)(at - spec));
+		h = at + 1;
+	} else {
+		if (!(user = user_name()))
+			return bad_target(spec, "no user given and $USER "
+					  "is not set");
+		h = spec;
+	}
+	if ((bracketed = *h == '[')) {
+		h++;
+		if (!(hend = strchr(h, ']'))) {
+			err = bad_target(spec, "unclosed '['");
+			goto done;
+		}
+		if (hend[1] == ':')
+			p = hend + 2;
+		else if (hend[1]) {
+			err = bad_target(spec, "junk after ']'");
+			goto done;
+		}
+	} else {
+		hend = strchr(h, ':');
+		if (hend) {
+			p = hend + 1;
+			if (strchr(p, ':')) {
+				err = bad_target(spec, "an IPv6 address needs "
+						 "brackets: [addr]:port");
+				goto done;
+			}
+		} else {
+			hend = h + strlen(h);
+		}
+	}
+	if (hend == h) {
+		err = bad_target(spec, "empty host");
+		goto done;
+	}
+	if (!valid_name_chars(h, (size_t)(hend - h), bracketed)) {
+		err = bad_target(spec, "bad character in host");
+		goto done;
+	}
+	if (p) {
+		char *end;
+
+		errno = 0;
+		port = *p && isdigit((unsigned char)*p) ?
+		       strtol(p, &end, 10) : -1;
+		if (port < 1 || port > 65535 || errno || *end) {
+			err = bad_target(spec, "bad port");
+			goto done;
+		}
+	}
+	t->user = user;
+	user = NULL;
+	t->host = ud_strndup(h, (size_t)(hend - h));
+	t->port = (int)port;
+
+done:
+	free(user);
+	return err;
+}
+
+void ud_ssh_target_free(struct ud_ssh_target *t)
+{
+	if (!t)
+		return;
+	free(t->user);
+	free(t->host);
+	t->user = t->host = NULL;
+}
+
+/* ---- host keys -------------------------------------------------------- */
+
+char *ud_ssh_fingerprint(const void *key, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+	int n;
+
+	if (!EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL))
+		return ud_strdup("SHA256:?");
+	n = EVP_EncodeBlock(b64, md, (int)mdlen);
+	while (n > 0 && b64[n - 1] == '=')
+		n--;
+	b64[n] = '\0';
+	return ud_asprintf("SHA256:%s", b64);
+}
+
+/* Key types as known_hosts names them, the libssh2 knownhost bits, and
+ * the host key algorithms that produce such a key (ssh -Q HostKeyAlgorithms,
+ * minus what libssh2 lacks). */
+static const struct keytype {
+	const char *name;
+	int mask;
+	const char *algs;
+} keytypes[] = {
+	{ "ssh-ed25519", LIBSSH2_KNOWNHOST_KEY_ED25519, "ssh-ed25519" },
+	{ "ecdsa-sha2-nistp256", LIBSSH2_KNOWNHOST_KEY_ECDSA_256,
+	  "ecdsa-sha2-nistp256" },
+	{ "ecdsa-sha2-nistp384", LIBSSH2_KNOWNHOST_KEY_ECDSA_384,
+	  "ecdsa-sha2-nistp384" },
+	{ "ecdsa-sha2-nistp521", LIBSSH2_KNOWNHOST_KEY_ECDSA_521,
+	  "ecdsa-sha2-nistp521" },
+	{ "ssh-rsa", LIBSSH2_KNOWNHOST_KEY_SSHRSA,
+	  "rsa-sha2-512,rsa-sha2-256,ssh-rsa" },
+	{ "ssh-dss", LIBSSH2_KNOWNHOST_KEY_SSHDSS, "ssh-dss" },
+};
+
+static const struct keytype *keytype_find(const char *name, size_t n)
+{
+	size_t i;
+
+	/* libgit2 and some callers name the signature algorithm. */
+	if ((n == 12 && !strncmp(name, "rsa-sha2-256", n)) ||
+	    (n == 12 && !strncmp(name, "rsa-sha2-512", n)))
+		name = "ssh-rsa", n = 7;
+	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
+		if (strlen(keytypes[i].name) == n &&
+		    !strncmp(keytypes[i].name, name, n))
+			return &keytypes[i];
+	return NULL;
+}
+
+/* The algorithm name a key blob starts with (RFC 4253 §6.6); caller
+ * frees; NULL if the blob is too short to hold one. */
+static char *blob_type(const void *key, size_t len)
+{
+	const unsigned char *k = key;
+	size_t n;
+
+	if (len < 4)
+		return NULL;
+	n = (size_t)k[0] << 24 | (size_t)k[1] << 16 | (size_t)k[2] << 8 | k[3];
+	if (n == 0 || n > 64 || n > len - 4)
+		return NULL;
+	return ud_strndup((const char *)k + 4, n);
+}
+
+/* All known_hosts sources of one set of options, loaded into libssh2. */
+struct known {
+	LIBSSH2_SESSION *s; /* only to own kh: never connected */
+	LIBSSH2_KNOWNHOSTS *kh;
+};
+
+static void known_free(struct known *k)
+{
+	if (k->kh)
+		libssh2_knownhost_free(k->kh);
+	if (k->s)
+		libssh2_session_free(k->s);
+	k->kh = NULL;
+	k->s = NULL;
+}
+
+static const char *ssh_errmsg(LIBSSH2_SESSION *s)
+{
+	char *msg = NULL;
+
+	if (!s || libssh2_session_last_error(s, &msg, NULL, 0) == 0 || !msg ||
+	    !*msg)
+		return "unknown libssh2 error";
+	return msg;
+}
+
+/* Feed known_hosts text, line by line so that an error names its line. */
+static int known_read_text(struct known *k, const char *text, size_t len,
+			   const char *what)
+{
+	const char *p = text, *end = text + len;
+	int line = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end, *q = p;
+		size_t n;
+
+		line++;
+		while (q < e && (*q == ' ' || *q == '\t'))
+			q++;
+		n = (size_t)(e - q);
+		while (n && (q[n - 1] == '\r' || q[n - 1] == ' ' ||
+			     q[n - 1] == '\t'))
+			n--;
+		/* Markers (@cert-authority, @revoked) are for certificates
+		 * and revocation, which libssh2 does not do: such lines are
+		 * no trust for us, so they are left out. */
+		if (n && *q != '#' && *q != '@') {
+			/* libssh2 reads the key up to a NUL, whatever len
+			 * says: give it the line alone. */
+			char *l = ud_strndup(q, n);
+			int rc = libssh2_knownhost_readline(
+				k->kh, l, n, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+
+			free(l);
+			if (rc)
+				return ud_error_set(UD_EINVALID,
+						    "%s:%d: bad known_hosts "
+						    "line: %s", what, line,
+						    ssh_errmsg(k->s));
+		}
+		p = e + 1;
+	}
+	return 0;
+}
+
+/* The file host keys are read from and recorded in; caller frees. */
+static char *known_file(const struct ud_ssh_opts *o)
+{
+	char *home;
+	char *path;
+
+	if (o && o->known_hosts)
+		return ud_strdup(o->known_hosts);
+	if (!(home = home_dir()))
+		return NULL;
+	path = ud_asprintf("%s/.ssh/known_hosts", home);
+	free(home);
+	return path;
+}
+
+static int known_load(struct known *k, const struct ud_ssh_opts *o)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	char *file = NULL;
+	int err;
+
+	memset(k, 0, sizeof(*k));
+	if ((err = ssh_init()) < 0)
+		return err;
+	if (!(k->s = libssh2_session_init()) ||
+	    !(k->kh = libssh2_knownhost_init(k->s))) {
+		err = ud_error_set(UD_ERROR, "cannot initialize libssh2");
+		goto done;
+	}
+	if ((file = known_file(o))) {
+		err = ud_buf_read_file(&b, file);
+		if (err == UD_ENOTFOUND)
+			err = 0;
+		else if (err < 0)
+			goto done;
+		else if ((err = known_read_text(k, b.ptr, b.size, file)) < 0)
+			goto done;
+	}
+	if (o && o->known_hosts_text)
+		err = known_read_text(k, o->known_hosts_text,
+				      strlen(o->known_hosts_text),
+				      "DEPLOY_KNOWN_HOSTS");
+
+done:
+	if (err < 0)
+		known_free(k);
+	ud_buf_free(&b);
+	free(file);
+	return err;
+}
+
+/* "name" for port 22, "[name]:port" otherwise, as OpenSSH writes and
+ * hashes them. */
+static char *host_key_name(const char *host, int port)
+{
+	if (port == 22)
+		return ud_strdup(host);
+	return ud_asprintf("[%s]:%d", host, port);
+}
+
+/* Append a line to the known_hosts file, creating ~/.ssh if it is the
+ * default one. The lock keeps concurrent appends whole. */
+static int known_record(const struct ud_ssh_opts *o, const char *name,
+			const char *type, const void *key, size_t len)
+{
+	char *file = known_file(o), *line = NULL, *dir = NULL, *slash;
+	unsigned char *b64 = NULL;
+	struct stat st;
+	int fd = -1, err = 0;
+	char last;
+
+	if (!file)
+		return ud_error_set(UD_ERROR, "cannot record the host key for "
+				    "%s: no known_hosts file ($HOME is not "
+				    "set)", name);
+	if (!(o && o->known_hosts) && (slash = strrchr(file, '/'))) {
+		dir = ud_strndup(file, (size_t)(slash - file));
+		if ((err = ud_mkdir_p(dir, 0700)) < 0)
+			goto done;
+	}
+	b64 = ud_malloc(4 * ((len + 2) / 3) + 1);
+	EVP_EncodeBlock(b64, key, (int)len);
+	line = ud_asprintf("%s %s %s\n", name, type, (char *)b64);
+	fd = open(file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot record the host "
+					 "key for %s in %s", name, file);
+		goto done;
+	}
+	/* A file whose last line lacks its newline would glue ours to it. */
+	if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 &&
+	    last != '\n' && (err = ud_write_all(fd, "\n", 1)) < 0)
+		goto done;
+	if ((err = ud_write_all(fd, line, strlen(line))) < 0) {
+		ud_error_prefix("cannot record the host key for %s in %s",
+				name, file);
+		goto done;
+	}
+	ud_log_info("added the host key for %s (%s) to %s", name, type, file);
+
+done:
+	if (fd >= 0)
+		close(fd);
+	free(b64);
+	free(line);
+	free(dir);
+	free(file);
+	return err;
+}
+
+static int known_check(const struct known *k, const struct ud_ssh_opts *o,
+		       const char *host, int port, const void *key,
+		       size_t len, const char *keytype)
+{
+	char *name = host_key_name(host, port);
+	char *btype = blob_type(key, len), *fp = NULL;
+	const char *type = btype ? btype : keytype ? keytype : "unknown";
+	const struct keytype *kt = keytype_find(type, strlen(type));
+	int rc, err = 0;
+
+	/* port -1: the name is already in OpenSSH's form, so a plain
+	 * "host" entry never vouches for another port (ssh(1) too). */
+	rc = libssh2_knownhost_checkp(k->kh, name, -1, key, len,
+				      LIBSSH2_KNOWNHOST_TYPE_PLAIN |
+				      LIBSSH2_KNOWNHOST_KEYENC_RAW |
+				      (kt ? kt->mask :
+				       LIBSSH2_KNOWNHOST_KEY_UNKNOWN), NULL);
+	if (rc == LIBSSH2_KNOWNHOST_CHECK_MATCH)
+		goto done;
+	fp = ud_ssh_fingerprint(key, len);
+	if (rc == LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
+		err = ud_error_set(UD_EAUTH, "host key for %s has CHANGED "
+				   "(now %s %s): refusing to connect", name,
+				   type, fp);
+	} else if (rc == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND) {
+		if (o && o->accept_new)
+			err = known_record(o, name, type, key, len);
+		else
+			err = ud_error_set(UD_EAUTH, "host key for %s is "
+					   "unknown (%s %s): add it to "
+					   "known_hosts or pass "
+					   "--accept-new-host-keys", name,
+					   type, fp);
+	} else {
+		err = ud_error_set(UD_ERROR, "cannot check the host key for "
+				   "%s: %s", name, ssh_errmsg(k->s));
+	}
+
+done:
+	free(name);
+	free(btype);
+	free(fp);
+	return err;
+}
+
+int ud_ssh_check_hostkey(const struct ud_ssh_opts *o, const char *host,
+			 int port, const void *key, size_t len,
+			 const char *keytype)
+{
+	struct known k;
+	int err;
+
+	if ((err = known_load(&k, o)) < 0)
+		return err;
+	err = known_check(&k, o, host, port, key, len, keytype);
+	known_free(&k);
+	return err;
+}
+
+/* The host key algorithms to ask for, those known_hosts has for this
+ * host first (as ssh(1) orders them), so that a server with several
+ * keys shows the one we can check. NULL: nothing known, keep libssh2's
+ * order. Caller frees. */
+static char *known_algs(const struct known *k, const char *host, int port)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	char *name = host_key_name(host, port);
+	int known[sizeof(keytypes) / sizeof(keytypes[0])] = { 0 }, any = 0;
+	size_t i;
+
+	/* A probe key matches nothing, so MISMATCH means "an entry of this
+	 * type exists for this name". */
+	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++) {
+		known[i] = libssh2_knownhost_checkp(
+			k->kh, name, -1, "?", 1,
+			LIBSSH2_KNOWNHOST_TYPE_PLAIN |
+			LIBSSH2_KNOWNHOST_KEYENC_RAW | keytypes[i].mask,
+			NULL) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
+		any |= known[i];
+	}
+	free(name);
+	if (!any)
+		return NULL;
+	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
+		if (known[i])
+			ud_buf_printf(&b, "%s%s", b.size ? "," : "",
+				      keytypes[i].algs);
+	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
+		if (!known[i])
+			ud_buf_printf(&b, ",%s", keytypes[i].algs);
+	return ud_buf_detach(&b);
+}
+
+/* ---- identities ------------------------------------------------------- */
+
+static const struct {
+	const char *file;
+	const char *label;
+} default_keys[] = {
+	{ "id_ed25519", "~/.ssh/id_ed25519" },
+	{ "id_ecdsa", "~/.ssh/id_ecdsa" },
+	{ "id_rsa", "~/.ssh/id_rsa" },
+};
+
+void ud_ssh_identities(const struct ud_ssh_opts *o, struct ud_ssh_id **ids,
+		       size_t *n)
+{
+	const char *sock = getenv("SSH_AUTH_SOCK");
+	struct ud_ssh_id *v = ud_calloc(6, sizeof(*v));
+	size_t i, c = 0;
+	char *home;
+
+	if (o && o->identity && *o->identity) {
+		v[c].kind = UD_SSH_ID_FILE;
+		v[c].path = ud_strdup(o->identity);
+		v[c++].label = "--identity";
+	}
+	if (o && o->key_text && *o->key_text) {
+		v[c].kind = UD_SSH_ID_MEMORY;
+		v[c++].label = "DEPLOY_SSH_KEY";
+	}
+	if (!(o && o->no_agent) && sock && *sock) {
+		v[c].kind = UD_SSH_ID_AGENT;
+		v[c++].label = "ssh-agent";
+	}
+	if (!(o && o->no_default_keys) && (home = home_dir())) {
+		for (i = 0; i < sizeof(default_keys) / sizeof(default_keys[0]);
+		     i++) {
+			char *p = ud_asprintf("%s/.ssh/%s", home,
+					      default_keys[i].file);
+			struct stat st;
+
+			if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+				v[c].kind = UD_SSH_ID_FILE;
+				v[c].path = p;
+				v[c++].label = default_keys[i].label;
+			} else {
+				free(p);
+			}
+		}
+		free(home);
+	}
+	*ids = v;
+	*n = c;
+}
+
+void ud_ssh_identities_free(struct ud_ssh_id *ids, size_t n)
+{
+	size_t i;
+
+	if (!ids)
+		return;
+	for (i = 0; i < n; i++)
+		free(ids[i].path);
+	free(ids);
+}
+
+/* ---- exec ------------------------------------------------------------- */
+
 int ud_ssh_exec(const struct ud_ssh_opts *o, const char *target,
 		const char *command, int timeout_ms, struct ud_buf *out,
 		struct ud_buf *err, int *status)
@@ -31,6 +615,7 @@ int ud_ssh_exec(const struct ud_ssh_opts *o, const char *target,
 	(void)timeout_ms;
 	(void)out;
 	(void)err;
+	(void)known_algs;
 	*status = -1;
 	return ud_error_set(UD_ERROR, "%s: ssh is not implemented yet",
 			    target);

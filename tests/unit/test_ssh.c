@@ -1,0 +1,580 @@
+/* test_ssh.c: targets, fingerprints and known_hosts checks against keys
+ * made by ssh-keygen, and ud_ssh_exec against a real sshd
+ * (tests/sshd.sh) with every kind of identity. HOME points into the
+ * test's own directory, so the real ~/.ssh is never read or written. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libssh2.h>
+#include <openssl/evp.h>
+
+#include "buf.h"
+#include "errors.h"
+#include "net.h"
+#include "run.h"
+#include "ssh.h"
+
+struct world {
+	char dir[64];
+	char *home;
+	char *old_home, *old_sock;
+	char *user;
+	/* The throwaway sshd: its dir, port, "user@127.0.0.1:port" and its
+	 * known_hosts line. */
+	char *sshd_dir;
+	int sshd_port, sshd_started;
+	char *target, *known_line;
+	/* An ed25519 key authorized on the sshd, and one that is not. */
+	char *key, *stranger;
+	int skip; /* no sshd on this machine */
+};
+
+static struct world W;
+
+/* Run argv; stdout+stderr into out (may be NULL); the exit status. */
+static int run(struct ud_buf *out, char *const argv[])
+{
+	struct ud_run_opts o = { 0 };
+	int status = -1;
+
+	o.capture = out;
+	o.timeout_ms = 30000;
+	if (ud_run(argv, &o, &status) < 0)
+		return -1;
+	return status;
+}
+
+static char *path_in(const char *name)
+{
+	return ud_asprintf("%s/%s", W.dir, name);
+}
+
+/* A fresh key pair at PATH (and PATH.pub). */
+static void keygen(const char *path, const char *type, const char *pass)
+{
+	char *argv[] = { "ssh-keygen", "-q", "-t", (char *)type, "-N",
+			 (char *)pass, "-C", "test", "-f", (char *)path, NULL };
+
+	unlink(path);
+	assert_int_equal(run(NULL, argv), 0);
+}
+
+static char *slurp(const char *path)
+{
+	struct ud_buf b = UD_BUF_INIT;
+
+	assert_int_equal(ud_buf_read_file(&b, path), 0);
+	return ud_buf_detach(&b);
+}
+
+static void spit(const char *path, const char *text)
+{
+	assert_int_equal(ud_write_file_atomic(path, text, strlen(text), 0600),
+			 0);
+}
+
+/* The raw blob and type of a .pub file ("type base64 comment"). */
+static unsigned char *pub_blob(const char *pubpath, size_t *len, char **type)
+{
+	char *text = slurp(pubpath), *sp1 = strchr(text, ' '), *sp2;
+	unsigned char *blob;
+	int n;
+
+	assert_non_null(sp1);
+	sp2 = strchr(sp1 + 1, ' ');
+	if (!sp2)
+		sp2 = sp1 + strcspn(sp1, "\n");
+	*sp2 = '\0';
+	blob = ud_malloc(strlen(sp1 + 1));
+	n = EVP_DecodeBlock(blob, (unsigned char *)sp1 + 1,
+			    (int)strlen(sp1 + 1));
+	assert_true(n > 0);
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	if (sp2[-1] == '=')
+		n--;
+	if (sp2[-2] == '=')
+		n--;
+	*len = (size_t)n;
+	*type = ud_strndup(text, (size_t)(sp1 - text));
+	free(text);
+	return blob;
+}
+
+static int group_setup(void **state)
+{
+	const char *h = getenv("HOME"), *s = getenv("SSH_AUTH_SOCK");
+	struct passwd *pw = getpwuid(getuid());
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	strcpy(W.dir, "/tmp/ud-test-ssh-XXXXXX");
+	assert_non_null(mkdtemp(W.dir));
+	W.old_home = h ? ud_strdup(h) : NULL;
+	W.old_sock = s ? ud_strdup(s) : NULL;
+	unsetenv("SSH_AUTH_SOCK");
+	W.home = path_in("home");
+	assert_int_equal(ud_mkdir_p(W.home, 0700), 0);
+	setenv("HOME", W.home, 1);
+	W.user = ud_strdup(getenv("USER") ? getenv("USER") : pw->pw_name);
+	setenv("USER", W.user, 1);
+
+	W.key = path_in("client");
+	keygen(W.key, "ed25519", "");
+	W.stranger = path_in("stranger");
+	keygen(W.stranger, "ed25519", "");
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (W.sshd_started) {
+		char *argv[] = { "sh", "tests/sshd.sh", "stop", W.sshd_dir,
+				 NULL };
+
+		run(NULL, argv);
+	}
+	if (W.old_home)
+		setenv("HOME", W.old_home, 1);
+	if (W.old_sock)
+		setenv("SSH_AUTH_SOCK", W.old_sock, 1);
+	ud_rm_rf(W.dir);
+	free(W.old_home);
+	free(W.old_sock);
+	free(W.home);
+	free(W.user);
+	free(W.sshd_dir);
+	free(W.target);
+	free(W.known_line);
+	free(W.key);
+	free(W.stranger);
+	return 0;
+}
+
+/* Each test starts with an empty ~/.ssh. */
+static int test_setup(void **state)
+{
+	char *ssh = ud_asprintf("%s/.ssh", W.home);
+
+	(void)state;
+	ud_rm_rf(ssh);
+	free(ssh);
+	ud_error_clear();
+	return 0;
+}
+
+/* ---- targets ---------------------------------------------------------- */
+
+static void test_target_parse(void **state)
+{
+	struct ud_ssh_target t;
+
+	(void)state;
+	assert_int_equal(ud_ssh_target_parse(&t, "deploy@10.0.0.5:2222"), 0);
+	assert_string_equal(t.user, "deploy");
+	assert_string_equal(t.host, "10.0.0.5");
+	assert_int_equal(t.port, 2222);
+	ud_ssh_target_free(&t);
+
+	assert_int_equal(ud_ssh_target_parse(&t, "git@deploy.example"), 0);
+	assert_string_equal(t.user, "git");
+	assert_string_equal(t.host, "deploy.example");
+	assert_int_equal(t.port, 22);
+	ud_ssh_target_free(&t);
+
+	assert_int_equal(ud_ssh_target_parse(&t, "edge1"), 0);
+	assert_string_equal(t.user, W.user);
+	assert_string_equal(t.host, "edge1");
+	assert_int_equal(t.port, 22);
+	ud_ssh_target_free(&t);
+
+	assert_int_equal(ud_ssh_target_parse(&t, "root@[::1]:2200"), 0);
+	assert_string_equal(t.user, "root");
+	assert_string_equal(t.host, "::1");
+	assert_int_equal(t.port, 2200);
+	ud_ssh_target_free(&t);
+
+	assert_int_equal(ud_ssh_target_parse(&t, "root@[fe80::1]"), 0);
+	assert_string_equal(t.host, "fe80::1");
+	assert_int_equal(t.port, 22);
+	ud_ssh_target_free(&t);
+}
+
+static void test_target_parse_bad(void **state)
+{
+	static const char *bad[] = {
+		"", "@host", "user@", "user@:22", "user@host:", "user@host:0",
+		"user@host:65536", "user@host:22x", "user@::1", "user@[::1",
+		"user@[::1]x", "us er@host", "user@ho st", "user@host/x",
+		"user@[]:22",
+	};
+	struct ud_ssh_target t;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ud_error_clear();
+		if (ud_ssh_target_parse(&t, bad[i]) != UD_EINVALID)
+			fail_msg("'%s' was accepted", bad[i]);
+		assert_non_null(strstr(ud_error_last(), "invalid ssh target"));
+		assert_null(t.user);
+		assert_null(t.host);
+	}
+}
+
+/* ---- host keys -------------------------------------------------------- */
+
+/* ud_ssh_fingerprint of PUB's blob and `ssh-keygen -lf` agree. */
+static void check_fingerprint(const char *type)
+{
+	char *key = path_in("fp"), *pub = ud_asprintf("%s.pub", key);
+	char *argv[] = { "ssh-keygen", "-l", "-E", "sha256", "-f", pub, NULL };
+	struct ud_buf out = UD_BUF_INIT;
+	unsigned char *blob;
+	char *fp, *t, *want;
+	size_t len;
+
+	keygen(key, type, "");
+	assert_int_equal(run(&out, argv), 0);
+	/* "256 SHA256:... test (ED25519)" */
+	want = strchr(out.ptr, ' ');
+	assert_non_null(want);
+	want = ud_strndup(want + 1, strcspn(want + 1, " "));
+	blob = pub_blob(pub, &len, &t);
+	fp = ud_ssh_fingerprint(blob, len);
+	assert_string_equal(fp, want);
+	assert_int_equal(strncmp(fp, "SHA256:", 7), 0);
+	assert_null(strchr(fp, '='));
+	free(fp);
+	free(t);
+	free(blob);
+	free(want);
+	ud_buf_free(&out);
+	free(pub);
+	free(key);
+}
+
+static void test_fingerprint(void **state)
+{
+	(void)state;
+	check_fingerprint("ed25519");
+	check_fingerprint("ecdsa");
+	check_fingerprint("rsa");
+}
+
+/* A host key to check: the blob and type of a fresh key pair. */
+struct hostkey {
+	char *path, *pub, *type, *line_body; /* "type base64" */
+	unsigned char *blob;
+	size_t len;
+};
+
+static void hostkey_make(struct hostkey *k, const char *name,
+			 const char *type)
+{
+	char *text;
+
+	k->path = path_in(name);
+	k->pub = ud_asprintf("%s.pub", k->path);
+	keygen(k->path, type, "");
+	k->blob = pub_blob(k->pub, &k->len, &k->type);
+	text = slurp(k->pub);
+	/* drop " comment\n" */
+	k->line_body = ud_strndup(text, (size_t)(strrchr(text, ' ') - text));
+	free(text);
+}
+
+static void hostkey_free(struct hostkey *k)
+{
+	free(k->path);
+	free(k->pub);
+	free(k->type);
+	free(k->line_body);
+	free(k->blob);
+}
+
+static void test_hostkey_known(void **state)
+{
+	struct ud_ssh_opts o = { 0 };
+	struct hostkey k, ec;
+	char *file = path_in("known_hosts"), *text;
+	char *argv[] = { "ssh-keygen", "-q", "-H", "-f", file, NULL };
+
+	(void)state;
+	hostkey_make(&k, "hk", "ed25519");
+	hostkey_make(&ec, "hk_ec", "ecdsa");
+
+	/* A plain name on port 22 and "[name]:port" elsewhere. */
+	text = ud_asprintf("# comment\n\nplain.example %s\n"
+			   "[10.0.0.5]:2222 %s\n"
+			   "other.example,alias.example %s\n",
+			   k.line_body, k.line_body, ec.line_body);
+	spit(file, text);
+	free(text);
+	o.known_hosts = file;
+	assert_int_equal(ud_ssh_check_hostkey(&o, "plain.example", 22, k.blob,
+					      k.len, k.type), 0);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "10.0.0.5", 2222, k.blob,
+					      k.len, k.type), 0);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "alias.example", 22,
+					      ec.blob, ec.len, ec.type), 0);
+	/* As with ssh(1), a port-22 entry says nothing about another port,
+	 * and a "[name]:port" entry nothing about port 22. */
+	assert_int_equal(ud_ssh_check_hostkey(&o, "plain.example", 2222,
+					      k.blob, k.len, k.type),
+			 UD_EAUTH);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "10.0.0.5", 22, k.blob,
+					      k.len, k.type), UD_EAUTH);
+
+	/* The same entries hashed by ssh-keygen -H. */
+	assert_int_equal(run(NULL, argv), 0);
+	text = slurp(file);
+	assert_null(strstr(text, "plain.example"));
+	assert_non_null(strstr(text, "|1|"));
+	free(text);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "plain.example", 22, k.blob,
+					      k.len, k.type), 0);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "10.0.0.5", 2222, k.blob,
+					      k.len, k.type), 0);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "other.example", 22,
+					      ec.blob, ec.len, ec.type), 0);
+
+	/* Lines given as text, the file missing: the file is just empty. */
+	o.known_hosts = "/nonexistent/known_hosts";
+	text = ud_asprintf("[127.0.0.1]:2200 %s", k.line_body);
+	o.known_hosts_text = text;
+	assert_int_equal(ud_ssh_check_hostkey(&o, "127.0.0.1", 2200, k.blob,
+					      k.len, NULL), 0);
+	free(text);
+
+	/* ~/.ssh/known_hosts by default. */
+	o.known_hosts = NULL;
+	o.known_hosts_text = NULL;
+	text = ud_asprintf("%s/.ssh", W.home);
+	assert_int_equal(ud_mkdir_p(text, 0700), 0);
+	free(text);
+	text = ud_asprintf("%s/.ssh/known_hosts", W.home);
+	{
+		char *line = ud_asprintf("home.example %s\n", k.line_body);
+
+		spit(text, line);
+		free(line);
+	}
+	free(text);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "home.example", 22, k.blob,
+					      k.len, k.type), 0);
+
+	hostkey_free(&k);
+	hostkey_free(&ec);
+	free(file);
+}
+
+static void test_hostkey_unknown_and_changed(void **state)
+{
+	struct ud_ssh_opts o = { 0 };
+	struct hostkey k, other, ec;
+	char *file = path_in("known_hosts"), *text, *fp, *want;
+
+	(void)state;
+	hostkey_make(&k, "hk", "ed25519");
+	hostkey_make(&other, "hk2", "ed25519");
+	hostkey_make(&ec, "hk_ec", "ecdsa");
+	text = ud_asprintf("[h.example]:2222 %s\n", other.line_body);
+	spit(file, text);
+	free(text);
+	o.known_hosts = file;
+
+	/* Not there at all: unknown, with the fingerprint ssh(1) shows. */
+	fp = ud_ssh_fingerprint(k.blob, k.len);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "new.example", 22, k.blob,
+					      k.len, k.type), UD_EAUTH);
+	want = ud_asprintf("host key for new.example is unknown (ssh-ed25519 "
+			   "%s): add it to known_hosts or pass "
+			   "--accept-new-host-keys", fp);
+	assert_string_equal(ud_error_last(), want);
+	free(want);
+
+	/* Same type, another key: changed. */
+	assert_int_equal(ud_ssh_check_hostkey(&o, "h.example", 2222, k.blob,
+					      k.len, k.type), UD_EAUTH);
+	want = ud_asprintf("host key for [h.example]:2222 has CHANGED (now "
+			   "ssh-ed25519 %s): refusing to connect", fp);
+	assert_string_equal(ud_error_last(), want);
+	free(want);
+	free(fp);
+
+	/* Only an entry of another type: unknown, as ssh(1) says. */
+	assert_int_equal(ud_ssh_check_hostkey(&o, "h.example", 2222, ec.blob,
+					      ec.len, ec.type), UD_EAUTH);
+	assert_non_null(strstr(ud_error_last(), "is unknown (ecdsa-sha2-"
+					      "nistp256 SHA256:"));
+
+	/* accept_new never trusts a changed key, nor writes it down. */
+	o.accept_new = 1;
+	assert_int_equal(ud_ssh_check_hostkey(&o, "h.example", 2222, k.blob,
+					      k.len, k.type), UD_EAUTH);
+	assert_non_null(strstr(ud_error_last(), "has CHANGED"));
+	text = slurp(file);
+	assert_null(strstr(text, k.line_body));
+	free(text);
+
+	hostkey_free(&k);
+	hostkey_free(&other);
+	hostkey_free(&ec);
+	free(file);
+}
+
+static void test_hostkey_accept_new(void **state)
+{
+	struct ud_ssh_opts o = { 0 };
+	struct hostkey k;
+	char *file, *text, *want;
+	struct stat st;
+
+	(void)state;
+	hostkey_make(&k, "hk", "ed25519");
+
+	/* Recorded in ~/.ssh/known_hosts, made 0700/0600 for it. */
+	o.accept_new = 1;
+	assert_int_equal(ud_ssh_check_hostkey(&o, "127.0.0.1", 2200, k.blob,
+					      k.len, k.type), 0);
+	file = ud_asprintf("%s/.ssh", W.home);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	free(file);
+	file = ud_asprintf("%s/.ssh/known_hosts", W.home);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	text = slurp(file);
+	want = ud_asprintf("[127.0.0.1]:2200 %s\n", k.line_body);
+	assert_string_equal(text, want);
+	free(want);
+	free(text);
+
+	/* Later, without accept_new, it is known. */
+	o.accept_new = 0;
+	assert_int_equal(ud_ssh_check_hostkey(&o, "127.0.0.1", 2200, k.blob,
+					      k.len, k.type), 0);
+	free(file);
+
+	/* Into --known-hosts FILE when given, after a last line that lacked
+	 * its newline; port 22 is the bare name. */
+	file = path_in("kh_given");
+	spit(file, "# no newline");
+	o.known_hosts = file;
+	o.accept_new = 1;
+	assert_int_equal(ud_ssh_check_hostkey(&o, "edge.example", 22, k.blob,
+					      k.len, k.type), 0);
+	text = slurp(file);
+	want = ud_asprintf("# no newline\nedge.example %s\n", k.line_body);
+	assert_string_equal(text, want);
+	free(want);
+	free(text);
+	o.accept_new = 0;
+	assert_int_equal(ud_ssh_check_hostkey(&o, "edge.example", 22, k.blob,
+					      k.len, k.type), 0);
+	free(file);
+	hostkey_free(&k);
+}
+
+static void test_hostkey_bad_file(void **state)
+{
+	struct ud_ssh_opts o = { 0 };
+	struct hostkey k;
+	char *file = path_in("kh_bad"), *want;
+
+	(void)state;
+	hostkey_make(&k, "hk", "ed25519");
+	spit(file, "# fine\nonlyahost\n");
+	o.known_hosts = file;
+	assert_int_equal(ud_ssh_check_hostkey(&o, "x", 22, k.blob, k.len,
+					      k.type), UD_EINVALID);
+	want = ud_asprintf("%s:2: bad known_hosts line", file);
+	assert_non_null(strstr(ud_error_last(), want));
+	free(want);
+	free(file);
+	hostkey_free(&k);
+}
+
+/* ---- identities ------------------------------------------------------- */
+
+static void test_identities_order(void **state)
+{
+	struct ud_ssh_opts o = { 0 };
+	struct ud_ssh_id *ids;
+	char *dir = ud_asprintf("%s/.ssh", W.home), *p;
+	size_t n;
+
+	(void)state;
+	ud_ssh_identities(&o, &ids, &n);
+	assert_int_equal(n, 0);
+	ud_ssh_identities_free(ids, n);
+
+	assert_int_equal(ud_mkdir_p(dir, 0700), 0);
+	p = ud_asprintf("%s/id_rsa", dir);
+	spit(p, "x");
+	free(p);
+	p = ud_asprintf("%s/id_ed25519", dir);
+	spit(p, "x");
+	free(p);
+	setenv("SSH_AUTH_SOCK", "/nonexistent/agent.sock", 1);
+	o.identity = "/keys/deploy";
+	o.key_text = "-----BEGIN OPENSSH PRIVATE KEY-----\n...";
+	ud_ssh_identities(&o, &ids, &n);
+	assert_int_equal(n, 5);
+	assert_int_equal(ids[0].kind, UD_SSH_ID_FILE);
+	assert_string_equal(ids[0].path, "/keys/deploy");
+	assert_string_equal(ids[0].label, "--identity");
+	assert_int_equal(ids[1].kind, UD_SSH_ID_MEMORY);
+	assert_null(ids[1].path);
+	assert_string_equal(ids[1].label, "DEPLOY_SSH_KEY");
+	assert_int_equal(ids[2].kind, UD_SSH_ID_AGENT);
+	assert_string_equal(ids[2].label, "ssh-agent");
+	assert_int_equal(ids[3].kind, UD_SSH_ID_FILE);
+	assert_string_equal(ids[3].label, "~/.ssh/id_ed25519");
+	p = ud_asprintf("%s/id_ed25519", dir);
+	assert_string_equal(ids[3].path, p);
+	free(p);
+	assert_string_equal(ids[4].label, "~/.ssh/id_rsa");
+	ud_ssh_identities_free(ids, n);
+
+	o.no_agent = 1;
+	o.no_default_keys = 1;
+	ud_ssh_identities(&o, &ids, &n);
+	assert_int_equal(n, 2);
+	ud_ssh_identities_free(ids, n);
+	unsetenv("SSH_AUTH_SOCK");
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_target_parse, test_setup),
+		cmocka_unit_test_setup(test_target_parse_bad, test_setup),
+		cmocka_unit_test_setup(test_fingerprint, test_setup),
+		cmocka_unit_test_setup(test_hostkey_known, test_setup),
+		cmocka_unit_test_setup(test_hostkey_unknown_and_changed,
+				       test_setup),
+		cmocka_unit_test_setup(test_hostkey_accept_new, test_setup),
+		cmocka_unit_test_setup(test_hostkey_bad_file, test_setup),
+		cmocka_unit_test_setup(test_identities_order, test_setup),
+	};
+	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+
+	libssh2_exit();
+	return rc;
+}
