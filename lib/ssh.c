@@ -506,15 +506,42 @@ int ud_ssh_check_hostkey(const struct ud_ssh_opts *o, const char *host,
 	return err;
 }
 
+/* Append the algorithms of `list` ("a,b,c") that libssh2 supports:
+ * libssh2_session_method_pref drops the others with an overlapping
+ * memcpy, so it must never see one. */
+static void add_supported(struct ud_buf *b, const char *list,
+			  const char **sup, int nsup)
+{
+	const char *p = list;
+
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		int i;
+
+		for (i = 0; i < nsup; i++)
+			if (strlen(sup[i]) == n && !strncmp(sup[i], p, n)) {
+				ud_buf_printf(b, "%s%.*s", b->size ? "," : "",
+					      (int)n, p);
+				break;
+			}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+}
+
 /* The host key algorithms to ask for, those known_hosts has for this
  * host first (as ssh(1) orders them), so that a server with several
  * keys shows the one we can check. NULL: nothing known, keep libssh2's
  * order. Caller frees. */
-static char *known_algs(const struct known *k, const char *host, int port)
+static char *known_algs(const struct known *k, LIBSSH2_SESSION *s,
+			const char *host, int port)
 {
 	struct ud_buf b = UD_BUF_INIT;
 	char *name = host_key_name(host, port);
 	int known[sizeof(keytypes) / sizeof(keytypes[0])] = { 0 }, any = 0;
+	const char **sup = NULL;
+	int nsup;
 	size_t i;
 
 	/* A probe key matches nothing, so MISMATCH means "an entry of this
@@ -528,15 +555,18 @@ static char *known_algs(const struct known *k, const char *host, int port)
 		any |= known[i];
 	}
 	free(name);
-	if (!any)
+	if (!any || (nsup = libssh2_session_supported_algs(
+			     s, LIBSSH2_METHOD_HOSTKEY, &sup)) <= 0)
 		return NULL;
 	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
 		if (known[i])
-			ud_buf_printf(&b, "%s%s", b.size ? "," : "",
-				      keytypes[i].algs);
+			add_supported(&b, keytypes[i].algs, sup, nsup);
 	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
 		if (!known[i])
-			ud_buf_printf(&b, ",%s", keytypes[i].algs);
+			add_supported(&b, keytypes[i].algs, sup, nsup);
+	libssh2_free(s, (void *)sup);
+	if (!b.size)
+		return NULL;
 	return ud_buf_detach(&b);
 }
 
@@ -604,19 +634,463 @@ void ud_ssh_identities_free(struct ud_ssh_id *ids, size_t n)
 	free(ids);
 }
 
-/* ---- exec ------------------------------------------------------------- */
+/* ---- exec ----------------------------------------------------------- */
+
+/* One connection: libssh2 runs non-blocking and every wait is a poll on
+ * the socket bounded by what is left of the caller's deadline, so a
+ * server that accepts and never speaks cannot hold us past it. */
+struct conn {
+	const char *name; /* "user@host:port", for messages */
+	LIBSSH2_SESSION *s;
+	int fd;
+	long long deadline; /* -1: none */
+	int timeout_ms;
+};
+
+static int conn_timeout(const struct conn *c)
+{
+	return ud_error_set(UD_ETIMEOUT, "%s: timed out after %d ms", c->name,
+			    c->timeout_ms);
+}
+
+static int conn_wait(const struct conn *c)
+{
+	int dirs = libssh2_session_block_directions(c->s);
+	struct pollfd p = { .fd = c->fd, .events = 0 };
+	long long left = -1;
+	int rc;
+
+	if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND)
+		p.events |= POLLIN;
+	if (dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+		p.events |= POLLOUT;
+	if (!p.events)
+		p.events = POLLIN;
+	if (c->deadline >= 0 && (left = c->deadline - ud_now_ms()) <= 0)
+		return conn_timeout(c);
+	rc = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+	if (rc < 0 && errno == EINTR)
+		return 0;
+	if (rc < 0)
+		return ud_error_set_errno(UD_ERROR, "%s: poll", c->name);
+	if (rc == 0)
+		return conn_timeout(c);
+	return 0;
+}
+
+static int conn_fail(const struct conn *c, const char *what)
+{
+	return ud_error_set(UD_ERROR, "%s: %s: %s", c->name, what,
+			    ssh_errmsg(c->s));
+}
+
+/* Repeat a libssh2 call while it would block, waiting on the socket in
+ * between; leaves its result in rc, jumps to done on a timeout. */
+#define RETRY(c, rc, call)                                              \
+	while (((rc) = (call)) == LIBSSH2_ERROR_EAGAIN)                 \
+		if ((err = conn_wait(c)) < 0)                           \
+			goto done;
+
+/* Is this private key text encrypted? OpenSSH's format names its cipher
+ * ("none" when clear); PEM says ENCRYPTED in its header. */
+static int key_encrypted(const char *text, size_t len)
+{
+	static const char begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----";
+	static const char magic[] = "openssh-key-v1";
+	const char *b = memmem(text, len, begin, sizeof(begin) - 1), *e;
+	EVP_ENCODE_CTX *ctx;
+	unsigned char *raw;
+	int n = 0, m = 0, enc = 0;
+	size_t clen;
+
+	if (!b) {
+		const char *end = memmem(text, len, "-----END", 8);
+
+		return memmem(text, end ? (size_t)(end - text) : len,
+			      "ENCRYPTED", 9) != NULL;
+	}
+	b += sizeof(begin) - 1;
+	e = memmem(b, len - (size_t)(b - text), "-----END", 8);
+	if (!e)
+		return 0;
+	raw = ud_malloc((size_t)(e - b) + 1);
+	ctx = EVP_ENCODE_CTX_new();
+	EVP_DecodeInit(ctx);
+	if (EVP_DecodeUpdate(ctx, raw, &n, (const unsigned char *)b,
+			     (int)(e - b)) >= 0 &&
+	    EVP_DecodeFinal(ctx, raw + n, &m) >= 0)
+		n += m;
+	else
+		n = 0;
+	EVP_ENCODE_CTX_free(ctx);
+	if ((size_t)n > sizeof(magic) + 4 && !memcmp(raw, magic, sizeof(magic))) {
+		const unsigned char *c = raw + sizeof(magic);
+
+		clen = (size_t)c[0] << 24 | (size_t)c[1] << 16 |
+		       (size_t)c[2] << 8 | c[3];
+		enc = clen <= (size_t)n - sizeof(magic) - 4 &&
+		      !(clen == 4 && !memcmp(c + 4, "none", 4));
+	}
+	OPENSSL_cleanse(raw, (size_t)(e - b) + 1);
+	free(raw);
+	return enc;
+}
+
+/* What became of each identity, for the final message. */
+struct tried {
+	struct ud_buf list;      /* "--identity FILE, DEPLOY_SSH_KEY, ..." */
+	const char *locked;      /* a passphrase-protected key, by label */
+	char *locked_path;
+};
+
+static void tried_add(struct tried *t, const struct ud_ssh_id *id,
+		      const char *note)
+{
+	ud_buf_printf(&t->list, "%s%s", t->list.size ? ", " : "", id->label);
+	if (id->kind == UD_SSH_ID_FILE && !strcmp(id->label, "--identity"))
+		ud_buf_printf(&t->list, " %s", id->path);
+	if (note)
+		ud_buf_printf(&t->list, " (%s)", note);
+}
+
+/* 1: accepted, 0: refused (try the next), or an error. */
+static int auth_result(const struct conn *c, int rc)
+{
+	if (rc == 0)
+		return 1;
+	if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED ||
+	    rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED ||
+	    rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_METHOD_NONE ||
+	    rc == LIBSSH2_ERROR_PUBLICKEY_UNRECOGNIZED)
+		return 0;
+	return conn_fail(c, "authentication failed");
+}
+
+static int auth_agent(const struct conn *c, const char *user,
+		      const struct ud_ssh_id *id, struct tried *t)
+{
+	LIBSSH2_AGENT *a = libssh2_agent_init(c->s);
+	struct libssh2_agent_publickey *k = NULL, *prev = NULL;
+	const char *note = NULL;
+	int rc, err = 0, keys = 0;
+
+	if (!a || libssh2_agent_connect(a) != 0) {
+		note = "cannot connect";
+		goto done;
+	}
+	if (libssh2_agent_list_identities(a) != 0) {
+		note = "cannot list its keys";
+		goto done;
+	}
+	while (libssh2_agent_get_identity(a, &k, prev) == 0) {
+		keys++;
+		RETRY(c, rc, libssh2_agent_userauth(a, user, k));
+		if ((err = auth_result(c, rc)) != 0)
+			goto done;
+		prev = k;
+	}
+	if (!keys)
+		note = "no keys";
+
+done:
+	if (err <= 0)
+		tried_add(t, id, note);
+	if (a) {
+		libssh2_agent_disconnect(a);
+		libssh2_agent_free(a);
+	}
+	return err;
+}
+
+static int auth_key(const struct conn *c, const char *user,
+		    const struct ud_ssh_id *id, const char *key_text,
+		    struct tried *t)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	unsigned int ulen = (unsigned int)strlen(user);
+	int rc, err = 0;
+
+	if (id->kind == UD_SSH_ID_FILE) {
+		b.max = 1024 * 1024;
+		if (ud_buf_read_file(&b, id->path) < 0) {
+			tried_add(t, id, errno == ENOENT ? "missing" :
+				  "unreadable");
+			ud_error_clear();
+			goto done;
+		}
+		key_text = b.ptr;
+	}
+	if (key_encrypted(key_text, strlen(key_text))) {
+		tried_add(t, id, "passphrase-protected");
+		if (!t->locked) {
+			t->locked = id->label;
+			t->locked_path = id->kind == UD_SSH_ID_FILE ?
+					 ud_strdup(id->path) : NULL;
+		}
+		goto done;
+	}
+	if (id->kind == UD_SSH_ID_FILE) {
+		RETRY(c, rc, libssh2_userauth_publickey_fromfile_ex(
+			c->s, user, ulen, NULL, id->path, NULL));
+	} else {
+		RETRY(c, rc, libssh2_userauth_publickey_frommemory(
+			c->s, user, ulen, NULL, 0, key_text, strlen(key_text),
+			NULL));
+	}
+	if ((err = auth_result(c, rc)) == 0)
+		tried_add(t, id, rc == LIBSSH2_ERROR_FILE ?
+			  "not a key libssh2 can use" : NULL);
+
+done:
+	if (b.asize)
+		OPENSSL_cleanse(b.ptr, b.size);
+	ud_buf_free(&b);
+	return err;
+}
+
+static int authenticate(const struct conn *c, const struct ud_ssh_opts *o,
+			const char *user)
+{
+	struct tried t = { UD_BUF_INIT, NULL, NULL };
+	struct ud_ssh_id *ids;
+	size_t n, i;
+	int err = 0;
+
+	ud_ssh_identities(o, &ids, &n);
+	for (i = 0; i < n && err == 0; i++) {
+		if (ids[i].kind == UD_SSH_ID_AGENT)
+			err = auth_agent(c, user, &ids[i], &t);
+		else
+			err = auth_key(c, user, &ids[i], o->key_text, &t);
+	}
+	if (err > 0)
+		err = 0;
+	else if (err == 0 && n == 0)
+		err = ud_error_set(UD_EAUTH, "%s: no key was accepted (tried: "
+				   "nothing; pass --identity FILE, set "
+				   "DEPLOY_SSH_KEY or start ssh-agent)",
+				   c->name);
+	else if (err == 0 && t.locked && !strcmp(t.locked, "--identity"))
+		err = ud_error_set(UD_EAUTH, "%s: no key was accepted (tried: "
+				   "%s): --identity %s is passphrase-"
+				   "protected: load it into ssh-agent",
+				   c->name, t.list.ptr, t.locked_path);
+	else if (err == 0 && t.locked)
+		err = ud_error_set(UD_EAUTH, "%s: no key was accepted (tried: "
+				   "%s): %s is passphrase-protected: load it "
+				   "into ssh-agent", c->name, t.list.ptr,
+				   t.locked);
+	else if (err == 0)
+		err = ud_error_set(UD_EAUTH, "%s: no key was accepted (tried: "
+				   "%s)", c->name, t.list.ptr);
+	ud_ssh_identities_free(ids, n);
+	ud_buf_free(&t.list);
+	free(t.locked_path);
+	return err;
+}
+
+/* Append what fits under the cap; the rest is read and dropped so the
+ * remote command is never stalled by a full window. */
+static void keep(struct ud_buf *b, const char *data, size_t len)
+{
+	size_t cap = UD_SSH_OUTPUT_MAX;
+
+	if (!b)
+		return;
+	if (b->max && b->max < cap)
+		cap = b->max;
+	if (b->size >= cap)
+		return;
+	if (len > cap - b->size)
+		len = cap - b->size;
+	ud_buf_put(b, data, len);
+}
+
+static int connect_host(struct conn *c, const struct ud_ssh_target *t)
+{
+	struct ud_addr a;
+	char *spec = strchr(t->host, ':') ?
+		     ud_asprintf("[%s]:%d", t->host, t->port) :
+		     ud_asprintf("%s:%d", t->host, t->port);
+	long long left = c->deadline < 0 ? 0 : c->deadline - ud_now_ms();
+	const char *why, *prefix;
+	char *msg;
+	int err;
+
+	if ((err = ud_addr_parse(&a, spec)) < 0) {
+		ud_error_prefix("%s", c->name);
+		goto done;
+	}
+	if (c->deadline >= 0 && left <= 0) {
+		err = conn_timeout(c);
+		goto done;
+	}
+	if ((err = ud_net_connect(&c->fd, &a, (int)(left > INT_MAX ? INT_MAX :
+						     left))) < 0) {
+		/* net.c says "cannot connect to ADDR: why"; the target
+		 * already names the address. */
+		prefix = "cannot connect to ";
+		why = ud_error_last();
+		if (!strncmp(why, prefix, strlen(prefix)) &&
+		    !strncmp(why + strlen(prefix), a.text, strlen(a.text)) &&
+		    !strncmp(why + strlen(prefix) + strlen(a.text), ": ", 2))
+			why += strlen(prefix) + strlen(a.text) + 2;
+		msg = ud_strdup(why);
+		if (*msg && strncmp(msg, "timed out", 9))
+			msg[0] = (char)tolower((unsigned char)msg[0]);
+		if (err == UD_ETIMEOUT)
+			err = conn_timeout(c);
+		else
+			err = ud_error_set(err, "%s: %s", c->name, msg);
+		free(msg);
+		goto done;
+	}
+	err = ud_net_nonblock(c->fd, 1);
+
+done:
+	free(spec);
+	return err;
+}
+
+static int read_output(const struct conn *c, LIBSSH2_CHANNEL *ch,
+		       struct ud_buf *out, struct ud_buf *errb)
+{
+	char buf[16384];
+	ssize_t n1, n2;
+	int err = 0;
+
+	for (;;) {
+		n1 = libssh2_channel_read(ch, buf, sizeof(buf));
+		if (n1 > 0)
+			keep(out, buf, (size_t)n1);
+		n2 = libssh2_channel_read_stderr(ch, buf, sizeof(buf));
+		if (n2 > 0)
+			keep(errb, buf, (size_t)n2);
+		if ((n1 < 0 && n1 != LIBSSH2_ERROR_EAGAIN) ||
+		    (n2 < 0 && n2 != LIBSSH2_ERROR_EAGAIN))
+			return conn_fail(c, "reading the command's output");
+		if (n1 > 0 || n2 > 0)
+			continue;
+		if (libssh2_channel_eof(ch))
+			break;
+		if ((err = conn_wait(c)) < 0)
+			break;
+	}
+	return err;
+}
 
 int ud_ssh_exec(const struct ud_ssh_opts *o, const char *target,
 		const char *command, int timeout_ms, struct ud_buf *out,
-		struct ud_buf *err, int *status)
+		struct ud_buf *errb, int *status)
 {
-	(void)o;
-	(void)command;
-	(void)timeout_ms;
-	(void)out;
-	(void)err;
-	(void)known_algs;
+	struct ud_ssh_opts none = { 0 };
+	struct ud_ssh_target t = { 0 };
+	struct conn c = { .fd = -1, .deadline = -1 };
+	struct known k = { 0 };
+	LIBSSH2_CHANNEL *ch = NULL;
+	const char *key;
+	char *name = NULL, *algs = NULL, *sig = NULL;
+	size_t klen;
+	int type, rc, err;
+
 	*status = -1;
-	return ud_error_set(UD_ERROR, "%s: ssh is not implemented yet",
-			    target);
+	if (!o)
+		o = &none;
+	if ((err = ssh_init()) < 0)
+		return err;
+	if ((err = ud_ssh_target_parse(&t, target)) < 0)
+		return err;
+	name = strchr(t.host, ':') ?
+	       ud_asprintf("%s@[%s]:%d", t.user, t.host, t.port) :
+	       ud_asprintf("%s@%s:%d", t.user, t.host, t.port);
+	c.name = name;
+	c.timeout_ms = timeout_ms;
+	if (timeout_ms > 0)
+		c.deadline = ud_now_ms() + timeout_ms;
+
+	if ((err = known_load(&k, o)) < 0) {
+		ud_error_prefix("%s", name);
+		goto done;
+	}
+	if ((err = connect_host(&c, &t)) < 0)
+		goto done;
+	if (!(c.s = libssh2_session_init())) {
+		err = ud_error_set(UD_ERROR, "%s: cannot start a libssh2 "
+				   "session", name);
+		goto done;
+	}
+	libssh2_session_set_blocking(c.s, 0);
+	if ((algs = known_algs(&k, c.s, t.host, t.port)) &&
+	    libssh2_session_method_pref(c.s, LIBSSH2_METHOD_HOSTKEY, algs)) {
+		err = conn_fail(&c, "cannot choose host key algorithms");
+		goto done;
+	}
+	RETRY(&c, rc, libssh2_session_handshake(c.s, c.fd));
+	if (rc) {
+		err = conn_fail(&c, "ssh handshake failed");
+		goto done;
+	}
+	if (!(key = libssh2_session_hostkey(c.s, &klen, &type))) {
+		err = conn_fail(&c, "no host key");
+		goto done;
+	}
+	if ((err = known_check(&k, o, t.host, t.port, key, klen, NULL)) < 0) {
+		ud_error_prefix("%s", name);
+		goto done;
+	}
+	if ((err = authenticate(&c, o, t.user)) < 0)
+		goto done;
+
+	while (!(ch = libssh2_channel_open_session(c.s)) &&
+	       libssh2_session_last_errno(c.s) == LIBSSH2_ERROR_EAGAIN)
+		if ((err = conn_wait(&c)) < 0)
+			goto done;
+	if (!ch) {
+		err = conn_fail(&c, "cannot open a channel");
+		goto done;
+	}
+	RETRY(&c, rc, libssh2_channel_exec(ch, command));
+	if (rc) {
+		err = conn_fail(&c, "cannot run the command");
+		goto done;
+	}
+	if ((err = read_output(&c, ch, out, errb)) < 0)
+		goto done;
+	RETRY(&c, rc, libssh2_channel_close(ch));
+	if (rc == 0)
+		RETRY(&c, rc, libssh2_channel_wait_closed(ch));
+	if (rc) {
+		err = conn_fail(&c, "closing the channel");
+		goto done;
+	}
+	/* libssh2 reports 0 when no exit-status came; a signal is not a
+	 * status at all. */
+	if (libssh2_channel_get_exit_signal(ch, &sig, NULL, NULL, NULL, NULL,
+					    NULL) == 0 && sig)
+		*status = -1;
+	else
+		*status = libssh2_channel_get_exit_status(ch);
+	if (sig)
+		libssh2_free(c.s, sig);
+	/* A goodbye, not waited for: the command's outcome is known. */
+	libssh2_session_disconnect(c.s, "done");
+
+done:
+	if (c.s) {
+		/* Whatever is unsent now stays unsent: with the socket shut,
+		 * the frees below cannot wait on the peer. */
+		if (c.fd >= 0)
+			shutdown(c.fd, SHUT_RDWR);
+		libssh2_session_set_blocking(c.s, 1);
+		if (ch)
+			libssh2_channel_free(ch);
+		libssh2_session_free(c.s);
+	}
+	if (c.fd >= 0)
+		close(c.fd);
+	known_free(&k);
+	ud_ssh_target_free(&t);
+	free(algs);
+	free(name);
+	return err;
 }

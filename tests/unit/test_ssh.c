@@ -113,6 +113,21 @@ static unsigned char *pub_blob(const char *pubpath, size_t *len, char **type)
 	return blob;
 }
 
+/* Let KEY.pub log in to the sshd. */
+static void authorize(const char *key)
+{
+	char *pub = ud_asprintf("%s.pub", key), *text = slurp(pub);
+	char *ak = ud_asprintf("%s/authorized_keys", W.sshd_dir);
+	FILE *f = fopen(ak, "a");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	free(ak);
+	free(text);
+	free(pub);
+}
+
 static int group_setup(void **state)
 {
 	const char *h = getenv("HOME"), *s = getenv("SSH_AUTH_SOCK");
@@ -135,6 +150,29 @@ static int group_setup(void **state)
 	keygen(W.key, "ed25519", "");
 	W.stranger = path_in("stranger");
 	keygen(W.stranger, "ed25519", "");
+
+	if (access("/usr/sbin/sshd", X_OK) != 0) {
+		W.skip = 1;
+		return 0;
+	}
+	W.sshd_dir = path_in("sshd");
+	assert_int_equal(ud_net_free_port(&W.sshd_port), 0);
+	{
+		char port[16];
+		char *start[] = { "sh", "tests/sshd.sh", "start", W.sshd_dir,
+				  port, NULL };
+		char *known[] = { "sh", "tests/sshd.sh", "known", W.sshd_dir,
+				  port, NULL };
+		struct ud_buf out = UD_BUF_INIT;
+
+		snprintf(port, sizeof(port), "%d", W.sshd_port);
+		assert_int_equal(run(NULL, start), 0);
+		W.sshd_started = 1;
+		assert_int_equal(run(&out, known), 0);
+		W.known_line = ud_buf_detach(&out);
+	}
+	authorize(W.key);
+	W.target = ud_asprintf("%s@127.0.0.1:%d", W.user, W.sshd_port);
 	return 0;
 }
 
@@ -560,6 +598,414 @@ static void test_identities_order(void **state)
 	free(dir);
 }
 
+/* ---- exec against the real sshd --------------------------------------- */
+
+#define NEED_SSHD()                                                     \
+	do {                                                            \
+		if (W.skip)                                             \
+			skip();                                         \
+	} while (0)
+
+/* Options that trust the sshd and offer nothing by default. */
+static void opts_for_sshd(struct ud_ssh_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->known_hosts = "/nonexistent/known_hosts";
+	o->known_hosts_text = W.known_line;
+	o->no_agent = 1;
+	o->no_default_keys = 1;
+}
+
+static void test_exec_identity(void **state)
+{
+	struct ud_ssh_opts o;
+	struct ud_buf out = UD_BUF_INIT, err = UD_BUF_INIT;
+	int status = 99;
+
+	(void)state;
+	NEED_SSHD();
+	opts_for_sshd(&o);
+	o.identity = W.key;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "echo out; echo oops >&2; "
+				     "exit 3", 10000, &out, &err, &status),
+			 0);
+	assert_string_equal(out.ptr, "out\n");
+	assert_string_equal(err.ptr, "oops\n");
+	assert_int_equal(status, 3);
+
+	/* Output and errors may be dropped. */
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), 0);
+	assert_int_equal(status, 0);
+
+	/* A command that is killed has no exit status. */
+	ud_buf_clear(&out);
+	assert_int_equal(ud_ssh_exec(&o, W.target, "echo x; kill -9 $$",
+				     10000, &out, NULL, &status), 0);
+	assert_string_equal(out.ptr, "x\n");
+	assert_int_equal(status, -1);
+	ud_buf_free(&out);
+	ud_buf_free(&err);
+}
+
+static void test_exec_large_output(void **state)
+{
+	struct ud_ssh_opts o;
+	struct ud_buf out = UD_BUF_INIT, err = UD_BUF_INIT;
+	int status = 99;
+
+	(void)state;
+	NEED_SSHD();
+	opts_for_sshd(&o);
+	o.identity = W.key;
+	/* Both streams at once, each beyond an SSH window. */
+	assert_int_equal(ud_ssh_exec(&o, W.target, "head -c 3000000 /dev/zero"
+				     " | tr '\\0' a & head -c 3000000 "
+				     "/dev/zero | tr '\\0' b >&2; wait",
+				     30000, &out, &err, &status), 0);
+	assert_int_equal(status, 0);
+	assert_int_equal(out.size, 3000000);
+	assert_int_equal(err.size, 3000000);
+	assert_int_equal(out.ptr[0], 'a');
+	assert_int_equal(err.ptr[err.size - 1], 'b');
+
+	/* A buffer's own cap is kept; the rest is read and dropped. */
+	ud_buf_free(&out);
+	ud_buf_init(&out, 1000);
+	assert_int_equal(ud_ssh_exec(&o, W.target, "head -c 200000 /dev/zero;"
+				     " exit 4", 30000, &out, NULL, &status),
+			 0);
+	assert_int_equal(out.size, 1000);
+	assert_int_equal(status, 4);
+	ud_buf_free(&out);
+	ud_buf_free(&err);
+}
+
+/* The key exists only in memory: made, read, and deleted from disk. */
+static void test_exec_key_text(void **state)
+{
+	struct ud_ssh_opts o;
+	struct ud_buf out = UD_BUF_INIT;
+	char *key = path_in("memkey"), *pub = ud_asprintf("%s.pub", key);
+	char *text;
+	int status = 99;
+
+	(void)state;
+	NEED_SSHD();
+	keygen(key, "ed25519", "");
+	authorize(key);
+	text = slurp(key);
+	assert_non_null(strstr(text, "BEGIN OPENSSH PRIVATE KEY"));
+	assert_int_equal(unlink(key), 0);
+	assert_int_equal(unlink(pub), 0);
+
+	opts_for_sshd(&o);
+	o.key_text = text;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "echo mem", 10000, &out,
+				     NULL, &status), 0);
+	assert_string_equal(out.ptr, "mem\n");
+	assert_int_equal(status, 0);
+
+	/* A key the server does not know: refused, and the text is never
+	 * in the message. */
+	free(text);
+	text = slurp(W.stranger);
+	o.key_text = text;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), UD_EAUTH);
+	{
+		char *want = ud_asprintf("%s: no key was accepted (tried: "
+					 "DEPLOY_SSH_KEY)", W.target);
+
+		assert_string_equal(ud_error_last(), want);
+		free(want);
+	}
+	assert_null(strstr(ud_error_last(), "PRIVATE KEY"));
+	free(text);
+	free(pub);
+	free(key);
+	ud_buf_free(&out);
+}
+
+static void test_exec_agent(void **state)
+{
+	struct ud_ssh_opts o;
+	struct ud_buf out = UD_BUF_INIT;
+	char *key = path_in("agentkey"), *pub = ud_asprintf("%s.pub", key);
+	char *sock = path_in("agent.sock");
+	char *agent[] = { "ssh-agent", "-D", "-a", sock, NULL };
+	char *add[] = { "ssh-add", "-q", key, NULL };
+	struct ud_run_opts ro = { 0 };
+	struct ud_strvec env = UD_STRVEC_INIT;
+	pid_t pid;
+	int status = 99, i;
+
+	(void)state;
+	NEED_SSHD();
+	keygen(key, "ed25519", "");
+	authorize(key);
+	assert_int_equal(ud_spawn(&pid, agent, NULL, NULL, -1), 0);
+	for (i = 0; i < 500 && access(sock, F_OK) != 0; i++)
+		usleep(10000);
+	assert_int_equal(access(sock, F_OK), 0);
+	ud_env_from_environ(&env, 0);
+	ud_env_set(&env, "SSH_AUTH_SOCK", sock);
+	ro.env = env.v;
+	ro.timeout_ms = 30000;
+	assert_int_equal(ud_run(add, &ro, &status), 0);
+	assert_int_equal(status, 0);
+	/* From now on only the agent holds the key. */
+	unlink(key);
+	unlink(pub);
+
+	opts_for_sshd(&o);
+	o.no_agent = 0;
+	setenv("SSH_AUTH_SOCK", sock, 1);
+	status = 99;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "echo agent", 10000, &out,
+				     NULL, &status), 0);
+	assert_string_equal(out.ptr, "agent\n");
+	assert_int_equal(status, 0);
+
+	/* no_agent: nothing left to offer. */
+	o.no_agent = 1;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), UD_EAUTH);
+	assert_non_null(strstr(ud_error_last(), "no key was accepted"));
+	unsetenv("SSH_AUTH_SOCK");
+
+	ud_stop_group(pid, 2000);
+	ud_strvec_free(&env);
+	ud_buf_free(&out);
+	free(sock);
+	free(pub);
+	free(key);
+}
+
+static void test_exec_default_key(void **state)
+{
+	struct ud_ssh_opts o;
+	struct ud_buf out = UD_BUF_INIT;
+	char *dir = ud_asprintf("%s/.ssh", W.home);
+	char *dst = ud_asprintf("%s/id_ed25519", dir), *text = slurp(W.key);
+	int status = 99;
+
+	(void)state;
+	NEED_SSHD();
+	assert_int_equal(ud_mkdir_p(dir, 0700), 0);
+	spit(dst, text);
+	opts_for_sshd(&o);
+	o.no_default_keys = 0;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "echo default", 10000,
+				     &out, NULL, &status), 0);
+	assert_string_equal(out.ptr, "default\n");
+	assert_int_equal(status, 0);
+	free(text);
+	free(dst);
+	free(dir);
+	ud_buf_free(&out);
+}
+
+static void test_exec_passphrase(void **state)
+{
+	struct ud_ssh_opts o;
+	char *dir = ud_asprintf("%s/.ssh", W.home);
+	char *key = ud_asprintf("%s/id_rsa", dir), *want;
+	char *locked = path_in("locked");
+	int status = 99;
+
+	(void)state;
+	NEED_SSHD();
+	assert_int_equal(ud_mkdir_p(dir, 0700), 0);
+	/* An ed25519 key under id_rsa's name keeps keygen quick. */
+	keygen(key, "ed25519", "secret");
+	authorize(key);
+	opts_for_sshd(&o);
+	o.no_default_keys = 0;
+	o.identity = W.stranger;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), UD_EAUTH);
+	want = ud_asprintf("%s: no key was accepted (tried: --identity %s, "
+			   "~/.ssh/id_rsa (passphrase-protected)): "
+			   "~/.ssh/id_rsa is passphrase-protected: load it "
+			   "into ssh-agent", W.target, W.stranger);
+	assert_string_equal(ud_error_last(), want);
+	free(want);
+
+	/* The same through --identity, PEM this time. */
+	keygen(locked, "ecdsa", "secret");
+	{
+		char *argv[] = { "ssh-keygen", "-q", "-p", "-m", "PEM", "-P",
+				 "secret", "-N", "secret2", "-f", locked,
+				 NULL };
+
+		assert_int_equal(run(NULL, argv), 0);
+	}
+	opts_for_sshd(&o);
+	o.identity = locked;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), UD_EAUTH);
+	want = ud_asprintf("--identity %s is passphrase-protected: load it "
+			   "into ssh-agent", locked);
+	assert_non_null(strstr(ud_error_last(), want));
+	free(want);
+	free(locked);
+	free(key);
+	free(dir);
+}
+
+static void test_exec_hostkeys(void **state)
+{
+	struct ud_ssh_opts o;
+	char *file = path_in("kh_exec"), *hostpub, *want, *fp, *type;
+	unsigned char *blob;
+	size_t len;
+	int status = 99;
+
+	(void)state;
+	NEED_SSHD();
+	hostpub = ud_asprintf("%s/ssh_host_ed25519_key.pub", W.sshd_dir);
+	blob = pub_blob(hostpub, &len, &type);
+	fp = ud_ssh_fingerprint(blob, len);
+
+	/* Unknown: refused before any key is offered. */
+	opts_for_sshd(&o);
+	o.identity = W.key;
+	o.known_hosts_text = NULL;
+	o.known_hosts = file;
+	unlink(file);
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), UD_EAUTH);
+	want = ud_asprintf("%s: host key for [127.0.0.1]:%d is unknown "
+			   "(ssh-ed25519 %s): add it to known_hosts or pass "
+			   "--accept-new-host-keys", W.target, W.sshd_port,
+			   fp);
+	assert_string_equal(ud_error_last(), want);
+	free(want);
+
+	/* accept_new records it; later it is simply known. */
+	o.accept_new = 1;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), 0);
+	o.accept_new = 0;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), 0);
+	assert_int_equal(status, 0);
+
+	/* Changed: another ed25519 key on record for it. */
+	{
+		struct hostkey k;
+		char *line;
+
+		hostkey_make(&k, "impostor", "ed25519");
+		line = ud_asprintf("[127.0.0.1]:%d %s\n", W.sshd_port,
+				   k.line_body);
+		spit(file, line);
+		free(line);
+		hostkey_free(&k);
+	}
+	o.accept_new = 1;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), UD_EAUTH);
+	want = ud_asprintf("%s: host key for [127.0.0.1]:%d has CHANGED "
+			   "(now ssh-ed25519 %s): refusing to connect",
+			   W.target, W.sshd_port, fp);
+	assert_string_equal(ud_error_last(), want);
+	free(want);
+
+	free(fp);
+	free(type);
+	free(blob);
+	free(hostpub);
+	free(file);
+}
+
+static void test_exec_unreachable(void **state)
+{
+	struct ud_ssh_opts o;
+	char *target, *want;
+	int port, status = 99, fd;
+	struct ud_addr a;
+
+	(void)state;
+	opts_for_sshd(&o);
+	o.identity = W.key;
+
+	/* Nothing listens: refused at once. */
+	assert_int_equal(ud_net_free_port(&port), 0);
+	target = ud_asprintf("%s@127.0.0.1:%d", W.user, port);
+	assert_int_equal(ud_ssh_exec(&o, target, "true", 10000, NULL, NULL,
+				     &status), UD_ERROR);
+	want = ud_asprintf("%s: connection refused", target);
+	assert_string_equal(ud_error_last(), want);
+	assert_int_equal(status, -1);
+	free(want);
+
+	/* Listens, never speaks: the deadline covers the handshake. */
+	assert_int_equal(ud_addr_parse(&a, strchr(target, '@') + 1), 0);
+	assert_int_equal(ud_net_listen(&fd, &a, 8), 0);
+	assert_int_equal(ud_ssh_exec(&o, target, "true", 300, NULL, NULL,
+				     &status), UD_ETIMEOUT);
+	want = ud_asprintf("%s: timed out after 300 ms", target);
+	assert_string_equal(ud_error_last(), want);
+	free(want);
+	close(fd);
+	free(target);
+
+	assert_int_equal(ud_ssh_exec(&o, "bad target@", "true", 1000, NULL,
+				     NULL, &status), UD_EINVALID);
+}
+
+struct job {
+	pthread_t th;
+	int n, rc, status;
+	char want[16];
+	struct ud_buf out;
+	char msg[256];
+};
+
+static void *job_run(void *arg)
+{
+	struct job *j = arg;
+	struct ud_ssh_opts o;
+	char *cmd = ud_asprintf("echo %d", j->n);
+
+	opts_for_sshd(&o);
+	o.identity = W.key;
+	j->rc = ud_ssh_exec(&o, W.target, cmd, 20000, &j->out, NULL,
+			    &j->status);
+	if (j->rc < 0)
+		snprintf(j->msg, sizeof(j->msg), "%s", ud_error_last());
+	free(cmd);
+	return NULL;
+}
+
+static void test_exec_threads(void **state)
+{
+	struct job jobs[4];
+	int i;
+
+	(void)state;
+	NEED_SSHD();
+	for (i = 0; i < 4; i++) {
+		memset(&jobs[i], 0, sizeof(jobs[i]));
+		jobs[i].n = i;
+		ud_buf_init(&jobs[i].out, 0);
+		snprintf(jobs[i].want, sizeof(jobs[i].want), "%d\n", i);
+		assert_int_equal(pthread_create(&jobs[i].th, NULL, job_run,
+						&jobs[i]), 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(jobs[i].th, NULL);
+	for (i = 0; i < 4; i++) {
+		if (jobs[i].rc != 0)
+			fail_msg("thread %d: %s", i, jobs[i].msg);
+		assert_string_equal(jobs[i].out.ptr, jobs[i].want);
+		assert_int_equal(jobs[i].status, 0);
+		ud_buf_free(&jobs[i].out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +1018,15 @@ int main(void)
 		cmocka_unit_test_setup(test_hostkey_accept_new, test_setup),
 		cmocka_unit_test_setup(test_hostkey_bad_file, test_setup),
 		cmocka_unit_test_setup(test_identities_order, test_setup),
+		cmocka_unit_test_setup(test_exec_identity, test_setup),
+		cmocka_unit_test_setup(test_exec_large_output, test_setup),
+		cmocka_unit_test_setup(test_exec_key_text, test_setup),
+		cmocka_unit_test_setup(test_exec_agent, test_setup),
+		cmocka_unit_test_setup(test_exec_default_key, test_setup),
+		cmocka_unit_test_setup(test_exec_passphrase, test_setup),
+		cmocka_unit_test_setup(test_exec_hostkeys, test_setup),
+		cmocka_unit_test_setup(test_exec_unreachable, test_setup),
+		cmocka_unit_test_setup(test_exec_threads, test_setup),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 
