@@ -1,14 +1,43 @@
 #include "repo.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "errors.h"
 #include "fleet.h"
+#include "ssh.h"
+
+/*
+ * What libgit2's callbacks need to reach a remote: where it is (for the
+ * host-key check), which identities to offer, and what went wrong (so the
+ * final message can say UD_EAUTH and carry the reason).
+ */
+struct remote {
+	char *url;
+	char *user, *host;
+	int port;
+	int is_ssh;
+	struct ud_ssh_opts ssh; /* its strings are our copies */
+	struct ud_ssh_id *ids;
+	size_t nids, next;
+	int have_ids;
+	struct ud_buf tried; /* labels offered on this connection */
+	int auth_failed;     /* host key refused or no key accepted */
+	char *rejected;      /* "ref: reason" of the last push, if refused */
+};
 
 struct ud_deployrepo {
 	git_repository *git;
+	struct remote *remote; /* NULL: a repository on this machine */
+	int lock_fd;           /* flock on the cache mirror, or -1 */
 };
 
 struct txn_update {
@@ -56,6 +85,7 @@ static int wrap(struct ud_deployrepo **out, git_repository *git)
 	struct ud_deployrepo *r = ud_calloc(1, sizeof(*r));
 
 	r->git = git;
+	r->lock_fd = -1;
 	*out = r;
 	return 0;
 }
@@ -179,11 +209,516 @@ int ud_deployrepo_is_remote(const char *url)
 	       strncmp(url, "file:", 5);
 }
 
+static void remote_free(struct remote *rm)
+{
+	if (!rm)
+		return;
+	if (rm->ssh.key_text) {
+		/* the key text is a secret: do not leave it in freed memory */
+		char *k = (char *)rm->ssh.key_text;
+
+		explicit_bzero(k, strlen(k));
+	}
+	free((char *)rm->ssh.identity);
+	free((char *)rm->ssh.key_text);
+	free((char *)rm->ssh.known_hosts);
+	free((char *)rm->ssh.known_hosts_text);
+	ud_ssh_identities_free(rm->ids, rm->nids);
+	ud_buf_free(&rm->tried);
+	free(rm->rejected);
+	free(rm->url);
+	free(rm->user);
+	free(rm->host);
+	free(rm);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? ud_strdup(s) : NULL;
+}
+
+static char *default_user(void)
+{
+	const char *u = getenv("USER");
+	struct passwd *pw;
+
+	if (u && *u)
+		return ud_strdup(u);
+	pw = getpwuid(getuid());
+	return ud_strdup(pw ? pw->pw_name : "root");
+}
+
+/* "[v6]:port", "host:port" or "host" (len bytes at s) into rm. */
+static int parse_hostport(struct remote *rm, const char *s, size_t len,
+			  int allow_port)
+{
+	const char *end = s + len, *colon = NULL;
+	char *p;
+	long port;
+
+	if (len && s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+
+		if (!close)
+			return -1;
+		rm->host = ud_strndup(s + 1, (size_t)(close - s - 1));
+		if (close + 1 < end) {
+			if (close[1] != ':')
+				return -1;
+			colon = close + 1;
+		}
+	} else {
+		colon = memchr(s, ':', len);
+		rm->host = ud_strndup(s, colon ? (size_t)(colon - s) : len);
+	}
+	if (!*rm->host)
+		return -1;
+	if (colon) {
+		if (!allow_port || colon + 1 == end)
+			return -1;
+		port = strtol(colon + 1, &p, 10);
+		if (p != end || port < 1 || port > 65535)
+			return -1;
+		rm->port = (int)port;
+	}
+	return 0;
+}
+
+/* Split a remote URL the way git reads it: scheme://[user@]host[:port]/path
+ * or scp-like [user@]host:path. */
+static int parse_remote(struct remote *rm, const char *url)
+{
+	const char *a, *sep, *at = NULL, *p;
+	size_t len;
+	int scheme = 0;
+
+	rm->url = ud_strdup(url);
+	rm->port = 22;
+	if ((sep = strstr(url, "://"))) {
+		scheme = 1;
+		rm->is_ssh = !strncmp(url, "ssh://", 6);
+		if (!rm->is_ssh)
+			rm->port = !strncmp(url, "http://", 7) ? 80 : 443;
+		a = sep + 3;
+		len = strcspn(a, "/");
+	} else {
+		int bracket = 0;
+
+		rm->is_ssh = 1; /* scp-like */
+		a = url;
+		/* the host part ends at the first colon outside brackets */
+		for (p = a; *p && (*p != ':' || bracket); p++)
+			bracket = *p == '[' ? 1 : *p == ']' ? 0 : bracket;
+		len = *p == ':' ? (size_t)(p - a) : 0;
+	}
+	for (p = a; p < a + len; p++)
+		if (*p == '@')
+			at = p;
+	if (at) {
+		const char *colon = memchr(a, ':', (size_t)(at - a));
+
+		/* "user:password@" in an https URL: the user alone */
+		rm->user = ud_strndup(a, colon ? (size_t)(colon - a)
+					       : (size_t)(at - a));
+		len -= (size_t)(at + 1 - a);
+		a = at + 1;
+	} else {
+		rm->user = default_user();
+	}
+	if (!len || parse_hostport(rm, a, len, scheme) < 0)
+		return ud_error_set(UD_EINVALID,
+				    "bad deployment repository URL '%s'", url);
+	return 0;
+}
+
+static int remote_new(struct remote **out, const char *url,
+		      const struct ud_ssh_opts *ssh)
+{
+	struct remote *rm = ud_calloc(1, sizeof(*rm));
+	struct ud_ssh_opts env;
+	int err;
+
+	*out = NULL;
+	if (!ssh) {
+		ud_ssh_opts_from_env(&env);
+		ssh = &env;
+	}
+	ud_buf_init(&rm->tried, 0);
+	rm->ssh = *ssh;
+	rm->ssh.identity = dup_or_null(ssh->identity);
+	rm->ssh.key_text = dup_or_null(ssh->key_text);
+	rm->ssh.known_hosts = dup_or_null(ssh->known_hosts);
+	rm->ssh.known_hosts_text = dup_or_null(ssh->known_hosts_text);
+	if ((err = parse_remote(rm, url)) < 0) {
+		remote_free(rm);
+		return err;
+	}
+	*out = rm;
+	return 0;
+}
+
+/* The algorithm name heads the key blob (RFC 4253 §6.6); libgit2's
+ * raw_type is only a shorthand for it. */
+static const char *hostkey_type(const git_cert_hostkey *hk, char *buf,
+				size_t size)
+{
+	const unsigned char *k = (const unsigned char *)hk->hostkey;
+	uint32_t n;
+
+	switch (hk->raw_type) {
+	case GIT_CERT_SSH_RAW_TYPE_RSA:
+		return "ssh-rsa";
+	case GIT_CERT_SSH_RAW_TYPE_DSS:
+		return "ssh-dss";
+	case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_256:
+		return "ecdsa-sha2-nistp256";
+	case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_384:
+		return "ecdsa-sha2-nistp384";
+	case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_521:
+		return "ecdsa-sha2-nistp521";
+	case GIT_CERT_SSH_RAW_TYPE_KEY_ED25519:
+		return "ssh-ed25519";
+	default:
+		break;
+	}
+	if (hk->hostkey_len < 4)
+		return "unknown";
+	n = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 |
+	    (uint32_t)k[2] << 8 | k[3];
+	if (n == 0 || n >= size || n > hk->hostkey_len - 4)
+		return "unknown";
+	memcpy(buf, k + 4, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * ssh: the host key must be in known_hosts (ud_ssh_check_hostkey says
+ * why not, and that message becomes libgit2's). https: libgit2 has
+ * verified the chain already; passing through keeps its verdict and, when
+ * it refused, its own message. No trust-on-first-use for TLS.
+ */
+static int certificate_check(git_cert *cert, int valid, const char *host,
+			     void *payload)
+{
+	struct remote *rm = payload;
+	const git_cert_hostkey *hk;
+	char type[64];
+
+	(void)valid;
+	(void)host;
+	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2)
+		return GIT_PASSTHROUGH;
+	/* A new ssh session: its authentication starts from the first
+	 * identity again. */
+	rm->next = 0;
+	ud_buf_clear(&rm->tried);
+	hk = (const git_cert_hostkey *)cert;
+	if (!(hk->type & GIT_CERT_SSH_RAW)) {
+		rm->auth_failed = 1;
+		git_error_set_str(GIT_ERROR_SSH,
+				  "libssh2 gave no raw host key to check");
+		return GIT_ECERTIFICATE;
+	}
+	if (ud_ssh_check_hostkey(&rm->ssh, rm->host, rm->port, hk->hostkey,
+				 hk->hostkey_len,
+				 hostkey_type(hk, type, sizeof(type))) < 0) {
+		rm->auth_failed = 1;
+		git_error_set_str(GIT_ERROR_SSH, ud_error_last());
+		return GIT_ECERTIFICATE;
+	}
+	return 0;
+}
+
+static int file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* One identity as libgit2 wants it; 1 when this kind cannot be offered. */
+static int identity_credential(git_credential **out, struct remote *rm,
+			       const struct ud_ssh_id *id, const char *user,
+			       unsigned int allowed)
+{
+	char *pub;
+	int err;
+
+	switch (id->kind) {
+	case UD_SSH_ID_FILE:
+		if (!(allowed & GIT_CREDENTIAL_SSH_KEY))
+			return 1;
+		pub = ud_asprintf("%s.pub", id->path);
+		err = git_credential_ssh_key_new(out, user,
+						 file_exists(pub) ? pub : NULL,
+						 id->path, NULL);
+		free(pub);
+		return err;
+	case UD_SSH_ID_MEMORY:
+		if (!(allowed & GIT_CREDENTIAL_SSH_MEMORY) || !rm->ssh.key_text)
+			return 1;
+		return git_credential_ssh_key_memory_new(out, user, NULL,
+							 rm->ssh.key_text,
+							 NULL);
+	case UD_SSH_ID_AGENT:
+		if (!(allowed & GIT_CREDENTIAL_SSH_KEY))
+			return 1;
+		return git_credential_ssh_key_from_agent(out, user);
+	}
+	return 1;
+}
+
+/*
+ * libgit2 asks again after each refused credential: offer the identities
+ * of ud_ssh_identities in order, then give up naming what was tried.
+ */
+static int credentials(git_credential **out, const char *url,
+		       const char *user_from_url, unsigned int allowed,
+		       void *payload)
+{
+	struct remote *rm = payload;
+	const char *user = user_from_url ? user_from_url : rm->user;
+	char *msg;
+	int err;
+
+	(void)url;
+	if (!rm->is_ssh)
+		return GIT_PASSTHROUGH;
+	if (allowed & GIT_CREDENTIAL_USERNAME)
+		return git_credential_username_new(out, user);
+	if (!rm->have_ids) {
+		ud_ssh_identities(&rm->ssh, &rm->ids, &rm->nids);
+		rm->have_ids = 1;
+	}
+	while (rm->next < rm->nids) {
+		const struct ud_ssh_id *id = &rm->ids[rm->next++];
+
+		err = identity_credential(out, rm, id, user, allowed);
+		if (err == 1)
+			continue;
+		if (rm->tried.size)
+			ud_buf_puts(&rm->tried, ", ");
+		ud_buf_puts(&rm->tried, id->label ? id->label : "?");
+		if (err < 0)
+			return err;
+		return 0;
+	}
+	rm->auth_failed = 1;
+	if (rm->tried.size)
+		msg = ud_asprintf("%s@%s: no key was accepted (tried: %s)",
+				  user, rm->host, rm->tried.ptr);
+	else
+		msg = ud_asprintf("%s@%s: no ssh identity to offer (pass "
+				  "--identity, set DEPLOY_SSH_KEY or start "
+				  "ssh-agent)", user, rm->host);
+	git_error_set_str(GIT_ERROR_SSH, msg);
+	free(msg);
+	return GIT_EAUTH;
+}
+
+static int push_update_reference(const char *refname, const char *status,
+				 void *payload)
+{
+	struct remote *rm = payload;
+
+	if (status && !rm->rejected)
+		rm->rejected = ud_asprintf("%s: %s", refname, status);
+	return 0;
+}
+
+static void remote_callbacks(git_remote_callbacks *cb, struct remote *rm)
+{
+	cb->certificate_check = certificate_check;
+	cb->credentials = credentials;
+	cb->push_update_reference = push_update_reference;
+	cb->payload = rm;
+}
+
+/* The message of a failed transport operation: UD_EAUTH when the host
+ * key or the credentials were the reason, with libgit2's message, which
+ * is then ours (the fingerprint, the identities tried). */
+static int transport_error(struct remote *rm, int gerr, const char *what)
+{
+	int code = UD_ERROR;
+
+	if ((rm && rm->auth_failed) || gerr == GIT_EAUTH ||
+	    gerr == GIT_ECERTIFICATE)
+		code = UD_EAUTH;
+	return ud_error_set_git(code, "%s %s", what, rm ? rm->url : "");
+}
+
+static int fetch_into(git_repository *git, const char *url,
+		      struct remote *rm, git_fetch_prune_t prune)
+{
+	static char *specs[] = {
+		"+refs/heads/main:refs/heads/main",
+		"+refs/tags/*:refs/tags/*",
+	};
+	git_strarray refspecs = { specs, 2 };
+	git_fetch_options opts;
+	git_remote *remote = NULL;
+	int err = 0, gerr;
+
+	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
+	opts.prune = prune;
+	opts.update_fetchhead = 0;
+	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	if (rm) {
+		remote_callbacks(&opts.callbacks, rm);
+		rm->auth_failed = 0;
+	}
+	if (git_remote_create_anonymous(&remote, git, url) < 0)
+		return ud_error_set_git(UD_EINVALID,
+					"bad deployment repository URL '%s'",
+					url);
+	if ((gerr = git_remote_fetch(remote, &refspecs, &opts, "fetch")) < 0)
+		err = rm ? transport_error(rm, gerr, "fetching")
+			 : ud_error_set_git(UD_ERROR, "cannot fetch '%s'",
+					    url);
+	git_remote_free(remote);
+	return err;
+}
+
+/* $DEPLOY_CACHE_ROOT, else $XDG_CACHE_HOME/unideploy, else
+ * ~/.cache/unideploy. */
+static int cache_root(char **out)
+{
+	const char *s;
+
+	if ((s = getenv("DEPLOY_CACHE_ROOT")) && *s)
+		*out = ud_strdup(s);
+	else if ((s = getenv("XDG_CACHE_HOME")) && *s)
+		*out = ud_asprintf("%s/unideploy", s);
+	else if ((s = getenv("HOME")) && *s)
+		*out = ud_asprintf("%s/.cache/unideploy", s);
+	else
+		return ud_error_set(UD_EINVALID,
+				    "no cache directory for remote deployment "
+				    "repositories: set DEPLOY_CACHE_ROOT or "
+				    "HOME");
+	return 0;
+}
+
+/* repos/<host>-<hash of the URL>: one mirror per URL, named so that a
+ * person listing the cache recognises it. */
+static char *mirror_name(const struct remote *rm)
+{
+	char hex[UD_SHA256_HEX], *host = ud_strdup(rm->host), *p, *name;
+
+	ud_sha256_mem(hex, rm->url, strlen(rm->url));
+	for (p = host; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+			*p = '_';
+	name = ud_asprintf("%s-%.16s", host, hex);
+	free(host);
+	return name;
+}
+
+/* Another process on this machine works on the same mirror: wait. */
+static int lock_mirror(int *fd, const char *path)
+{
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		return ud_error_set_errno(UD_ERROR, "cannot open '%s'", path);
+	while (flock(*fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		ud_error_set_errno(UD_ERROR, "cannot lock '%s'", path);
+		close(*fd);
+		*fd = -1;
+		return UD_ERROR;
+	}
+	return 0;
+}
+
+/* The mirror's origin names the URL, so plain git can fetch it too. */
+static int set_origin(git_repository *git, const char *url)
+{
+	git_remote *remote = NULL;
+	int err = git_remote_lookup(&remote, git, "origin");
+
+	if (err == GIT_ENOTFOUND) {
+		err = git_remote_create_with_fetchspec(
+			&remote, git, "origin", url,
+			"+refs/heads/main:refs/heads/main");
+		if (!err)
+			err = git_remote_add_fetch(git, "origin",
+						   "+refs/tags/*:refs/tags/*");
+	} else if (!err && strcmp(git_remote_url(remote), url)) {
+		err = git_remote_set_url(git, "origin", url);
+	}
+	git_remote_free(remote);
+	if (err < 0)
+		return ud_error_set_git(UD_ERROR,
+					"cannot record origin '%s'", url);
+	return 0;
+}
+
+static int open_remote(struct ud_deployrepo **out, const char *url,
+		       const struct ud_ssh_opts *ssh)
+{
+	struct ud_deployrepo *r = NULL;
+	struct remote *rm = NULL;
+	git_repository *git = NULL;
+	char *root = NULL, *name = NULL, *dir = NULL, *path = NULL;
+	char *lock = NULL;
+	int err, fd = -1;
+
+	if ((err = remote_new(&rm, url, ssh)) < 0 ||
+	    (err = cache_root(&root)) < 0)
+		goto done;
+	name = mirror_name(rm);
+	dir = ud_asprintf("%s/repos", root);
+	path = ud_asprintf("%s/%s.git", dir, name);
+	lock = ud_asprintf("%s/%s.lock", dir, name);
+	if ((err = ud_mkdir_p(dir, 0755)) < 0 ||
+	    (err = lock_mirror(&fd, lock)) < 0)
+		goto done;
+	err = git_repository_open_ext(&git, path,
+				      GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+	if (err == GIT_ENOTFOUND)
+		err = init_bare(&git, path);
+	else if (err < 0)
+		err = ud_error_set_git(UD_ERROR, "cannot open cache '%s'",
+				       path);
+	if (err < 0 || (err = set_origin(git, url)) < 0)
+		goto done;
+	/* The mirror is ours alone (the lock): main and the tags follow the
+	 * remote, and a local tag the remote lacks is a leftover. */
+	if ((err = fetch_into(git, url, rm, GIT_FETCH_PRUNE)) < 0)
+		goto done;
+	wrap(&r, git);
+	git = NULL;
+	r->remote = rm;
+	r->lock_fd = fd;
+	rm = NULL;
+	fd = -1;
+	*out = r;
+done:
+	if (fd >= 0)
+		close(fd);
+	git_repository_free(git);
+	remote_free(rm);
+	free(root);
+	free(name);
+	free(dir);
+	free(path);
+	free(lock);
+	return err;
+}
+
 int ud_deployrepo_open_ex(struct ud_deployrepo **out, const char *url,
 			  const struct ud_ssh_opts *ssh)
 {
-	(void)ssh;
-	return ud_deployrepo_open(out, url);
+	int err;
+
+	*out = NULL;
+	if (!ud_deployrepo_is_remote(url))
+		return ud_deployrepo_open(out, url);
+	git_libgit2_init();
+	if ((err = open_remote(out, url, ssh)) < 0)
+		git_libgit2_shutdown();
+	return err;
 }
 
 void ud_deployrepo_free(struct ud_deployrepo *r)
@@ -191,6 +726,9 @@ void ud_deployrepo_free(struct ud_deployrepo *r)
 	if (!r)
 		return;
 	git_repository_free(r->git);
+	remote_free(r->remote);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
 	free(r);
 	git_libgit2_shutdown();
 }
@@ -265,18 +803,21 @@ done:
 int ud_deployrepo_fetch(struct ud_deployrepo **out, const char *mirror_path,
 			const char *url)
 {
-	static char *specs[] = {
-		"+refs/heads/main:refs/heads/main",
-		"+refs/tags/*:refs/tags/*",
-	};
-	git_strarray refspecs = { specs, 2 };
-	git_fetch_options opts;
+	return ud_deployrepo_fetch_ex(out, mirror_path, url, NULL);
+}
+
+int ud_deployrepo_fetch_ex(struct ud_deployrepo **out, const char *mirror_path,
+			   const char *url, const struct ud_ssh_opts *ssh)
+{
 	git_repository *git = NULL;
-	git_remote *remote = NULL;
+	struct remote *rm = NULL;
 	int err;
 
 	*out = NULL;
 	git_libgit2_init();
+	if (ud_deployrepo_is_remote(url) &&
+	    (err = remote_new(&rm, url, ssh)) < 0)
+		goto done;
 	err = git_repository_open_ext(&git, mirror_path,
 				      GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
 	if (err == GIT_ENOTFOUND)
@@ -288,27 +829,14 @@ int ud_deployrepo_fetch(struct ud_deployrepo **out, const char *mirror_path,
 		goto done;
 	if ((err = share_objects(&git, mirror_path, url)) < 0)
 		goto done;
-
 	/* The mirror follows the source exactly for main and tags, but a
 	 * tag deleted upstream is kept: releases are history. */
-	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
-	opts.prune = GIT_FETCH_NO_PRUNE;
-	opts.update_fetchhead = 0;
-	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if (git_remote_create_anonymous(&remote, git, url) < 0) {
-		err = ud_error_set_git(UD_EINVALID,
-				       "bad deployment repository URL '%s'",
-				       url);
+	if ((err = fetch_into(git, url, rm, GIT_FETCH_NO_PRUNE)) < 0)
 		goto done;
-	}
-	if (git_remote_fetch(remote, &refspecs, &opts, "fetch") < 0) {
-		err = ud_error_set_git(UD_ERROR, "cannot fetch '%s'", url);
-		goto done;
-	}
 	err = wrap(out, git);
 	git = NULL;
 done:
-	git_remote_free(remote);
+	remote_free(rm);
 	if (err < 0) {
 		git_repository_free(git);
 		git_libgit2_shutdown();
@@ -574,6 +1102,124 @@ static int create_tags(struct ud_txn *t, git_commit *commit,
 	return 0;
 }
 
+/* Push one refspec to origin. 0: accepted; 1: refused (rm->rejected says
+ * why, or the remote holds commits we lack: not a fast-forward); else
+ * an error, message set. */
+static int push_ref(struct ud_deployrepo *r, const char *spec)
+{
+	struct remote *rm = r->remote;
+	char *specs[] = { (char *)spec };
+	git_strarray refspecs = { specs, 1 };
+	git_push_options opts;
+	git_remote *remote = NULL;
+	int err = 0, gerr;
+
+	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
+	remote_callbacks(&opts.callbacks, rm);
+	rm->auth_failed = 0;
+	free(rm->rejected);
+	rm->rejected = NULL;
+	if (git_remote_lookup(&remote, r->git, "origin") < 0)
+		return ud_error_set_git(UD_ERROR, "no origin in the cache of %s",
+					rm->url);
+	gerr = git_remote_push(remote, &refspecs, &opts);
+	if (gerr == GIT_ENONFASTFORWARD) {
+		rm->rejected = ud_asprintf("%s", git_error_last()
+						 ? git_error_last()->message
+						 : "not a fast-forward");
+		err = 1;
+	} else if (gerr < 0) {
+		err = transport_error(rm, gerr, "pushing to");
+	} else if (rm->rejected) {
+		err = 1;
+	}
+	git_remote_free(remote);
+	return err;
+}
+
+/* Local main back to the snapshot: the remote did not take our commit. */
+static void restore_main(struct ud_txn *t)
+{
+	git_reference *ref = NULL;
+
+	if (t->has_base)
+		git_reference_create(&ref, t->r->git, UD_MAIN_REF, &t->base,
+				     1, "unideploy: push failed");
+	else
+		git_reference_remove(t->r->git, UD_MAIN_REF);
+	git_reference_free(ref);
+	git_error_clear();
+}
+
+/*
+ * Main moved locally; now the remote, with its own compare-and-swap: a
+ * plain (non-forced) push. When it refuses, fetch: if main moved there
+ * since our snapshot another publisher won (UD_ECONFLICT, and the cache
+ * now holds the winner's main and tags only); otherwise the refusal is
+ * an error of its own.
+ */
+static int push_main(struct ud_txn *t)
+{
+	struct ud_deployrepo *r = t->r;
+	struct remote *rm = r->remote;
+	char *why = NULL;
+	git_oid now;
+	int err, moved;
+
+	err = push_ref(r, "refs/heads/main:refs/heads/main");
+	if (err <= 0) {
+		if (err < 0)
+			restore_main(t);
+		return err;
+	}
+	why = rm->rejected;
+	rm->rejected = NULL;
+	restore_main(t);
+	if ((err = fetch_into(r->git, rm->url, rm, GIT_FETCH_PRUNE)) < 0)
+		goto done;
+	err = git_reference_name_to_id(&now, r->git, UD_MAIN_REF);
+	if (err < 0 && err != GIT_ENOTFOUND) {
+		err = ud_error_set_git(UD_ERROR, "cannot read %s",
+				       UD_MAIN_REF);
+		goto done;
+	}
+	moved = err == 0 ? !t->has_base || !git_oid_equal(&now, &t->base)
+			 : t->has_base;
+	if (moved)
+		err = ud_error_set(UD_ECONFLICT,
+				   "%s moved on %s during the update (%s)",
+				   UD_MAIN_REF, rm->url, why);
+	else
+		err = ud_error_set(UD_ERROR, "%s refused %s", rm->url, why);
+done:
+	free(why);
+	return err;
+}
+
+/* Tags go once main is accepted: a tag names a release that exists. */
+static int push_tags(struct ud_txn *t)
+{
+	char *spec;
+	size_t i;
+	int err = 0;
+
+	for (i = 0; i < t->ntags && !err; i++) {
+		spec = ud_asprintf("refs/tags/%s:refs/tags/%s",
+				   t->tags[i].name, t->tags[i].name);
+		err = push_ref(t->r, spec);
+		free(spec);
+		if (err == 1)
+			err = ud_error_set(UD_ERROR,
+					   "%s took main but refused tag %s",
+					   t->r->remote->url,
+					   t->r->remote->rejected);
+		if (err < 0)
+			ud_error_prefix("committed, but the tag '%s'",
+					t->tags[i].name);
+	}
+	return err;
+}
+
 int ud_txn_commit(struct ud_txn *t, const char *message, git_oid *out)
 {
 	git_repository *git = t->r->git;
@@ -617,14 +1263,16 @@ int ud_txn_commit(struct ud_txn *t, const char *message, git_oid *out)
 	}
 	reflog = ud_asprintf("unideploy: %.*s", (int)strcspn(message, "\n"),
 			     message);
-	if ((err = move_main(t, &id, reflog)) < 0)
+	if ((err = move_main(t, &id, reflog)) < 0 ||
+	    (t->r->remote && (err = push_main(t)) < 0))
 		goto done;
 	if (git_commit_lookup(&commit, git, &id) < 0) {
 		err = ud_error_set_git(UD_ERROR, "cannot read back %s",
 				       git_oid_tostr_s(&id));
 		goto done;
 	}
-	if ((err = create_tags(t, commit, sig)) < 0)
+	if ((err = create_tags(t, commit, sig)) < 0 ||
+	    (t->r->remote && (err = push_tags(t)) < 0))
 		goto done;
 	if (out)
 		git_oid_cpy(out, &id);
@@ -654,11 +1302,4 @@ void ud_txn_free(struct ud_txn *t)
 	free(t->updates);
 	free(t->tags);
 	free(t);
-}
-
-int ud_deployrepo_fetch_ex(struct ud_deployrepo **out, const char *mirror_path,
-			   const char *url, const struct ud_ssh_opts *ssh)
-{
-	(void)ssh;
-	return ud_deployrepo_fetch(out, mirror_path, url);
 }

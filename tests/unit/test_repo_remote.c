@@ -1,0 +1,688 @@
+/*
+ * Remote deployment repositories (repo.c): over ssh:// against a real
+ * sshd (tests/sshd.sh) that runs git-upload-pack and git-receive-pack
+ * for a throwaway key, through local cache mirrors; and an https server
+ * whose self-signed certificate must be refused.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "buf.h"
+#include "digest.h"
+#include "errors.h"
+#include "fleet.h"
+#include "manifest.h"
+#include "net.h"
+#include "release.h"
+#include "repo.h"
+#include "repo_fixture.h"
+#include "run.h"
+#include "ssh.h"
+
+/*
+ * Not ours to free, read by LeakSanitizer only: libgit2 1.5 leaks PCRE2
+ * match blocks in its config regex lookups; Debian's libgit2 1.5.1
+ * (+deb12u2, the known_hosts backport) leaks, on every ssh connection,
+ * the libssh2 known-hosts collection and the path strings it loads it
+ * from (unsymbolised frames under git_remote_connect_ext), and libssh2
+ * 1.10 leaks the method list of a refused userauth.
+ */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libpcre2-8.so\n"
+	       "leak:libssh2_knownhost_init\n"
+	       "leak:libssh2_userauth_list\n"
+	       "leak:git_remote_connect_ext\n";
+}
+
+/* libgit2 and libssh2 have no frame pointers: without the slow unwinder
+ * the stacks above stop before the frames the suppressions name. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "fast_unwind_on_malloc=0";
+}
+
+/* One sshd for the whole file; a fresh origin and caches per test. */
+struct world {
+	char dir[64];
+	char *sshd_dir, *key, *known_hosts, *other_key;
+	int port;
+	int sshd_started;
+	/* per test */
+	char *tdir, *origin, *url;
+};
+
+static struct world W;
+
+static char *must_run(char *const argv[])
+{
+	struct ud_buf out = UD_BUF_INIT;
+	struct ud_run_opts opts = { 0 };
+	int status = -1;
+
+	opts.capture = &out;
+	if (ud_run(argv, &opts, &status) < 0 || status != 0)
+		fail_msg("%s failed (%d): %s", argv[0], status, out.ptr);
+	return ud_buf_detach(&out);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	assert_int_equal(ud_write_file_atomic(path, text, strlen(text), 0600),
+			 0);
+}
+
+static char *read_file(const char *path)
+{
+	struct ud_buf b = UD_BUF_INIT;
+
+	assert_int_equal(ud_buf_read_file(&b, path), 0);
+	return ud_buf_detach(&b);
+}
+
+static void keygen(const char *path)
+{
+	char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+			 "-f", (char *)path, NULL };
+
+	free(must_run(argv));
+}
+
+static int world_setup(void **state)
+{
+	char *home, *pub, *port, *line, *ak;
+
+	(void)state;
+	strcpy(W.dir, "/tmp/ud-rr-XXXXXX");
+	if (!mkdtemp(W.dir))
+		return -1;
+	/* No key, agent or known_hosts of the person running the tests. */
+	home = ud_asprintf("%s/home", W.dir);
+	ud_mkdir_p(home, 0700);
+	setenv("HOME", home, 1);
+	free(home);
+	unsetenv("SSH_AUTH_SOCK");
+	unsetenv("DEPLOY_SSH_KEY");
+	unsetenv("DEPLOY_KNOWN_HOSTS");
+	unsetenv("XDG_CACHE_HOME");
+
+	W.sshd_dir = ud_asprintf("%s/sshd", W.dir);
+	W.key = ud_asprintf("%s/id_ed25519", W.dir);
+	W.other_key = ud_asprintf("%s/other_ed25519", W.dir);
+	W.known_hosts = ud_asprintf("%s/known_hosts", W.dir);
+	ud_mkdir_p(W.sshd_dir, 0700);
+	keygen(W.key);
+	keygen(W.other_key);
+	pub = ud_asprintf("%s.pub", W.key);
+	ak = ud_asprintf("%s/authorized_keys", W.sshd_dir);
+	line = read_file(pub);
+	write_file(ak, line);
+	free(line);
+	free(ak);
+	free(pub);
+
+	if (ud_net_free_port(&W.port) < 0)
+		return -1;
+	port = ud_asprintf("%d", W.port);
+	{
+		char *argv[] = { "sh", "tests/sshd.sh", "start", W.sshd_dir,
+				 port, NULL };
+		free(must_run(argv));
+		W.sshd_started = 1;
+	}
+	{
+		char *argv[] = { "sh", "tests/sshd.sh", "known", W.sshd_dir,
+				 port, NULL };
+		line = must_run(argv);
+		write_file(W.known_hosts, line);
+		free(line);
+	}
+	free(port);
+	return 0;
+}
+
+static int world_teardown(void **state)
+{
+	(void)state;
+	if (W.sshd_started) {
+		char *argv[] = { "sh", "tests/sshd.sh", "stop", W.sshd_dir,
+				 NULL };
+		struct ud_run_opts opts = { 0 };
+		int status;
+
+		ud_run(argv, &opts, &status);
+	}
+	ud_rm_rf(W.dir);
+	free(W.sshd_dir);
+	free(W.key);
+	free(W.other_key);
+	free(W.known_hosts);
+	return 0;
+}
+
+static int test_setup(void **state)
+{
+	static int n;
+
+	(void)state;
+	W.tdir = ud_asprintf("%s/t%d", W.dir, ++n);
+	W.origin = ud_asprintf("%s/deploy.git", W.tdir);
+	W.url = ud_asprintf("ssh://root@127.0.0.1:%d%s", W.port, W.origin);
+	if (ud_deployrepo_init(W.origin) < 0) {
+		fprintf(stderr, "setup: %s\n", ud_error_last());
+		return -1;
+	}
+	return 0;
+}
+
+static int test_teardown(void **state)
+{
+	(void)state;
+	ud_rm_rf(W.tdir);
+	free(W.tdir);
+	free(W.origin);
+	free(W.url);
+	return 0;
+}
+
+/* A machine of its own: its cache root (set in the environment). */
+static void use_cache(const char *name)
+{
+	char *root = ud_asprintf("%s/%s", W.tdir, name);
+
+	setenv("DEPLOY_CACHE_ROOT", root, 1);
+	free(root);
+}
+
+static void ssh_opts(struct ud_ssh_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->identity = W.key;
+	o->known_hosts = W.known_hosts;
+	o->no_agent = 1;
+	o->no_default_keys = 1;
+}
+
+static struct ud_deployrepo *open_ok(void)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_ssh_opts o;
+
+	ssh_opts(&o);
+	if (ud_deployrepo_open_ex(&r, W.url, &o) < 0)
+		fail_msg("open %s: %s", W.url, ud_error_last());
+	return r;
+}
+
+static char *origin_rev(const char *rev)
+{
+	struct ud_buf out = UD_BUF_INIT;
+
+	assert_int_equal(git_cli(W.origin, &out, "rev-parse", "--verify",
+				 rev),
+			 0);
+	return ud_buf_detach(&out);
+}
+
+/* "SHA256:..." of the sshd's host key, as ssh-keygen -l prints it. */
+static char *host_fingerprint(void)
+{
+	char *pub = ud_asprintf("%s/ssh_host_ed25519_key.pub", W.sshd_dir);
+	char *argv[] = { "ssh-keygen", "-l", "-f", pub, NULL };
+	char *out = must_run(argv), *fp = strstr(out, "SHA256:"), *end, *r;
+
+	assert_non_null(fp);
+	end = strchr(fp, ' ');
+	r = end ? ud_strndup(fp, (size_t)(end - fp)) : ud_strdup(fp);
+	free(out);
+	free(pub);
+	return r;
+}
+
+static void test_is_remote(void **state)
+{
+	(void)state;
+	assert_true(ud_deployrepo_is_remote("ssh://git@example.org/d.git"));
+	assert_true(ud_deployrepo_is_remote("https://example.org/d.git"));
+	assert_true(ud_deployrepo_is_remote("git@example.org:d.git"));
+	assert_false(ud_deployrepo_is_remote("/srv/deploy.git"));
+	assert_false(ud_deployrepo_is_remote("file:///srv/deploy.git"));
+	assert_false(ud_deployrepo_is_remote("./a:b"));
+}
+
+static void test_open_reads_fleet(void **state)
+{
+	struct ud_deployrepo *r;
+	struct ud_fleet *fleet = NULL;
+	struct ud_buf b = UD_BUF_INIT;
+	git_remote *origin = NULL;
+	git_oid head;
+	char *want = origin_rev("main"), *mirror, *marker;
+	const char *path;
+
+	(void)state;
+	use_cache("cache");
+	r = open_ok();
+	assert_int_equal(ud_deployrepo_head(r, &head), 0);
+	assert_string_equal(git_oid_tostr_s(&head), want);
+	assert_int_equal(ud_deployrepo_read(r, NULL, "fleet.json", &b), 0);
+	assert_int_equal(ud_fleet_parse(&fleet, "fleet.json", b.ptr, b.size),
+			 0);
+	assert_int_equal(fleet->nhosts, 0);
+
+	/* The mirror lives in the cache and remembers where it came from. */
+	path = git_repository_path(ud_deployrepo_git(r));
+	mirror = ud_asprintf("%s/cache/repos/127.0.0.1-", W.tdir);
+	assert_memory_equal(path, mirror, strlen(mirror));
+	assert_true(git_repository_is_bare(ud_deployrepo_git(r)));
+	assert_int_equal(git_remote_lookup(&origin, ud_deployrepo_git(r),
+					   "origin"),
+			 0);
+	assert_string_equal(git_remote_url(origin), W.url);
+	git_remote_free(origin);
+
+	/* Opened again, the same mirror is fetched, not cloned afresh. */
+	marker = ud_asprintf("%smarker", path);
+	write_file(marker, "x");
+	ud_deployrepo_free(r);
+	r = open_ok();
+	assert_int_equal(access(marker, F_OK), 0);
+	ud_deployrepo_free(r);
+
+	free(marker);
+	free(mirror);
+	free(want);
+	ud_buf_free(&b);
+	ud_fleet_free(fleet);
+}
+
+static void test_commit_reaches_origin(void **state)
+{
+	struct ud_deployrepo *r;
+	struct ud_txn *t = NULL;
+	struct ud_buf b = UD_BUF_INIT;
+	git_oid id;
+	char *head, *tag;
+
+	(void)state;
+	use_cache("cache");
+	r = open_ok();
+	assert_int_equal(ud_txn_begin(&t, r), 0);
+	assert_int_equal(ud_txn_put(t, "notes/hello.txt", "hi\n", 3), 0);
+	assert_int_equal(ud_txn_tag(t, "hello/v1", "hello release 1"), 0);
+	if (ud_txn_commit(t, "Add a note", &id) < 0)
+		fail_msg("commit: %s", ud_error_last());
+	ud_txn_free(t);
+
+	head = origin_rev("main");
+	assert_string_equal(head, git_oid_tostr_s(&id));
+	tag = origin_rev("hello/v1^{commit}");
+	assert_string_equal(tag, head);
+	assert_int_equal(git_cli(W.origin, &b, "show", "main:notes/hello.txt",
+				 NULL),
+			 0);
+	assert_string_equal(b.ptr, "hi");
+	assert_int_equal(git_cli(W.origin, &b, "cat-file", "-t", "hello/v1"),
+			 0);
+	assert_string_equal(b.ptr, "tag");
+	ud_deployrepo_free(r);
+	ud_buf_free(&b);
+	free(head);
+	free(tag);
+}
+
+/*
+ * Two machines: B's snapshot is stale when it commits. The remote refuses
+ * B's push; B fetches, says UD_ECONFLICT, and keeps nothing of its
+ * attempt (main is A's, B's tag is gone), so a retry builds on A.
+ */
+static void test_lost_race_is_a_conflict(void **state)
+{
+	struct ud_deployrepo *a, *b;
+	struct ud_txn *ta = NULL, *tb = NULL;
+	struct ud_buf out = UD_BUF_INIT;
+	git_reference *ref = NULL;
+	git_oid ida, idb;
+	char *head;
+
+	(void)state;
+	use_cache("a");
+	a = open_ok();
+	use_cache("b");
+	b = open_ok();
+	assert_int_equal(ud_txn_begin(&ta, a), 0);
+	assert_int_equal(ud_txn_begin(&tb, b), 0);
+	assert_int_equal(ud_txn_put(ta, "who", "a\n", 2), 0);
+	assert_int_equal(ud_txn_put(tb, "who", "b\n", 2), 0);
+	assert_int_equal(ud_txn_tag(tb, "b/v1", "b's attempt"), 0);
+	assert_int_equal(ud_txn_commit(ta, "A wins", &ida), 0);
+	assert_int_equal(ud_txn_commit(tb, "B loses", NULL), UD_ECONFLICT);
+	assert_non_null(strstr(ud_error_last(), "moved"));
+
+	head = origin_rev("main");
+	assert_string_equal(head, git_oid_tostr_s(&ida));
+	assert_int_equal(ud_deployrepo_head(b, &idb), 0);
+	assert_true(git_oid_equal(&ida, &idb));
+	assert_int_equal(git_reference_lookup(&ref, ud_deployrepo_git(b),
+					      "refs/tags/b/v1"),
+			 GIT_ENOTFOUND);
+	assert_int_not_equal(git_cli(W.origin, &out, "rev-parse", "--verify",
+				     "b/v1"),
+			     0);
+	ud_buf_free(&out);
+	ud_txn_free(ta);
+	ud_txn_free(tb);
+
+	/* The retry goes through on top of A's commit. */
+	assert_int_equal(ud_txn_begin(&tb, b), 0);
+	assert_true(git_oid_equal(ud_txn_base(tb), &ida));
+	assert_int_equal(ud_txn_put(tb, "who", "b\n", 2), 0);
+	assert_int_equal(ud_txn_commit(tb, "B again", &idb), 0);
+	ud_txn_free(tb);
+	free(head);
+	head = origin_rev("main~1");
+	assert_string_equal(head, git_oid_tostr_s(&ida));
+	ud_deployrepo_free(a);
+	ud_deployrepo_free(b);
+	free(head);
+}
+
+#define IMAGE "unix-x86_64.img"
+
+/* Usable in forked children: no cmocka assertion on the way. */
+static int publish(struct ud_deployrepo *r, const char *content, int *n)
+{
+	struct ud_manifest *m = ud_manifest_new();
+	struct ud_manifest_image img = { 0 };
+	struct ud_release_blob file = { IMAGE, { { 0 } } };
+	int err;
+
+	m->app = ud_strdup("hello");
+	memcpy(m->source.commit, "0123456789abcdef0123456789abcdef01234567",
+	       41);
+	m->source.ref = ud_strdup("refs/heads/main");
+	m->source.subject = ud_strdup(content);
+	m->source.author = ud_strdup("Ada <ada@example.org>");
+	m->build.command = ud_strdup("make");
+	m->build.builder = ud_strdup("builder");
+	img.target = "unix";
+	img.arch = "x86_64";
+	img.file = IMAGE;
+	ud_sha256_mem(img.sha256, content, strlen(content));
+	img.size = strlen(content);
+	img.compression = UD_COMP_NONE;
+	ud_manifest_add_image(m, &img);
+	if ((err = ud_deployrepo_write_blob(r, content, strlen(content),
+					    &file.oid)) < 0 ||
+	    (err = ud_release_publish(r, m, &file, 1, NULL)) < 0)
+		goto done;
+	*n = m->release;
+done:
+	ud_manifest_free(m);
+	return err;
+}
+
+#define PUBLISHERS 2
+#define EACH 3
+
+/* A machine of its own (its cache root) publishing EACH releases. */
+static void publisher(int k)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_ssh_opts o;
+	char *name = ud_asprintf("machine%d", k), *content;
+	int i, n, err;
+
+	/* A crash must end this child, not resume cmocka's run in it. */
+	signal(SIGSEGV, SIG_DFL);
+	signal(SIGABRT, SIG_DFL);
+	signal(SIGBUS, SIG_DFL);
+	signal(SIGFPE, SIG_DFL);
+	signal(SIGILL, SIG_DFL);
+	use_cache(name);
+	ssh_opts(&o);
+	if ((err = ud_deployrepo_open_ex(&r, W.url, &o)) < 0)
+		goto done;
+	for (i = 0; i < EACH && !err; i++) {
+		content = ud_asprintf("image of machine %d, #%d", k, i);
+		err = publish(r, content, &n);
+		free(content);
+	}
+done:
+	if (err < 0)
+		fprintf(stderr, "publisher %d: %s\n", k, ud_error_last());
+	ud_deployrepo_free(r);
+	free(name);
+	_exit(err < 0 ? 1 : 0);
+}
+
+static void test_racing_publishers(void **state)
+{
+	pid_t pids[PUBLISHERS];
+	struct ud_buf b = UD_BUF_INIT;
+	char *rev, *want;
+	int k, n, status;
+
+	(void)state;
+	for (k = 0; k < PUBLISHERS; k++) {
+		pids[k] = fork();
+		assert_true(pids[k] >= 0);
+		if (pids[k] == 0)
+			publisher(k);
+	}
+	for (k = 0; k < PUBLISHERS; k++) {
+		assert_int_equal(waitpid(pids[k], &status, 0), pids[k]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	/* 1..N on the origin, each tagged at the commit that made it
+	 * current, nothing beyond. */
+	for (n = 1; n <= PUBLISHERS * EACH; n++) {
+		char *tag = ud_asprintf("hello/v%d^{commit}", n);
+		char *cur = ud_asprintf("%s:apps/hello/current", tag);
+		char *num = ud_asprintf("%d", n);
+
+		assert_int_equal(git_cli(W.origin, &b, "show", cur, NULL), 0);
+		assert_string_equal(b.ptr, num);
+		rev = origin_rev(tag);
+		assert_int_equal(strlen(rev), 40);
+		free(rev);
+		free(tag);
+		free(cur);
+		free(num);
+	}
+	assert_int_equal(git_cli(W.origin, &b, "ls-tree", "--name-only",
+				 "main:apps/hello/releases/"),
+			 0);
+	want = ud_strdup("1\n2\n3\n4\n5\n6");
+	assert_int_equal(PUBLISHERS * EACH, 6);
+	assert_string_equal(b.ptr, want);
+	assert_int_equal(git_cli(W.origin, &b, "tag", "-l", "hello/*"), 0);
+	assert_string_equal(b.ptr, "hello/v1\nhello/v2\nhello/v3\nhello/v4\n"
+				   "hello/v5\nhello/v6");
+	free(want);
+	ud_buf_free(&b);
+}
+
+static void test_key_in_memory(void **state)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_ssh_opts o;
+	char *text = read_file(W.key);
+
+	(void)state;
+	use_cache("cache");
+	ssh_opts(&o);
+	o.identity = NULL;
+	o.key_text = text;
+	if (ud_deployrepo_open_ex(&r, W.url, &o) < 0)
+		fail_msg("open with DEPLOY_SSH_KEY: %s", ud_error_last());
+	/* and no copy of it was left in the cache */
+	{
+		struct ud_buf b = UD_BUF_INIT;
+		char *root = ud_asprintf("%s/cache", W.tdir);
+		char *argv[] = { "grep", "-rl", "PRIVATE KEY", root, NULL };
+		struct ud_run_opts opts = { 0 };
+		int status = -1;
+
+		opts.capture = &b;
+		assert_int_equal(ud_run(argv, &opts, &status), 0);
+		assert_int_equal(status, 1);
+		ud_buf_free(&b);
+		free(root);
+	}
+	ud_deployrepo_free(r);
+	free(text);
+}
+
+static void test_key_refused(void **state)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_ssh_opts o;
+
+	(void)state;
+	use_cache("cache");
+	ssh_opts(&o);
+	o.identity = W.other_key;
+	assert_int_equal(ud_deployrepo_open_ex(&r, W.url, &o), UD_EAUTH);
+	assert_null(r);
+	assert_non_null(strstr(ud_error_last(), "no key was accepted"));
+	assert_non_null(strstr(ud_error_last(), "tried: --identity"));
+	assert_non_null(strstr(ud_error_last(), W.url));
+
+	o.identity = NULL;
+	assert_int_equal(ud_deployrepo_open_ex(&r, W.url, &o), UD_EAUTH);
+	assert_non_null(strstr(ud_error_last(), "no ssh identity"));
+}
+
+static void test_unknown_host_key(void **state)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_ssh_opts o;
+	struct ud_buf b = UD_BUF_INIT;
+	char *empty = ud_asprintf("%s/empty_known_hosts", W.tdir);
+	char *fp = host_fingerprint(), *host, *before = origin_rev("main");
+	char *cache = ud_asprintf("%s/cache", W.tdir);
+	char *after;
+
+	(void)state;
+	write_file(empty, "");
+	use_cache("cache");
+	ssh_opts(&o);
+	o.known_hosts = empty;
+	assert_int_equal(ud_deployrepo_open_ex(&r, W.url, &o), UD_EAUTH);
+	assert_null(r);
+	host = ud_asprintf("[127.0.0.1]:%d", W.port);
+	assert_non_null(strstr(ud_error_last(), "unknown"));
+	assert_non_null(strstr(ud_error_last(), fp));
+	assert_non_null(strstr(ud_error_last(), host));
+	assert_non_null(strstr(ud_error_last(), W.url));
+	/* nothing changed: not the origin, not the known_hosts file, and
+	 * the cache holds no main */
+	after = origin_rev("main");
+	assert_string_equal(before, after);
+	assert_int_equal(ud_buf_read_file(&b, empty), 0);
+	assert_int_equal(b.size, 0);
+	{
+		char *argv[] = { "sh", "-c",
+				 "git --git-dir=\"$(echo \"$0\"/repos/*.git)\" "
+				 "rev-parse -q --verify refs/heads/main",
+				 cache, NULL };
+		struct ud_run_opts opts = { 0 };
+		int status = -1;
+
+		opts.capture = &b;
+		assert_int_equal(ud_run(argv, &opts, &status), 0);
+		assert_int_not_equal(status, 0);
+	}
+	ud_buf_free(&b);
+	free(cache);
+	free(after);
+	free(before);
+	free(host);
+	free(fp);
+	free(empty);
+}
+
+static void test_agent_fetch_over_ssh(void **state)
+{
+	struct ud_deployrepo *mirror = NULL, *r;
+	struct ud_ssh_opts o;
+	struct ud_txn *t = NULL;
+	struct ud_buf b = UD_BUF_INIT;
+	char *path = ud_asprintf("%s/agent/mirror.git", W.tdir), *head;
+	git_oid id;
+
+	(void)state;
+	use_cache("cache");
+	r = open_ok();
+	assert_int_equal(ud_txn_begin(&t, r), 0);
+	assert_int_equal(ud_txn_put(t, "apps/hello/current", "1\n", 2), 0);
+	assert_int_equal(ud_txn_tag(t, "hello/v1", "hello release 1"), 0);
+	assert_int_equal(ud_txn_commit(t, "Release", NULL), 0);
+	ud_txn_free(t);
+	ud_deployrepo_free(r);
+
+	ssh_opts(&o);
+	if (ud_deployrepo_fetch_ex(&mirror, path, W.url, &o) < 0)
+		fail_msg("fetch: %s", ud_error_last());
+	head = origin_rev("main");
+	assert_int_equal(ud_deployrepo_head(mirror, &id), 0);
+	assert_string_equal(git_oid_tostr_s(&id), head);
+	assert_int_equal(ud_deployrepo_read(mirror, NULL, "apps/hello/current",
+					    &b),
+			 0);
+	assert_memory_equal(b.ptr, "1\n", 2);
+	assert_int_equal(git_cli(path, &b, "cat-file", "-t", "hello/v1"), 0);
+	assert_string_equal(b.ptr, "tag");
+	ud_deployrepo_free(mirror);
+
+	/* Same policy as the CLI: an unknown host key is refused. */
+	o.known_hosts = "/nonexistent/known_hosts";
+	assert_int_equal(ud_deployrepo_fetch_ex(&mirror, path, W.url, &o),
+			 UD_EAUTH);
+	assert_non_null(strstr(ud_error_last(), "SHA256:"));
+	ud_buf_free(&b);
+	free(head);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_is_remote),
+		cmocka_unit_test_setup_teardown(test_open_reads_fleet,
+						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_reaches_origin,
+						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_lost_race_is_a_conflict,
+						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_racing_publishers,
+						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_key_in_memory, test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_key_refused, test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_host_key,
+						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_fetch_over_ssh,
+						test_setup, test_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, world_setup, world_teardown);
+}
