@@ -9,13 +9,22 @@
  *   `lock`, which the control threads answer "status" from;
  * - control threads ask for a sync by bumping `req_seq` and wait on `done`
  *   until a sync that started after their request has finished;
- * - the proxy thread reports demand for summoned apps (agent_demand).
+ * - the proxy thread reports demand for summoned apps (agent_demand);
+ * - a summoned instance is spawned by the reconcile thread and its health
+ *   waited for by a short-lived boot thread (struct boot_job), so one slow
+ *   boot stalls neither the other apps nor the control socket. The job
+ *   owns copies of what it needs, never a pointer into the state; when
+ *   done it queues itself on `booted` (under lock) for the reconcile
+ *   thread, which alone marks the instance ready;
+ * - the DNS thread (dns.c) reads the published snapshot under `lock`
+ *   and reports demand like the proxy.
  */
 #ifndef UD_AGENT_H
 #define UD_AGENT_H
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -25,6 +34,23 @@
 #include "manifest.h"
 #include "proxy.h"
 #include "run.h"
+
+/* A summoned instance's health wait, run by its own thread (supervise.c). */
+struct boot_job {
+	struct boot_job *next;
+	struct agent *a;
+	char *app;
+	int id;             /* the instance's */
+	int port;
+	char *log;
+	struct ud_health health; /* a copy */
+	int timeout_ms;
+	atomic_int cancel;  /* the instance is gone: stop waiting */
+	int err;            /* result: 0 healthy */
+	char *why;          /* the failure, when err < 0 */
+	int cold;           /* the app had no instance: this is a wake */
+	long long since;    /* ud_now_ms() of the demand it answers */
+};
 
 struct instance {
 	int id; /* unique per state_dir, the proxy's backend id */
@@ -43,6 +69,7 @@ struct instance {
 	long long up_since;  /* when it last became ready */
 	long long busy_at;   /* summon: last time it had a connection */
 	long long drain_until; /* replaced: stop when idle or at this time */
+	struct boot_job *job; /* summoned and not yet healthy */
 };
 
 enum app_status {
@@ -69,6 +96,13 @@ struct app {
 	struct ud_placement place;    /* copy of the last fleet placement */
 	int placed;                   /* place is valid */
 	char image[UD_SHA256_HEX];    /* image of `release` for this host */
+	/* Summon figures since the agent started: */
+	unsigned long wakes;   /* boots from zero instances, on demand */
+	unsigned long boots;   /* every boot on demand (wakes included) */
+	unsigned long refused; /* boots refused by the host's limits */
+	double *cold_ms;       /* ring of wake latencies: first held */
+	size_t ncold, cold_next; /* connection (or query) to ready */
+	long long refused_logged; /* last "refused" log line, ms */
 };
 
 struct agent_state {
@@ -108,6 +142,8 @@ struct agent {
 	struct proxy *proxy;
 	struct agent_state st; /* reconcile thread only */
 	struct ud_strvec verified; /* image digests checked since start */
+	char *backends_dir; /* templates/backends; NULL: found next to the
+			       binary (source tree or PREFIX/share) */
 
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t wake;  /* reconcile thread: work to do */
@@ -118,6 +154,9 @@ struct agent {
 	struct ud_strvec demand; /* summoned apps with waiting connections */
 	int stopping;
 	int connections;      /* control connections being served */
+	struct boot_job *booted; /* finished boot jobs, newest first */
+	int boots_running;    /* boot threads alive */
+	struct dns *dns;      /* the DNS trigger (dns.c); NULL: off */
 };
 
 /* reconcile.c */
@@ -139,8 +178,20 @@ int supervise_boot(struct agent *a, struct app *app,
 		   struct instance **out);
 /* Reap exits, restart crashed instances, stop idle summoned ones. */
 void supervise_tick(struct agent *a);
-/* A summoned app has waiting connections: start an instance if useful. */
+/* A summoned app has waiting connections (or a DNS query named it):
+ * start instances if useful, without waiting for their health. Booting
+ * ones count, so repeated demand never starts more than needed. */
 void supervise_demand(struct agent *a, struct app *app);
+/* Take the finished boot jobs: mark healthy instances ready, stop the
+ * others (reconcile thread). Returns 1 if something changed. */
+int supervise_booted(struct agent *a);
+/* Wait for every boot thread to finish (at shutdown). */
+void supervise_join_boots(struct agent *a);
+void boot_job_free(struct boot_job *j);
+/* Record a wake's latency; p50/p99 in ms (0 when no sample). */
+void app_cold_add(struct app *app, double ms);
+void app_cold_percentiles(const struct app *app, double *p50,
+			  double *p99);
 /* Stop the instance's process (if any) and forget the instance. */
 void supervise_stop(struct agent *a, struct app *app, struct instance *in);
 void supervise_stop_all(struct agent *a);
@@ -181,5 +232,32 @@ int control_start(struct agent *a, pthread_t *thread, int *fd);
 void agent_request_sync(struct agent *a);
 /* Proxy callback. */
 void agent_demand(const char *app, size_t waiting, void *payload);
+
+/* dns.c: the DNS trigger (agent.json "dns"). */
+#define DNS_MAX 512 /* a classic UDP message, all we answer */
+struct dns_question {
+	char name[256];  /* lower case, dotted, with the trailing dot */
+	unsigned qtype, qclass;
+	size_t end;      /* offset just past the question */
+};
+/* Parse a query. -1 for anything to drop: short, a response, not a
+ * QUERY, qdcount != 1, compression or reserved label types in the
+ * question, a label or name past its limit, the question truncated. */
+int dns_parse(const unsigned char *pkt, size_t len,
+	      struct dns_question *q);
+/* The app a name asks for in zone ("apps.example."): copies the single
+ * label before the zone into app (at least 64 bytes); 1 if there is one,
+ * 0 for the zone's apex, -1 for anything else. */
+int dns_app_of(const struct dns_question *q, const char *zone, char *app);
+/* Build the reply to a parsed query into out (DNS_MAX bytes): rcode 0
+ * with one A record of addr (network order) when addr is not NULL and
+ * the type is A or ANY, rcode 3 (NXDOMAIN) etc. as given. Returns its
+ * length. */
+size_t dns_reply(const unsigned char *pkt, const struct dns_question *q,
+		 int rcode, const unsigned char addr[4], unsigned char *out);
+/* Start answering on conf->dns_listen (UD_ERROR naming the address if it
+ * cannot be bound); stop and free (NULL is fine). */
+int dns_start(struct agent *a, struct dns **out);
+void dns_stop(struct dns *d);
 
 #endif

@@ -1,0 +1,118 @@
+#!/usr/bin/env bats
+# VM instances (issue 5): the fixture kernel (tests/fixtures/kernel), built
+# by its app repository's build.command, pushed through the whole pipeline
+# and booted for real under qemu; its COM2 is the instance's port (a TCP
+# socket), so the proxy reaches it over HTTP in boot and summon mode.
+
+load helpers
+
+APP=fixture
+
+# The qemu processes of this test: their kernel is an image under $T.
+qemu_pids() {
+	local p
+	for p in /proc/[0-9]*; do
+		grep -qz "^$T/state/images/" "$p/cmdline" 2>/dev/null || continue
+		case $(readlink "$p/exe" 2>/dev/null) in */qemu-system-*) echo "${p#/proc/}" ;; esac
+	done
+}
+qemu_count() { qemu_pids | wc -l; }
+no_qemu() { [ -z "$(qemu_pids)" ]; }
+
+# write_fixture_app [BUILD_ARGS [JQ_EDIT]]: the work clone becomes the
+# fixture's app repository.
+write_fixture_app() {
+	local extra=${1:-} edit=${2:-.}
+	rm -f "$W/pong.c"
+	mkdir -p "$W/kernel"
+	cp "$ROOT"/tests/fixtures/kernel/* "$W/kernel/"
+	jq -n --arg c "sh kernel/build.sh dist/kernel.elf \"\$(cat VERSION)\" $extra" '{
+		app: "fixture",
+		build: {command: $c},
+		images: [{target: "qemu", arch: "x86_64", path: "dist/kernel.elf"}],
+		run: {port: 80, memory_mb: 32, env: {UNIDEPLOY_PORT_VIA: "serial"}},
+		health: {serial: "READY", timeout_s: 30}
+	}' | jq "$edit" >"$W/deploy.json"
+}
+
+console_logs() { cat "$T"/state/apps/$APP/logs/*.log 2>/dev/null; }
+
+setup() {
+	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
+	setup_world
+	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu
+	write_fixture_app
+}
+
+teardown() {
+	local left
+	[ -n "${T:-}" ] || return 0
+	stop_agent TERM
+	wait_until 5 no_qemu || true
+	left=$(qemu_pids)
+	[ -z "$left" ] || kill -KILL $left 2>/dev/null || true
+	teardown_world
+	if [ -n "$left" ]; then
+		echo "qemu left running: $left" >&2
+		return 1
+	fi
+}
+
+@test "a kernel boots under qemu through the pipeline, answers on its serial port, and a new release replaces it" {
+	release_version v1
+	[ "$PUSH_STATUS" -eq 0 ]
+	grep -q 'unideploy-fixture v1' <<<"$(console_logs)"
+	[ "$(qemu_count)" -eq 1 ]
+	v1=$(qemu_pids)
+	[ "$(answer)" = "unideploy-fixture v1" ]
+	# the proxy reconnects for each request: the socket serves again
+	[ "$(answer)" = "unideploy-fixture v1" ]
+	[ "$(agent_cli status --json | jq -r ".apps.$APP.release")" = 1 ]
+
+	release_version v2
+	[ "$(answer)" = "unideploy-fixture v2" ]
+	wait_until 10 gone "$v1"
+	wait_until 10 test "$(qemu_count)" -eq 1
+	[ "$(qemu_pids)" != "$v1" ]
+	grep -q 'unideploy-fixture v2' <<<"$(console_logs)"
+	[ "$(agent_cli status --json | jq -r ".apps.$APP.release")" = 2 ]
+	# v1 went through QMP quit, not a signal (qemu logs those)
+	refute grep -q 'no answer on its QMP socket' "$T/agent.log"
+	refute grep -q 'terminating on signal' <<<"$(console_logs)"
+}
+
+@test "a kernel that never prints READY is kept off; the old VM keeps running" {
+	release_version v1
+	v1=$(qemu_pids)
+	[ -n "$v1" ]
+	write_fixture_app never-ready '.health.timeout_s = 3 | .health.on_failure = "keep"'
+	release_version v2
+	grep -Eiq '^remote: .*health' <<<"$PUSH_OUT"
+	grep -q 'unideploy-fixture v2' <<<"$(console_logs)"
+	# the failed VM is gone, the old one serves with its pid unchanged
+	wait_until 10 test "$(qemu_count)" -eq 1
+	[ "$(qemu_pids)" = "$v1" ]
+	[ "$(answer)" = "unideploy-fixture v1" ]
+	[ "$(agent_cli status --json | jq -r ".apps.$APP.release")" = 1 ]
+}
+
+@test "a summoned VM boots on the first request and is stopped when idle" {
+	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu --mode summon --idle-stop 2
+	release_version v1
+	[ "$PUSH_STATUS" -eq 0 ]
+	no_qemu
+	[ "$(answer)" = "unideploy-fixture v1" ]
+	[ "$(qemu_count)" -eq 1 ]
+	wait_until 20 no_qemu
+}
+
+@test "a host without the backend's program fails the placement at sync time, naming it" {
+	deploy place "$APP" --hosts local --listen "$LISTEN" --target firecracker
+	jq '.images[0].target = "firecracker"' "$W/deploy.json" >"$T/d.json"
+	mv "$T/d.json" "$W/deploy.json"
+	PATH_HAD_FC=$(command -v firecracker || true)
+	[ -z "$PATH_HAD_FC" ] || skip "firecracker is installed here"
+	release_version v1
+	grep -q 'backend firecracker needs firecracker on host local' <<<"$PUSH_OUT"
+	no_qemu
+}
