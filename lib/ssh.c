@@ -530,16 +530,18 @@ static void add_supported(struct ud_buf *b, const char *list,
 	}
 }
 
-/* The host key algorithms to ask for, those known_hosts has for this
+/* The host key algorithms to ask for: those known_hosts has for this
  * host first (as ssh(1) orders them), so that a server with several
- * keys shows the one we can check. NULL: nothing known, keep libssh2's
- * order. Caller frees. */
+ * keys shows the one we can check; then the rest in ssh(1)'s default
+ * order (ed25519 first, where libssh2 would start with ecdsa), so that
+ * the key reported or recorded for a new host is the one ssh(1) would
+ * see. NULL: keep libssh2's order. Caller frees. */
 static char *known_algs(const struct known *k, LIBSSH2_SESSION *s,
 			const char *host, int port)
 {
 	struct ud_buf b = UD_BUF_INIT;
 	char *name = host_key_name(host, port);
-	int known[sizeof(keytypes) / sizeof(keytypes[0])] = { 0 }, any = 0;
+	int known[sizeof(keytypes) / sizeof(keytypes[0])] = { 0 };
 	const char **sup = NULL;
 	int nsup;
 	size_t i;
@@ -552,11 +554,10 @@ static char *known_algs(const struct known *k, LIBSSH2_SESSION *s,
 			LIBSSH2_KNOWNHOST_TYPE_PLAIN |
 			LIBSSH2_KNOWNHOST_KEYENC_RAW | keytypes[i].mask,
 			NULL) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
-		any |= known[i];
 	}
 	free(name);
-	if (!any || (nsup = libssh2_session_supported_algs(
-			     s, LIBSSH2_METHOD_HOSTKEY, &sup)) <= 0)
+	if ((nsup = libssh2_session_supported_algs(
+		     s, LIBSSH2_METHOD_HOSTKEY, &sup)) <= 0)
 		return NULL;
 	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
 		if (known[i])

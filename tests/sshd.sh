@@ -6,6 +6,9 @@
 #   tests/sshd.sh stop DIR                stop it
 #
 # DIR gets a fresh ed25519 host key, sshd_config, sshd.log and sshd.pid.
+# Other host keys the caller put there first (DIR/ssh_host_ecdsa_key,
+# DIR/ssh_host_rsa_key) are served too, so a client's choice among several
+# keys can be tested; `known` prints the ed25519 one.
 # Logins are by public key only, for the user running the test (root in
 # CI), against DIR/authorized_keys: the caller writes that file (an empty
 # one is created). Run it under `ip netns exec NS` to give a namespace
@@ -28,6 +31,13 @@ start)
 		ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
 	[ -f "$dir/authorized_keys" ] || : >"$dir/authorized_keys"
 	chmod 600 "$dir/authorized_keys"
+	extra_keys=
+	for k in "$dir/ssh_host_ecdsa_key" "$dir/ssh_host_rsa_key"; do
+		if [ -f "$k" ]; then
+			extra_keys="${extra_keys}HostKey $k
+"
+		fi
+	done
 	# sshd insists on its privilege separation directory.
 	mkdir -p /run/sshd
 	chmod 755 /run/sshd
@@ -35,7 +45,7 @@ start)
 ListenAddress $addr
 Port $port
 HostKey $dir/ssh_host_ed25519_key
-PidFile $dir/sshd.pid
+${extra_keys}PidFile $dir/sshd.pid
 AuthorizedKeysFile $dir/authorized_keys
 AuthenticationMethods publickey
 PubkeyAuthentication yes

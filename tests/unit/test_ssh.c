@@ -156,6 +156,15 @@ static int group_setup(void **state)
 		return 0;
 	}
 	W.sshd_dir = path_in("sshd");
+	assert_int_equal(ud_mkdir_p(W.sshd_dir, 0700), 0);
+	/* A second host key: libssh2 alone would ask for ecdsa first, while
+	 * the known_hosts line of every test names the ed25519 key. */
+	{
+		char *hk = ud_asprintf("%s/ssh_host_ecdsa_key", W.sshd_dir);
+
+		keygen(hk, "ecdsa", "");
+		free(hk);
+	}
 	assert_int_equal(ud_net_free_port(&W.sshd_port), 0);
 	{
 		char port[16];
@@ -920,6 +929,46 @@ static void test_exec_hostkeys(void **state)
 	free(file);
 }
 
+/* A server with several host keys shows the one known_hosts has, in
+ * whatever form the entry takes. */
+static void test_exec_hostkey_choice(void **state)
+{
+	struct ud_ssh_opts o;
+	char *file = path_in("kh_choice"), *pub, *text, *line;
+	char *argv[] = { "ssh-keygen", "-q", "-H", "-f", file, NULL };
+	int status = 99;
+
+	(void)state;
+	NEED_SSHD();
+	opts_for_sshd(&o);
+	o.identity = W.key;
+	o.known_hosts_text = NULL;
+	o.known_hosts = file;
+
+	pub = ud_asprintf("%s/ssh_host_ecdsa_key.pub", W.sshd_dir);
+	text = slurp(pub);
+	*strrchr(text, ' ') = '\0';
+	line = ud_asprintf("[127.0.0.1]:%d %s\n", W.sshd_port, text);
+	spit(file, line);
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), 0);
+	assert_int_equal(status, 0);
+	free(line);
+	free(text);
+	free(pub);
+
+	/* The ed25519 entry, hashed. */
+	spit(file, W.known_line);
+	assert_int_equal(run(NULL, argv), 0);
+	text = slurp(file);
+	assert_null(strstr(text, "127.0.0.1"));
+	free(text);
+	assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL,
+				     &status), 0);
+	assert_int_equal(status, 0);
+	free(file);
+}
+
 static void test_exec_unreachable(void **state)
 {
 	struct ud_ssh_opts o;
@@ -1025,6 +1074,7 @@ int main(void)
 		cmocka_unit_test_setup(test_exec_default_key, test_setup),
 		cmocka_unit_test_setup(test_exec_passphrase, test_setup),
 		cmocka_unit_test_setup(test_exec_hostkeys, test_setup),
+		cmocka_unit_test_setup(test_exec_hostkey_choice, test_setup),
 		cmocka_unit_test_setup(test_exec_unreachable, test_setup),
 		cmocka_unit_test_setup(test_exec_threads, test_setup),
 	};
