@@ -1,0 +1,492 @@
+/*
+ * Tests of the agent's backends (cmd/deploy-agent/backend.c): the exact
+ * command lines and config files rendered from templates/backends for
+ * qemu, solo5-hvt, Xen and Firecracker, the sync-time checks (a missing
+ * program named with the host, an arch the host cannot boot, an unknown
+ * target), template errors, and QMP "quit" against a real socket.
+ * Programs are found in PATH, which each test points at a directory of
+ * stand-in executables.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "buf.h"
+#include "errors.h"
+#include "log.h"
+#include "names.h"
+
+static const char SHA[] =
+	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+struct fixture {
+	char dir[64];
+	char *bin, *rundir, *templates, *old_path;
+	struct agent a;
+	struct ud_agentconf conf;
+	struct app app;
+	struct ud_manifest *m;
+	struct instance in;
+};
+
+static void fake_program(struct fixture *f, const char *name)
+{
+	char *path = ud_asprintf("%s/%s", f->bin, name);
+
+	assert_int_equal(ud_write_file_atomic(path, "#!/bin/sh\n", 10, 0755),
+			 0);
+	free(path);
+}
+
+static void set_image(struct fixture *f, const char *target, const char *arch)
+{
+	struct ud_manifest_image img = { 0 };
+
+	ud_manifest_free(f->m);
+	f->m = ud_manifest_new();
+	img.target = (char *)target;
+	img.arch = (char *)arch;
+	img.file = "image";
+	memcpy(img.sha256, SHA, sizeof(SHA));
+	ud_manifest_add_image(f->m, &img);
+	f->m->run.memory_mb = 48;
+	f->m->run.port = 8080;
+	free(f->app.place.target);
+	f->app.place.target = ud_strdup(target);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = ud_calloc(1, sizeof(*f));
+	const char *path = getenv("PATH");
+
+	strcpy(f->dir, "/tmp/test_agent_backend.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->bin = ud_asprintf("%s/bin", f->dir);
+	f->rundir = ud_asprintf("%s/apps/blog/run", f->dir);
+	assert_int_equal(ud_mkdir_p(f->bin, 0755), 0);
+	assert_int_equal(ud_mkdir_p(f->rundir, 0755), 0);
+	/* The tests run from the repository's root. */
+	assert_non_null(f->templates = realpath("templates/backends", NULL));
+	f->old_path = path ? ud_strdup(path) : NULL;
+	setenv("PATH", f->bin, 1);
+
+	f->conf.host = "edge1";
+	f->conf.state_dir = f->dir;
+	f->a.conf = &f->conf;
+	f->a.images_dir = ud_asprintf("%s/images", f->dir);
+	f->a.backends_dir = f->templates;
+	f->app.name = "blog";
+	ud_placement_init(&f->app.place);
+	f->in.id = 7;
+	f->in.port = 40123;
+	memcpy(f->in.sha256, SHA, sizeof(SHA));
+	set_image(f, "unix", ud_host_arch());
+	ud_log_init(UD_LOG_ERROR, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (f->old_path)
+		setenv("PATH", f->old_path, 1);
+	ud_manifest_free(f->m);
+	free(f->app.place.target);
+	free(f->a.images_dir);
+	free(f->templates);
+	free(f->bin);
+	free(f->rundir);
+	free(f->old_path);
+	ud_rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* argv against a NULL-terminated list; "@IMG" stands for the image path,
+ * "@BIN/x" for the stand-in program x, "@RUN/x" for rundir/x. */
+static void expect_argv(struct fixture *f, const struct ud_strvec *argv,
+			const char *const *want)
+{
+	size_t i;
+
+	for (i = 0; want[i]; i++) {
+		char *w;
+
+		if (!strcmp(want[i], "@IMG"))
+			w = ud_asprintf("%s/images/%s", f->dir, SHA);
+		else if (!strncmp(want[i], "@BIN/", 5))
+			w = ud_asprintf("%s/%s", f->bin, want[i] + 5);
+		else if (!strncmp(want[i], "@RUN/", 5))
+			w = ud_asprintf("%s/%s", f->rundir, want[i] + 5);
+		else
+			w = ud_strdup(want[i]);
+		if (i >= argv->n)
+			fail_msg("argv has %zu arguments, expected %s at %zu",
+				 argv->n, w, i);
+		assert_string_equal(argv->v[i], w);
+		free(w);
+	}
+	assert_int_equal(argv->n, i);
+}
+
+static int command(struct fixture *f, struct ud_strvec *argv)
+{
+	ud_strvec_init(argv);
+	return backend_command(&f->a, &f->app, f->m, f->app.place.target,
+			       &f->in, f->rundir, argv);
+}
+
+static void test_unix(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_strvec argv;
+	const char *const want[] = { "@IMG", "--verbose", NULL };
+
+	ud_strvec_push(&f->m->run.args, "--verbose");
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, want);
+	ud_strvec_free(&argv);
+	assert_int_equal(backend_check(&f->a, "unix", ud_host_arch()), 0);
+	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
+}
+
+static void test_checks(void **state)
+{
+	struct fixture *f = *state;
+	const char *other = strcmp(ud_host_arch(), "aarch64") ? "aarch64" :
+								"x86_64";
+
+	/* A missing program, named with the host. */
+	assert_int_equal(backend_check(&f->a, "xen", ud_host_arch()),
+			 UD_ENOTFOUND);
+	assert_string_equal(ud_error_last(), "backend xen needs xl on host edge1");
+	assert_int_equal(backend_check(&f->a, "hvt", ud_host_arch()),
+			 UD_ENOTFOUND);
+	assert_string_equal(ud_error_last(),
+			    "backend hvt needs solo5-hvt on host edge1");
+	assert_int_equal(backend_check(&f->a, "qemu", "riscv64"), UD_ENOTFOUND);
+	assert_string_equal(ud_error_last(), "backend qemu needs "
+					     "qemu-system-riscv64 on host "
+					     "edge1");
+	fake_program(f, "xl");
+	fake_program(f, "qemu-system-riscv64");
+	assert_int_equal(backend_check(&f->a, "xen", ud_host_arch()), 0);
+	/* qemu emulates other arches ... */
+	assert_int_equal(backend_check(&f->a, "qemu", "riscv64"), 0);
+	/* ... the others and unix run the host's own only. */
+	assert_int_equal(backend_check(&f->a, "xen", other), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), "cannot boot"));
+	assert_non_null(strstr(ud_error_last(), other));
+	assert_non_null(strstr(ud_error_last(), "edge1"));
+	assert_int_equal(backend_check(&f->a, "unix", other), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), other));
+	/* Unknown targets and arches. */
+	assert_int_equal(backend_check(&f->a, "vmware", ud_host_arch()),
+			 UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), "unknown target vmware"));
+	assert_int_equal(backend_check(&f->a, "qemu", "../x"), UD_EINVALID);
+}
+
+static void test_qemu_net(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_strvec argv;
+	const char *const want[] = {
+		"@BIN/qemu-system-x86_64", "-kernel", "@IMG", "-m", "48",
+		"-nodefaults", "-no-user-config", "-display", "none", "-accel",
+		"tcg", "-serial", "stdio", "-qmp",
+		"unix:qmp-7.sock,server=on,wait=off", "-netdev",
+		"user,id=n0,hostfwd=tcp:127.0.0.1:40123-:8080", "-device",
+		"virtio-net-pci,netdev=n0", "-append", "--ipv4=10.0.2.15/24 -v",
+		NULL
+	};
+
+	set_image(f, "qemu", "x86_64");
+	fake_program(f, "qemu-system-x86_64");
+	ud_strvec_push(&f->m->run.env, "UNIDEPLOY_QEMU_ACCEL=tcg");
+	ud_strvec_push(&f->m->run.args, "--ipv4=10.0.2.15/24");
+	ud_strvec_push(&f->m->run.args, "-v");
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, want);
+	ud_strvec_free(&argv);
+}
+
+static void test_qemu_serial_other_arch(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_strvec argv;
+	const char *const want[] = {
+		"@BIN/qemu-system-riscv64", "-machine", "virt", "-cpu", "max",
+		"-kernel", "@IMG", "-m", "48", "-nodefaults",
+		"-no-user-config", "-display", "none", "-accel", "tcg",
+		"-serial", "stdio", "-qmp",
+		"unix:qmp-7.sock,server=on,wait=off", "-chardev",
+		"socket,id=s1,host=127.0.0.1,port=40123,server=on,wait=off",
+		"-device", "isa-serial,chardev=s1", NULL
+	};
+
+	set_image(f, "qemu", "riscv64");
+	fake_program(f, "qemu-system-riscv64");
+	/* Another arch is emulated: TCG without asking. */
+	ud_strvec_push(&f->m->run.env, "UNIDEPLOY_PORT_VIA=serial");
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, want);
+	ud_strvec_free(&argv);
+
+	ud_strvec_free(&f->m->run.env);
+	ud_strvec_push(&f->m->run.env, "UNIDEPLOY_PORT_VIA=tap");
+	assert_int_equal(command(f, &argv), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), "UNIDEPLOY_PORT_VIA"));
+	ud_strvec_free(&argv);
+}
+
+static void test_hvt(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_strvec argv;
+	const char *const want[] = { "@BIN/solo5-hvt", "--mem=48",
+				     "--net:service=ud7", "--", "@IMG",
+				     "--ipv4=10.0.0.2/24", NULL };
+
+	set_image(f, "hvt", ud_host_arch());
+	fake_program(f, "solo5-hvt");
+	ud_strvec_push(&f->m->run.args, "--ipv4=10.0.0.2/24");
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, want);
+	ud_strvec_free(&argv);
+	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
+}
+
+static void test_xen(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_strvec argv;
+	struct ud_buf cfg = UD_BUF_INIT;
+	char *path = NULL, *want_cfg;
+	const char *const want[] = { "@BIN/xl", "create", "-F", "-c",
+				     "@RUN/7.cfg", NULL };
+
+	set_image(f, "xen", ud_host_arch());
+	fake_program(f, "xl");
+	ud_strvec_push(&f->m->run.args, "--ipv4=10.0.0.2/24");
+	ud_strvec_push(&f->m->run.args, "-l");
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, want);
+	ud_strvec_free(&argv);
+
+	path = ud_asprintf("%s/7.cfg", f->rundir);
+	assert_int_equal(ud_buf_read_file(&cfg, path), 0);
+	want_cfg = ud_asprintf(
+		"# xl domain configuration of one instance, rendered by the "
+		"agent.\n"
+		"name = \"ud-blog-7\"\n"
+		"type = \"pvh\"\n"
+		"kernel = \"%s/images/%s\"\n"
+		"cmdline = \"--ipv4=10.0.0.2/24 -l\"\n"
+		"memory = 48\n"
+		"vcpus = 1\n"
+		"vif = [ \"bridge=xenbr0,vifname=ud7\" ]\n"
+		"on_crash = \"destroy\"\n",
+		f->dir, SHA);
+	assert_string_equal(cfg.ptr, want_cfg);
+	free(want_cfg);
+
+	/* A value that would end xl's quoted string is refused. */
+	ud_strvec_push(&f->m->run.args, "\"; extra = \"1");
+	assert_int_equal(command(f, &argv), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), "xen.cfg:5"));
+	ud_strvec_free(&argv);
+
+	/* Shutdown runs `xl destroy` (the stand-in exits 0) and removes the
+	 * rendered config. */
+	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 1);
+	assert_int_not_equal(access(path, F_OK), 0);
+	free(path);
+	ud_buf_free(&cfg);
+}
+
+static void test_firecracker(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_strvec argv;
+	struct ud_buf cfg = UD_BUF_INIT;
+	json_error_t je;
+	json_t *got, *want;
+	char *path, *image;
+	const char *const wantv[] = { "@BIN/firecracker", "--no-api",
+				      "--config-file", "@RUN/7.json", NULL };
+
+	set_image(f, "firecracker", ud_host_arch());
+	fake_program(f, "firecracker");
+	ud_strvec_push(&f->m->run.args, "--ipv4=10.0.0.2/24");
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, wantv);
+	ud_strvec_free(&argv);
+
+	path = ud_asprintf("%s/7.json", f->rundir);
+	assert_int_equal(ud_buf_read_file(&cfg, path), 0);
+	assert_non_null(got = json_loadb(cfg.ptr, cfg.size, 0, &je));
+	image = ud_asprintf("%s/images/%s", f->dir, SHA);
+	want = json_pack(
+		"{s:{s:s, s:s}, s:{s:i, s:i}, s:[{s:s, s:s}], s:[]}",
+		"boot-source", "kernel_image_path", image, "boot_args",
+		"console=ttyS0 reboot=k panic=1 --ipv4=10.0.0.2/24",
+		"machine-config", "vcpu_count", 1, "mem_size_mib", 48,
+		"network-interfaces", "iface_id", "eth0", "host_dev_name",
+		"ud7", "drives");
+	assert_non_null(want);
+	if (!json_equal(got, want)) {
+		char *s = json_dumps(got, JSON_SORT_KEYS);
+
+		fail_msg("firecracker.json: %s", s);
+	}
+	json_decref(got);
+	json_decref(want);
+	free(image);
+	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
+	assert_int_not_equal(access(path, F_OK), 0);
+	free(path);
+	ud_buf_free(&cfg);
+}
+
+static void test_template_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_strvec argv;
+	char *dir = ud_asprintf("%s/templates", f->dir), *p;
+
+	set_image(f, "hvt", ud_host_arch());
+	fake_program(f, "solo5-hvt");
+	assert_int_equal(ud_mkdir_p(dir, 0755), 0);
+	f->a.backends_dir = dir;
+	/* No template at all. */
+	assert_int_equal(command(f, &argv), UD_ENOTFOUND);
+	assert_non_null(strstr(ud_error_last(), "hvt.args"));
+	ud_strvec_free(&argv);
+	/* An unknown placeholder, named with its line. */
+	p = ud_asprintf("%s/hvt.args", dir);
+	assert_int_equal(ud_write_file_atomic(p, "solo5-hvt\n\n--cpus={{cpus}}\n",
+					      27, 0644),
+			 0);
+	assert_int_equal(command(f, &argv), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), "hvt.args:3: unknown "
+						"placeholder {{cpus}}"));
+	ud_strvec_free(&argv);
+	free(p);
+	/* A JSON config that does not parse once rendered. */
+	set_image(f, "firecracker", ud_host_arch());
+	fake_program(f, "firecracker");
+	p = ud_asprintf("%s/firecracker.args", dir);
+	assert_int_equal(ud_write_file_atomic(p, "firecracker\n{{config}}\n",
+					      23, 0644),
+			 0);
+	free(p);
+	p = ud_asprintf("%s/firecracker.json", dir);
+	assert_int_equal(ud_write_file_atomic(p, "{\"mem\": {{memory_mb}},}\n",
+					      24, 0644),
+			 0);
+	assert_int_equal(command(f, &argv), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), "firecracker.json rendered: 1:"));
+	ud_strvec_free(&argv);
+	free(p);
+	f->a.backends_dir = f->templates;
+	free(dir);
+}
+
+/* A stand-in qemu monitor: greets, answers each command, records them. */
+struct qmp_server {
+	int fd;
+	struct ud_buf got;
+};
+
+static void *qmp_serve(void *arg)
+{
+	struct qmp_server *s = arg;
+	const char *greeting = "{\"QMP\": {\"version\": {}, "
+			       "\"capabilities\": []}}\r\n";
+	const char *answer = "{\"return\": {}}\r\n";
+	char buf[256];
+	ssize_t n;
+	int c = accept(s->fd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	if (write(c, greeting, strlen(greeting)) < 0)
+		goto done;
+	while ((n = read(c, buf, sizeof(buf))) > 0) {
+		ud_buf_put(&s->got, buf, (size_t)n);
+		/* An event before the answer must be skipped. */
+		if (write(c, "{\"event\": \"SHUTDOWN\"}\r\n", 23) < 0 ||
+		    write(c, answer, strlen(answer)) < 0)
+			break;
+	}
+done:
+	close(c);
+	return NULL;
+}
+
+static void test_qemu_qmp_quit(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct qmp_server s = { -1, UD_BUF_INIT };
+	char *path = ud_asprintf("%s/qmp-7.sock", f->rundir);
+	pthread_t t;
+
+	set_image(f, "qemu", "x86_64");
+	/* No socket: nothing asked, the supervisor signals. */
+	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
+
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	strcpy(sa.sun_path, path);
+	assert_true((s.fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(s.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(s.fd, 1), 0);
+	assert_int_equal(pthread_create(&t, NULL, qmp_serve, &s), 0);
+	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 1);
+	pthread_join(t, NULL);
+	assert_string_equal(s.got.ptr, "{\"execute\": \"qmp_capabilities\"}\n"
+				       "{\"execute\": \"quit\"}\n");
+	/* The socket is removed with the instance. */
+	assert_int_not_equal(access(path, F_OK), 0);
+	close(s.fd);
+	ud_buf_free(&s.got);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_unix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qemu_net, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qemu_serial_other_arch,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hvt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_firecracker, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_template_errors, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_qemu_qmp_quit, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
