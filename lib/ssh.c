@@ -692,49 +692,73 @@ static int conn_fail(const struct conn *c, const char *what)
 		if ((err = conn_wait(c)) < 0)                           \
 			goto done;
 
-/* Is this private key text encrypted? OpenSSH's format names its cipher
- * ("none" when clear); PEM says ENCRYPTED in its header. */
-static int key_encrypted(const char *text, size_t len)
+/* An SSH string (uint32 length, bytes) at *p within end; NULL past the
+ * end. */
+static const unsigned char *ssh_string(const unsigned char **p,
+				       const unsigned char *end, size_t *n)
+{
+	const unsigned char *s = *p;
+
+	if (end - s < 4)
+		return NULL;
+	*n = (size_t)s[0] << 24 | (size_t)s[1] << 16 | (size_t)s[2] << 8 | s[3];
+	if (*n > (size_t)(end - s) - 4)
+		return NULL;
+	*p = s + 4 + *n;
+	return s + 4;
+}
+
+/* What the private key text says of itself without being decrypted:
+ * whether it is encrypted (OpenSSH's format names its cipher, "none"
+ * when clear; PEM says ENCRYPTED in its header) and whether it is RSA. */
+static void key_info(const char *text, size_t len, int *encrypted, int *rsa)
 {
 	static const char begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----";
 	static const char magic[] = "openssh-key-v1";
 	const char *b = memmem(text, len, begin, sizeof(begin) - 1), *e;
+	const unsigned char *p, *end, *cipher, *pub, *type;
 	EVP_ENCODE_CTX *ctx;
 	unsigned char *raw;
-	int n = 0, m = 0, enc = 0;
-	size_t clen;
+	size_t rawsize, n, clen, plen, tlen;
+	int m = 0, outl = 0;
 
+	*encrypted = *rsa = 0;
 	if (!b) {
-		const char *end = memmem(text, len, "-----END", 8);
+		const char *hend = memmem(text, len, "-----END", 8);
 
-		return memmem(text, end ? (size_t)(end - text) : len,
-			      "ENCRYPTED", 9) != NULL;
+		*encrypted = memmem(text, hend ? (size_t)(hend - text) : len,
+				    "ENCRYPTED", 9) != NULL;
+		*rsa = memmem(text, len, "BEGIN RSA PRIVATE KEY", 21) != NULL;
+		return;
 	}
 	b += sizeof(begin) - 1;
-	e = memmem(b, len - (size_t)(b - text), "-----END", 8);
-	if (!e)
-		return 0;
-	raw = ud_malloc((size_t)(e - b) + 1);
+	if (!(e = memmem(b, len - (size_t)(b - text), "-----END", 8)))
+		return;
+	rawsize = (size_t)(e - b) + 1;
+	raw = ud_malloc(rawsize);
 	ctx = EVP_ENCODE_CTX_new();
 	EVP_DecodeInit(ctx);
-	if (EVP_DecodeUpdate(ctx, raw, &n, (const unsigned char *)b,
+	if (EVP_DecodeUpdate(ctx, raw, &outl, (const unsigned char *)b,
 			     (int)(e - b)) >= 0 &&
-	    EVP_DecodeFinal(ctx, raw + n, &m) >= 0)
-		n += m;
+	    EVP_DecodeFinal(ctx, raw + outl, &m) >= 0)
+		n = (size_t)outl + (size_t)m;
 	else
 		n = 0;
 	EVP_ENCODE_CTX_free(ctx);
-	if ((size_t)n > sizeof(magic) + 4 && !memcmp(raw, magic, sizeof(magic))) {
-		const unsigned char *c = raw + sizeof(magic);
-
-		clen = (size_t)c[0] << 24 | (size_t)c[1] << 16 |
-		       (size_t)c[2] << 8 | c[3];
-		enc = clen <= (size_t)n - sizeof(magic) - 4 &&
-		      !(clen == 4 && !memcmp(c + 4, "none", 4));
+	end = raw + n;
+	p = raw + sizeof(magic);
+	if (n > sizeof(magic) && !memcmp(raw, magic, sizeof(magic)) &&
+	    (cipher = ssh_string(&p, end, &clen))) {
+		*encrypted = !(clen == 4 && !memcmp(cipher, "none", 4));
+		/* kdfname, kdfoptions, the number of keys, the public key */
+		if (ssh_string(&p, end, &plen) && ssh_string(&p, end, &plen) &&
+		    end - p >= 4 && (p += 4) &&
+		    (pub = ssh_string(&p, end, &plen)) &&
+		    (type = ssh_string(&pub, pub + plen, &tlen)))
+			*rsa = tlen == 7 && !memcmp(type, "ssh-rsa", 7);
 	}
-	OPENSSL_cleanse(raw, (size_t)(e - b) + 1);
+	OPENSSL_cleanse(raw, rawsize);
 	free(raw);
-	return enc;
 }
 
 /* What became of each identity, for the final message. */
@@ -809,7 +833,7 @@ static int auth_key(const struct conn *c, const char *user,
 {
 	struct ud_buf b = UD_BUF_INIT;
 	unsigned int ulen = (unsigned int)strlen(user);
-	int rc, err = 0;
+	int rc, err = 0, encrypted, rsa;
 
 	if (id->kind == UD_SSH_ID_FILE) {
 		b.max = 1024 * 1024;
@@ -821,7 +845,8 @@ static int auth_key(const struct conn *c, const char *user,
 		}
 		key_text = b.ptr;
 	}
-	if (key_encrypted(key_text, strlen(key_text))) {
+	key_info(key_text, strlen(key_text), &encrypted, &rsa);
+	if (encrypted) {
 		tried_add(t, id, "passphrase-protected");
 		if (!t->locked) {
 			t->locked = id->label;
@@ -838,9 +863,14 @@ static int auth_key(const struct conn *c, const char *user,
 			c->s, user, ulen, NULL, 0, key_text, strlen(key_text),
 			NULL));
 	}
+	/* libssh2 1.10 signs with RSA/SHA-1 only, which OpenSSH 8.8 and
+	 * later refuse by default: say so rather than leave it a mystery. */
 	if ((err = auth_result(c, rc)) == 0)
 		tried_add(t, id, rc == LIBSSH2_ERROR_FILE ?
-			  "not a key libssh2 can use" : NULL);
+			  "not a key libssh2 can use" :
+			  rsa ? "RSA: libssh2 signs with ssh-rsa (SHA-1), "
+				"which OpenSSH 8.8+ refuses; use an ed25519 "
+				"key" : NULL);
 
 done:
 	if (b.asize)

@@ -863,6 +863,34 @@ static void test_exec_passphrase(void **state)
 	free(dir);
 }
 
+/* libssh2 1.10 signs RSA logins with SHA-1, which OpenSSH 8.8+ refuses:
+ * either the login works (a newer libssh2) or the message says why. */
+static void test_exec_rsa_key(void **state)
+{
+	struct ud_ssh_opts o;
+	char *key = path_in("rsakey");
+	int status = 99, rc;
+
+	(void)state;
+	NEED_SSHD();
+	{
+		char *argv[] = { "ssh-keygen", "-q", "-t", "rsa", "-b", "2048",
+				 "-N", "", "-f", key, NULL };
+
+		assert_int_equal(run(NULL, argv), 0);
+	}
+	authorize(key);
+	opts_for_sshd(&o);
+	o.identity = key;
+	rc = ud_ssh_exec(&o, W.target, "true", 10000, NULL, NULL, &status);
+	if (rc != 0) {
+		assert_int_equal(rc, UD_EAUTH);
+		assert_non_null(strstr(ud_error_last(), "(RSA: libssh2 signs "
+						      "with ssh-rsa (SHA-1)"));
+	}
+	free(key);
+}
+
 static void test_exec_hostkeys(void **state)
 {
 	struct ud_ssh_opts o;
@@ -1073,6 +1101,7 @@ int main(void)
 		cmocka_unit_test_setup(test_exec_agent, test_setup),
 		cmocka_unit_test_setup(test_exec_default_key, test_setup),
 		cmocka_unit_test_setup(test_exec_passphrase, test_setup),
+		cmocka_unit_test_setup(test_exec_rsa_key, test_setup),
 		cmocka_unit_test_setup(test_exec_hostkeys, test_setup),
 		cmocka_unit_test_setup(test_exec_hostkey_choice, test_setup),
 		cmocka_unit_test_setup(test_exec_unreachable, test_setup),
