@@ -389,12 +389,15 @@ done:
 }
 
 /* "name" for port 22, "[name]:port" otherwise, as OpenSSH writes and
- * hashes them. */
+ * hashes them; lowercase, as ssh(1) looks names up. */
 static char *host_key_name(const char *host, int port)
 {
-	if (port == 22)
-		return ud_strdup(host);
-	return ud_asprintf("[%s]:%d", host, port);
+	char *name = port == 22 ? ud_strdup(host) :
+		     ud_asprintf("[%s]:%d", host, port), *p;
+
+	for (p = name; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return name;
 }
 
 /* Append a line to the known_hosts file, creating ~/.ssh if it is the

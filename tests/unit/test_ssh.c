@@ -378,6 +378,9 @@ static void test_hostkey_known(void **state)
 					      k.len, k.type), 0);
 	assert_int_equal(ud_ssh_check_hostkey(&o, "alias.example", 22,
 					      ec.blob, ec.len, ec.type), 0);
+	/* Names are looked up lowercase, as ssh(1) does. */
+	assert_int_equal(ud_ssh_check_hostkey(&o, "Plain.EXAMPLE", 22, k.blob,
+					      k.len, k.type), 0);
 	/* As with ssh(1), a port-22 entry says nothing about another port,
 	 * and a "[name]:port" entry nothing about port 22. */
 	assert_int_equal(ud_ssh_check_hostkey(&o, "plain.example", 2222,
