@@ -65,6 +65,7 @@ struct world {
 	int sshd_started;
 	/* per test */
 	char *tdir, *origin, *url;
+	pid_t tls_pid; /* an https server to stop, or 0 */
 };
 
 static struct world W;
@@ -193,6 +194,9 @@ static int test_setup(void **state)
 static int test_teardown(void **state)
 {
 	(void)state;
+	if (W.tls_pid > 0)
+		ud_stop_group(W.tls_pid, 2000);
+	W.tls_pid = 0;
 	ud_rm_rf(W.tdir);
 	free(W.tdir);
 	free(W.origin);
@@ -296,13 +300,44 @@ static void test_open_reads_fleet(void **state)
 	assert_string_equal(git_remote_url(origin), W.url);
 	git_remote_free(origin);
 
-	/* Opened again, the same mirror is fetched, not cloned afresh. */
+	/* Opened again, the same mirror is fetched, not cloned afresh, and
+	 * a tag the remote does not have (a leftover) is dropped. */
 	marker = ud_asprintf("%smarker", path);
 	write_file(marker, "x");
+	{
+		git_reference *ref = NULL;
+
+		assert_int_equal(git_reference_create(&ref,
+						      ud_deployrepo_git(r),
+						      "refs/tags/stray/v9",
+						      &head, 0, NULL),
+				 0);
+		git_reference_free(ref);
+	}
 	ud_deployrepo_free(r);
 	r = open_ok();
 	assert_int_equal(access(marker, F_OK), 0);
+	{
+		git_reference *ref = NULL;
+
+		assert_int_equal(git_reference_lookup(&ref,
+						      ud_deployrepo_git(r),
+						      "refs/tags/stray/v9"),
+				 GIT_ENOTFOUND);
+	}
 	ud_deployrepo_free(r);
+
+	/* A path is opened in place, as ud_deployrepo_open does. */
+	{
+		struct ud_ssh_opts o;
+
+		ssh_opts(&o);
+		assert_int_equal(ud_deployrepo_open_ex(&r, W.origin, &o), 0);
+		assert_non_null(strstr(git_repository_path(
+					       ud_deployrepo_git(r)),
+				       W.origin));
+		ud_deployrepo_free(r);
+	}
 
 	free(marker);
 	free(mirror);
@@ -662,6 +697,60 @@ static void test_agent_fetch_over_ssh(void **state)
 	free(path);
 }
 
+/* https keeps libgit2's TLS verification: a self-signed certificate is
+ * refused with the reason, and there is no trust-on-first-use. */
+static void test_https_self_signed_refused(void **state)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_addr addr;
+	struct ud_ssh_opts o;
+	char *key = ud_asprintf("%s/tls.key", W.tdir);
+	char *cert = ud_asprintf("%s/tls.crt", W.tdir);
+	char *port, *hostport, *url;
+	int p, fd = -1, tries;
+
+	(void)state;
+	{
+		char *argv[] = { "openssl", "req", "-x509", "-newkey", "ec",
+				 "-pkeyopt", "ec_paramgen_curve:prime256v1",
+				 "-nodes", "-keyout", key, "-out", cert,
+				 "-days", "1", "-subj", "/CN=127.0.0.1",
+				 NULL };
+		free(must_run(argv));
+	}
+	assert_int_equal(ud_net_free_port(&p), 0);
+	port = ud_asprintf("%d", p);
+	{
+		char *argv[] = { "openssl", "s_server", "-accept", port,
+				 "-cert", cert, "-key", key, "-www", "-quiet",
+				 NULL };
+		assert_int_equal(ud_spawn(&W.tls_pid, argv, NULL, NULL, -1),
+				 0);
+	}
+	hostport = ud_asprintf("127.0.0.1:%d", p);
+	assert_int_equal(ud_addr_parse(&addr, hostport), 0);
+	for (tries = 0; tries < 200; tries++) {
+		if (ud_net_connect(&fd, &addr, 1000) == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_true(fd >= 0);
+	close(fd);
+
+	use_cache("cache");
+	ssh_opts(&o);
+	url = ud_asprintf("https://127.0.0.1:%d/deploy.git", p);
+	assert_true(ud_deployrepo_open_ex(&r, url, &o) < 0);
+	assert_null(r);
+	assert_non_null(strstr(ud_error_last(), url));
+	assert_non_null(strstr(ud_error_last(), "certificate"));
+	free(url);
+	free(hostport);
+	free(port);
+	free(cert);
+	free(key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -681,6 +770,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_host_key,
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_fetch_over_ssh,
+						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_https_self_signed_refused,
 						test_setup, test_teardown),
 	};
 
