@@ -104,6 +104,12 @@ struct cli_signal_result {
 int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 		      int json, const struct ud_ssh_opts *ssh,
 		      struct cli_signal_result *res);
+/* When set, called with each host's line as cli_signal_app_ex prints it
+ * (without the "-----> " arrow), and whether that host failed: `deploy
+ * ci` turns them into its summary and annotations. A process runs one
+ * command, so one hook serves. */
+extern void (*cli_host_hook)(const char *host, const char *line,
+			     int failed);
 
 /* The publish pipeline shared by `publish`, `hook post-receive` and `ci`:
  * build `rev` of the source repository, publish it, signal its hosts,

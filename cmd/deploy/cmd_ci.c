@@ -1,7 +1,13 @@
 /*
  * deploy ci: the pipeline from a CI job (SPEC §6). Detects GitHub Actions,
  * Travis CI or a generic runner, publishes only the deploy branch and never
- * a pull request, and speaks the CI's own log conventions.
+ * a pull request, and speaks the CI's own log conventions: GitHub's
+ * ::group::, ::error:: and step summary, Travis's folds.
+ *
+ * Secrets come from the environment: DEPLOY_SSH_KEY (key text, kept in
+ * this process's memory only), DEPLOY_KNOWN_HOSTS, DEPLOY_REPO. An empty
+ * variable counts as unset (a CI secret that was never defined expands to
+ * the empty string).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +15,9 @@
 
 #include "cli.h"
 #include "errors.h"
+#include "log.h"
+#include "manifest.h"
+#include "release.h"
 
 static const char usage[] = "deploy ci [--branch main] [--source DIR]";
 
@@ -18,6 +27,20 @@ struct ci {
 	char *ref;
 	int pull_request;
 };
+
+/* What the summary reports, gathered from the pipeline's callbacks (which
+ * take no payload, hence file scope: a process runs one command). */
+#define MAX_STAGES 8
+static struct {
+	int github;
+	struct {
+		const char *name;
+		long long start, ms;
+	} stages[MAX_STAGES];
+	size_t nstages;
+	struct ud_buf hosts;  /* Markdown rows */
+	struct ud_buf errors; /* one line each */
+} run = { 0, { { 0 } }, 0, UD_BUF_INIT, UD_BUF_INIT };
 
 static const char *env(const char *name)
 {
@@ -34,12 +57,14 @@ static void detect(struct ci *ci)
 		ci->commit = env("GITHUB_SHA");
 		ci->ref = ud_strdup(env("GITHUB_REF") ? env("GITHUB_REF") : "");
 		v = env("GITHUB_EVENT_NAME");
+		/* pull_request and pull_request_target */
 		ci->pull_request = v && !strncmp(v, "pull_request", 12);
 	} else if ((v = env("TRAVIS")) && !strcmp(v, "true")) {
 		ci->name = "travis";
 		ci->commit = env("TRAVIS_COMMIT");
 		v = env("TRAVIS_BRANCH");
 		ci->ref = v ? ud_asprintf("refs/heads/%s", v) : ud_strdup("");
+		/* "false", or the pull request's number */
 		v = env("TRAVIS_PULL_REQUEST");
 		ci->pull_request = v && strcmp(v, "false");
 	} else {
@@ -49,32 +74,193 @@ static void detect(struct ci *ci)
 	}
 }
 
-static void gh_begin(const char *name) { printf("::group::%s\n", name); fflush(stdout); }
-static void gh_end(const char *name) { (void)name; printf("::endgroup::\n"); fflush(stdout); }
+static void stage_begin(const char *name)
+{
+	if (run.nstages < MAX_STAGES) {
+		run.stages[run.nstages].name = name;
+		run.stages[run.nstages].start = ud_now_ms();
+		run.stages[run.nstages].ms = -1;
+		run.nstages++;
+	}
+}
+
+static void stage_end(const char *name)
+{
+	for (size_t i = run.nstages; i-- > 0;)
+		if (!strcmp(run.stages[i].name, name) && run.stages[i].ms < 0) {
+			run.stages[i].ms = ud_now_ms() - run.stages[i].start;
+			break;
+		}
+}
+
+/* Workflow commands end at a newline and give '%' a meaning: escaped as
+ * GitHub's runner expects. */
+static void gh_escaped(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '%')
+			fputs("%25", stdout);
+		else if (*s == '\r')
+			fputs("%0D", stdout);
+		else if (*s == '\n')
+			fputs("%0A", stdout);
+		else
+			putchar(*s);
+	}
+}
+
+static void gh_begin(const char *name)
+{
+	stage_begin(name);
+	printf("::group::%s\n", name);
+	fflush(stdout);
+}
+
+static void gh_end(const char *name)
+{
+	stage_end(name);
+	printf("::endgroup::\n");
+	fflush(stdout);
+}
+
 static void gh_error(const char *msg)
 {
-	/* Workflow commands end at a newline: keep the message on one. */
+	ud_buf_printf(&run.errors, "%s\n", msg);
 	printf("::error::");
-	for (; *msg; msg++)
-		putchar(*msg == '\n' ? ' ' : *msg);
+	gh_escaped(msg);
 	putchar('\n');
 	fflush(stdout);
 }
-static void travis_begin(const char *name) { printf("travis_fold:start:%s\r\n", name); fflush(stdout); }
-static void travis_end(const char *name) { printf("travis_fold:end:%s\r\n", name); fflush(stdout); }
 
-static void write_summary(const struct ud_buf *rows, int status)
+static void travis_begin(const char *name)
+{
+	stage_begin(name);
+	printf("travis_fold:start:deploy-%s\r\n", name);
+	fflush(stdout);
+}
+
+static void travis_end(const char *name)
+{
+	stage_end(name);
+	printf("travis_fold:end:deploy-%s\r\n", name);
+	fflush(stdout);
+}
+
+/* A Markdown table cell: one line, no column breaks. */
+static void md_cell(struct ud_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|')
+			ud_buf_puts(b, "\\|");
+		else if (*s == '\n' || *s == '\r')
+			ud_buf_putc(b, ' ');
+		else
+			ud_buf_putc(b, *s);
+	}
+}
+
+/* Each host's line: a summary row, and on GitHub an annotation naming
+ * the host that failed. */
+static void on_host(const char *host, const char *line, int failed)
+{
+	const char *text = line;
+	size_t hl = strlen(host);
+
+	if (!strncmp(line, host, hl) && !strncmp(line + hl, ": ", 2))
+		text = line + hl + 2;
+	ud_buf_puts(&run.hosts, "| ");
+	md_cell(&run.hosts, host);
+	ud_buf_puts(&run.hosts, failed ? " | :x: " : " | :white_check_mark: ");
+	md_cell(&run.hosts, text);
+	ud_buf_puts(&run.hosts, " |\n");
+	if (failed && run.github)
+		gh_error(line);
+}
+
+/* The pipeline reports its release as the summary row
+ * "| release | APP vN |"; the images are read back from that release's
+ * manifest in the deployment repository. */
+static void summary_images(struct ud_buf *md, const struct ud_buf *rows,
+			   const struct cli_common *c)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_manifest *m = NULL;
+	const char *row = strstr(rows->ptr, "| release | ");
+	char app[64];
+	int n;
+
+	if (!row || sscanf(row, "| release | %63s v%d |", app, &n) != 2)
+		return;
+	if (cli_open_repo(&r, c) < 0 ||
+	    ud_release_manifest(r, NULL, app, n, &m) < 0) {
+		ud_buf_printf(md, "\nImages: not read back (");
+		md_cell(md, ud_error_last());
+		ud_buf_puts(md, ")\n");
+		ud_error_clear();
+		goto done;
+	}
+	ud_buf_puts(md, "\n#### Images\n\n| file | target | size | sha256 "
+			"|\n|---|---|---:|---|\n");
+	for (size_t i = 0; i < m->nimages; i++)
+		ud_buf_printf(md, "| %s | %s/%s | %llu bytes | `%s` |\n",
+			      m->images[i].file, m->images[i].target,
+			      m->images[i].arch,
+			      (unsigned long long)m->images[i].size,
+			      m->images[i].sha256);
+done:
+	ud_manifest_free(m);
+	ud_deployrepo_free(r);
+}
+
+static void write_summary(const struct ud_buf *rows, const struct ci *ci,
+			  const struct cli_common *c, int status)
 {
 	const char *path = env("GITHUB_STEP_SUMMARY");
+	struct ud_buf md = UD_BUF_INIT;
 	FILE *f;
+	size_t i;
 
-	if (!path || !(f = fopen(path, "a")))
+	if (!path)
 		return;
-	fprintf(f, "### unideploy: %s\n\n| | |\n|---|---|\n%s\n",
-		status == 0 ? "deployed" : status == 3 ? "partially deployed"
-						       : "failed",
-		rows->ptr);
-	fclose(f);
+	ud_buf_printf(&md, "### unideploy: %s\n\n| | |\n|---|---|\n",
+		      status == 0   ? "deployed"
+		      : status == 3 ? "published; some hosts failed"
+				    : "failed");
+	ud_buf_puts(&md, rows->ptr);
+	if (!strstr(rows->ptr, "| commit |") && ci->commit)
+		ud_buf_printf(&md, "| commit | `%s` |\n", ci->commit);
+	ud_buf_printf(&md, "| ref | %s |\n", ci->ref);
+	summary_images(&md, rows, c);
+	if (run.hosts.size)
+		ud_buf_printf(&md, "\n#### Hosts\n\n| host | result |\n"
+				   "|---|---|\n%s",
+			      run.hosts.ptr);
+	if (run.nstages) {
+		ud_buf_puts(&md, "\n#### Stages\n\n| stage | time |\n"
+				 "|---|---:|\n");
+		for (i = 0; i < run.nstages; i++)
+			if (run.stages[i].ms >= 0)
+				ud_buf_printf(&md, "| %s | %.1f s |\n",
+					      run.stages[i].name,
+					      (double)run.stages[i].ms /
+						      1000.0);
+			else
+				ud_buf_printf(&md, "| %s | did not finish |\n",
+					      run.stages[i].name);
+	}
+	if (run.errors.size) {
+		ud_buf_puts(&md, "\n#### Errors\n\n```\n");
+		ud_buf_puts(&md, run.errors.ptr);
+		ud_buf_puts(&md, "```\n");
+	}
+	ud_buf_putc(&md, '\n');
+	if (!(f = fopen(path, "a")) || fwrite(md.ptr, 1, md.size, f) != md.size)
+		fprintf(stderr, "deploy: ci: cannot write the step summary "
+				"%s\n",
+			path);
+	if (f)
+		fclose(f);
+	ud_buf_free(&md);
 }
 
 int cmd_ci(int argc, char **argv)
@@ -90,8 +276,8 @@ int cmd_ci(int argc, char **argv)
 	struct ud_buf summary = UD_BUF_INIT;
 	struct ci ci = { 0 };
 	const char *branch = "main";
-	char *want = NULL;
-	int opt, status;
+	char *want = NULL, *key = NULL;
+	int opt, status = 0;
 
 	p.source = ".";
 	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
@@ -105,24 +291,31 @@ int cmd_ci(int argc, char **argv)
 	if (optind != argc)
 		return cli_usage(usage, "unexpected argument '%s'",
 				 argv[optind]);
+	/* The key stays in our memory alone: the app's build command
+	 * inherits this environment and could print it into its log, which
+	 * is committed to the deployment repository. */
+	if (c.ssh.key_text) {
+		key = ud_strdup(c.ssh.key_text);
+		c.ssh.key_text = key;
+	}
+	unsetenv("DEPLOY_SSH_KEY");
+
 	detect(&ci);
 	if (ci.pull_request) {
-		printf("skipped: pull request (%s)\n", ci.name);
-		free(ci.ref);
-		return 0;
+		printf("skipped: pull request\n");
+		goto done;
 	}
 	want = ud_asprintf("refs/heads/%s", branch);
 	if (strcmp(ci.ref, want)) {
 		printf("skipped: %s is not the deploy branch %s (%s)\n",
 		       *ci.ref ? ci.ref : "this ref", want, ci.name);
-		free(want);
-		free(ci.ref);
-		return 0;
+		goto done;
 	}
 	p.c = &c;
 	p.rev = ci.commit ? ci.commit : "HEAD";
 	p.ref = ci.ref;
 	if (!strcmp(ci.name, "github")) {
+		run.github = 1;
 		p.stage_begin = gh_begin;
 		p.stage_end = gh_end;
 		p.annotate_error = gh_error;
@@ -131,10 +324,19 @@ int cmd_ci(int argc, char **argv)
 		p.stage_begin = travis_begin;
 		p.stage_end = travis_end;
 	}
+	cli_host_hook = on_host;
 	status = cli_pipeline_run(&p);
+	cli_host_hook = NULL;
 	if (p.summary)
-		write_summary(&summary, status);
+		write_summary(&summary, &ci, &c, status);
+done:
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
 	ud_buf_free(&summary);
+	ud_buf_free(&run.hosts);
+	ud_buf_free(&run.errors);
 	free(want);
 	free(ci.ref);
 	return status;

@@ -185,49 +185,75 @@ static enum verdict judge(const struct ud_host_reply *h, json_t *a, int want)
 	return V_UNREACHABLE;
 }
 
+void (*cli_host_hook)(const char *host, const char *line, int failed);
+
+/* One line per host (SPEC §4: release, state, time taken); an SSH
+ * failure reads "edge2: unreachable: deploy@10.0.0.3:22: host key for
+ * ... has CHANGED (now ssh-ed25519 SHA256:...): refusing to connect". */
 static void print_host(const struct ud_host_reply *h, json_t *a,
 		       const char *app, int want, enum verdict v)
 {
+	struct ud_buf line = UD_BUF_INIT;
 	json_t *rel = json_object_get(a, "release");
 	long long inst = json_integer_value(json_object_get(a, "instances"));
 
+	ud_buf_printf(&line, "%s: ", h->host);
 	switch (v) {
 	case V_OK:
-		printf("-----> %s: %s v%d %s (%lld instance%s) in %lld ms\n",
-		       h->host, app, want, str(a, "state"), inst,
-		       inst == 1 ? "" : "s", h->ms);
+		ud_buf_printf(&line, "%s v%d %s (%lld instance%s) in %lld ms",
+			      app, want, str(a, "state"), inst,
+			      inst == 1 ? "" : "s", h->ms);
 		break;
 	case V_SUPERSEDED:
-		printf("-----> %s: %s v%d superseded by v%d (a newer "
-		       "release)\n",
-		       h->host, app, want,
-		       num(a, "release") > want ? num(a, "release")
-						: num(a, "desired"));
+		ud_buf_printf(&line,
+			      "%s v%d superseded by v%d (a newer release)",
+			      app, want,
+			      num(a, "release") > want ? num(a, "release")
+						       : num(a, "desired"));
 		break;
 	case V_FAILED:
-		printf("-----> %s: %s v%d failed: %s", h->host, app, want,
-		       json_is_string(json_object_get(a, "error"))
-			       ? str(a, "error")
-			       : "failed");
+		ud_buf_printf(&line, "%s v%d failed: %s", app, want,
+			      json_is_string(json_object_get(a, "error"))
+				      ? str(a, "error")
+				      : "failed");
 		if (json_is_integer(rel))
-			printf(" (still serving v%lld)",
-			       json_integer_value(rel));
-		printf(" [%lld ms]\n", h->ms);
+			ud_buf_printf(&line, " (still serving v%lld)",
+				      json_integer_value(rel));
+		ud_buf_printf(&line, " [%lld ms]", h->ms);
 		break;
 	case V_UNREACHABLE:
 		if (!h->ok)
-			printf("-----> %s: unreachable: %s\n", h->host,
-			       h->error);
+			ud_buf_printf(&line, "unreachable: %s [%lld ms]",
+				      h->error, h->ms);
 		else if (!a)
-			printf("-----> %s: does not run %s (its fleet view "
-			       "may be stale)\n",
-			       h->host, app);
+			ud_buf_printf(&line,
+				      "does not run %s (its fleet view may "
+				      "be stale)",
+				      app);
 		else
-			printf("-----> %s: %s v%d not live: %s%s%s\n", h->host,
-			       app, want, str(a, "state"),
-			       *str(a, "error") ? ": " : "", str(a, "error"));
+			ud_buf_printf(&line, "%s v%d not live: %s%s%s", app,
+				      want, str(a, "state"),
+				      *str(a, "error") ? ": " : "",
+				      str(a, "error"));
 		break;
 	}
+	printf("-----> %s\n", line.ptr);
+	if (cli_host_hook)
+		cli_host_hook(h->host, line.ptr,
+			      v == V_FAILED || v == V_UNREACHABLE);
+	ud_buf_free(&line);
+}
+
+/* "edge1, edge2" for the hosts that failed. */
+static char *failed_names(const struct ud_strvec *hosts, const char *failed)
+{
+	struct ud_buf b = UD_BUF_INIT;
+
+	for (size_t i = 0; i < hosts->n; i++)
+		if (failed[i])
+			ud_buf_printf(&b, "%s%s", b.size ? ", " : "",
+				      hosts->v[i]);
+	return ud_buf_detach(&b);
 }
 
 int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
@@ -238,6 +264,7 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 	const struct ud_placement *p;
 	struct ud_host_reply *replies = NULL;
 	json_t *all = NULL;
+	char *failed = NULL, *names;
 	int err;
 
 	memset(res, 0, sizeof(*res));
@@ -259,6 +286,7 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 			   CLI_SYNC_TIMEOUT_MS, ssh);
 	if (json)
 		all = json_object();
+	failed = ud_calloc(p->hosts.n ? p->hosts.n : 1, 1);
 	for (size_t i = 0; i < p->hosts.n; i++) {
 		const struct ud_host_reply *h = &replies[i];
 		json_t *a = h->reply ? json_object_get(
@@ -274,6 +302,7 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 		} else if (v == V_UNREACHABLE) {
 			res->failed |= CLI_HOST_UNREACHABLE;
 		}
+		failed[i] = v == V_FAILED || v == V_UNREACHABLE;
 		if (json) {
 			json_t *o = a ? json_deep_copy(a) : json_object();
 
@@ -292,12 +321,18 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 		free(s);
 		json_decref(all);
 	}
+	err = 0;
+	if (res->failed) {
+		names = failed_names(&p->hosts, failed);
+		err = ud_error_set(UD_EPARTIAL,
+				   "some hosts did not take the release: %s",
+				   names);
+		free(names);
+	}
+	free(failed);
 	ud_host_replies_free(replies, p->hosts.n);
 	ud_fleet_free(f);
-	return res->failed ? ud_error_set(UD_EPARTIAL,
-					  "some hosts did not take the "
-					  "release")
-			   : 0;
+	return err;
 }
 
 int cli_signal_app(struct ud_deployrepo *r, const char *app,
