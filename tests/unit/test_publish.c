@@ -128,15 +128,20 @@ static void commit_deploy_json(struct fixture *f, const char *text)
 	git_index_free(idx);
 }
 
-static void build(struct fixture *f, int run)
+static void build_json(struct fixture *f, const char *json, int run)
 {
 	struct ud_build_opts o = { "refs/heads/main", NULL, NULL };
 
-	commit_deploy_json(f, DEPLOY_JSON);
+	commit_deploy_json(f, json);
 	if (ud_build_prepare(&f->b, f->src, &f->commit, &o) < 0)
 		fail_msg("prepare: %s", ud_error_last());
 	if (run && ud_build_run(f->b, &o) < 0)
 		fail_msg("run: %s", ud_error_last());
+}
+
+static void build(struct fixture *f, int run)
+{
+	build_json(f, DEPLOY_JSON, run);
 }
 
 static void read_release_file(struct fixture *f, int n, const char *name,
@@ -346,6 +351,67 @@ static void test_check_placement(void **state)
 	ud_fleet_free(fleet);
 }
 
+/* One release carries the images of every arch its hosts need. */
+#define MULTI_ARCH_JSON                                                      \
+	"{\"app\": \"hello\",\n"                                             \
+	" \"build\": {\"command\": \"mkdir -p dist && printf x86 > "          \
+	"dist/x86.elf && printf arm64 > dist/arm.elf\"},\n"                   \
+	" \"images\": [\n"                                                   \
+	"  {\"target\": \"qemu\", \"arch\": \"x86_64\", \"path\": "          \
+	"\"dist/x86.elf\"},\n"                                               \
+	"  {\"target\": \"qemu\", \"arch\": \"aarch64\", \"path\": "         \
+	"\"dist/arm.elf\"}]}\n"
+
+static void test_multi_arch(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_fleet *fleet = ud_fleet_new();
+	struct ud_manifest *m = NULL, *back = NULL;
+	const struct ud_manifest_image *x86, *arm;
+	struct ud_buf b = UD_BUF_INIT;
+
+	build_json(f, MULTI_ARCH_JSON, 0);
+	add_host(fleet, "cloud1", "x86_64");
+	add_host(fleet, "arm1", "aarch64");
+	add_host(fleet, "rv1", "riscv64");
+	place(fleet, "hello", "qemu", "cloud1", "arm1");
+	assert_int_equal(ud_publish_check_placement(fleet, f->b), 0);
+	/* A host whose arch no image has: refused, naming host and arch. */
+	place(fleet, "hello", "qemu", "arm1", "rv1");
+	assert_int_equal(ud_publish_check_placement(fleet, f->b), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), "rv1"));
+	assert_non_null(strstr(ud_error_last(), "qemu/riscv64"));
+
+	if (ud_build_run(f->b, &(struct ud_build_opts){ "refs/heads/main",
+							 NULL, NULL }) < 0)
+		fail_msg("run: %s", ud_error_last());
+	if (ud_publish_build(f->r, f->b, UD_COMP_NONE, &m) < 0)
+		fail_msg("publish: %s", ud_error_last());
+	/* Both in release 1, each under its own name, read back from git. */
+	assert_int_equal(m->release, 1);
+	read_release_file(f, 1, "manifest.json", &b);
+	assert_int_equal(ud_manifest_parse(&back, "manifest.json", b.ptr,
+					   b.size),
+			 0);
+	assert_int_equal(back->nimages, 2);
+	assert_non_null(x86 = ud_manifest_pick(back, "qemu", "x86_64"));
+	assert_non_null(arm = ud_manifest_pick(back, "qemu", "aarch64"));
+	assert_string_equal(x86->file, "qemu-x86_64.img");
+	assert_string_equal(arm->file, "qemu-aarch64.img");
+	assert_string_not_equal(x86->sha256, arm->sha256);
+	read_release_file(f, 1, "qemu-x86_64.img", &b);
+	assert_int_equal(b.size, 3);
+	assert_memory_equal(b.ptr, "x86", 3);
+	read_release_file(f, 1, "qemu-aarch64.img", &b);
+	assert_int_equal(b.size, 5);
+	assert_memory_equal(b.ptr, "arm64", 5);
+
+	ud_buf_free(&b);
+	ud_manifest_free(m);
+	ud_manifest_free(back);
+	ud_fleet_free(fleet);
+}
+
 static void test_image_name(void **state)
 {
 	static const struct {
@@ -376,6 +442,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_publish_none_then_gzip,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_placement, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_multi_arch, setup,
 						teardown),
 		cmocka_unit_test(test_image_name),
 	};
