@@ -116,3 +116,26 @@ teardown() {
 	grep -q 'backend firecracker needs firecracker on host local' <<<"$PUSH_OUT"
 	no_qemu
 }
+
+@test "a publish that cannot serve a placed host's arch fails before anything is committed; multi-arch images publish together" {
+	deploy host add arm1 --agent "unix:$T/arm1.sock" --arch aarch64
+	deploy place "$APP" --hosts local,arm1 --listen "$LISTEN" --target qemu
+	before=$(main_rev)
+	release_version v1
+	grep -q 'arm1' <<<"$PUSH_OUT"
+	grep -q 'qemu/aarch64' <<<"$PUSH_OUT"
+	[ "$(main_rev)" = "$before" ]
+	[ -z "$(tags)" ]
+	no_qemu
+
+	# the aarch64 image (a stand-in file here) joins the same release
+	jq '.images += [{target: "qemu", arch: "aarch64", path: "dist/kernel.elf"}]' \
+		"$W/deploy.json" >"$T/d.json"
+	mv "$T/d.json" "$W/deploy.json"
+	release_version v1
+	[ "$(tags)" = "fixture/v1 " ]
+	[ "$(manifest 1 | jq -r '[.images[].arch] | sort | join(" ")')" = "aarch64 x86_64" ]
+	# this host boots its own arch; arm1's agent is not there
+	[ "$(answer)" = "unideploy-fixture v1" ]
+	grep -q 'arm1' <<<"$PUSH_OUT"
+}
