@@ -753,12 +753,15 @@ static void key_info(const char *text, size_t len, int *encrypted, int *rsa)
 	if (n > sizeof(magic) && !memcmp(raw, magic, sizeof(magic)) &&
 	    (cipher = ssh_string(&p, end, &clen))) {
 		*encrypted = !(clen == 4 && !memcmp(cipher, "none", 4));
-		/* kdfname, kdfoptions, the number of keys, the public key */
+		/* kdfname, kdfoptions, the number of keys (uint32), then
+		 * the first public key, which starts with its type. */
 		if (ssh_string(&p, end, &plen) && ssh_string(&p, end, &plen) &&
-		    end - p >= 4 && (p += 4) &&
-		    (pub = ssh_string(&p, end, &plen)) &&
-		    (type = ssh_string(&pub, pub + plen, &tlen)))
-			*rsa = tlen == 7 && !memcmp(type, "ssh-rsa", 7);
+		    end - p >= 4) {
+			p += 4;
+			if ((pub = ssh_string(&p, end, &plen)) &&
+			    (type = ssh_string(&pub, pub + plen, &tlen)))
+				*rsa = tlen == 7 && !memcmp(type, "ssh-rsa", 7);
+		}
 	}
 	OPENSSL_cleanse(raw, rawsize);
 	free(raw);

@@ -96,9 +96,11 @@ void ud_ssh_identities_free(struct ud_ssh_id *ids, size_t n);
  * Run `command` on `target` ("user@host[:port]"): connect, verify the
  * host key, authenticate with the identities above (first that works),
  * exec, collect stdout into out and stderr into err (each capped at
- * UD_SSH_OUTPUT_MAX; either may be NULL), and the exit status into
- * *status (-1 when the remote end gave none). Everything, connect
- * included, happens within timeout_ms.
+ * UD_SSH_OUTPUT_MAX or the buffer's own max, the rest read and dropped;
+ * either may be NULL), and the exit status into *status (-1 when the
+ * remote end gave none: a command killed by a signal; libssh2 cannot
+ * tell a missing exit-status from 0). Everything, connect
+ * included, happens within timeout_ms (<= 0: no deadline).
  *
  * Errors, each naming the target: UD_ETIMEOUT, UD_ERROR (unreachable,
  * refused, protocol), UD_EAUTH (host key, as above; or no identity was
