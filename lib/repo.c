@@ -22,6 +22,7 @@
  */
 struct remote {
 	char *url;
+	char *shown; /* url for messages: without a password */
 	char *user, *host;
 	int port;
 	int is_ssh;
@@ -227,6 +228,7 @@ static void remote_free(struct remote *rm)
 	ud_buf_free(&rm->tried);
 	free(rm->rejected);
 	free(rm->url);
+	free(rm->shown);
 	free(rm->user);
 	free(rm->host);
 	free(rm);
@@ -320,14 +322,20 @@ static int parse_remote(struct remote *rm, const char *url)
 		/* "user:password@" in an https URL: the user alone */
 		rm->user = ud_strndup(a, colon ? (size_t)(colon - a)
 					       : (size_t)(at - a));
+		if (colon) /* a secret: never in a message */
+			rm->shown = ud_asprintf("%.*s%s", (int)(colon - url),
+						url, at);
 		len -= (size_t)(at + 1 - a);
 		a = at + 1;
 	} else {
 		rm->user = default_user();
 	}
+	if (!rm->shown)
+		rm->shown = ud_strdup(url);
 	if (!len || parse_hostport(rm, a, len, scheme) < 0)
 		return ud_error_set(UD_EINVALID,
-				    "bad deployment repository URL '%s'", url);
+				    "bad deployment repository URL '%s'",
+				    rm->shown);
 	return 0;
 }
 
@@ -543,7 +551,7 @@ static int transport_error(struct remote *rm, int gerr, const char *what)
 	if ((rm && rm->auth_failed) || gerr == GIT_EAUTH ||
 	    gerr == GIT_ECERTIFICATE)
 		code = UD_EAUTH;
-	return ud_error_set_git(code, "%s %s", what, rm ? rm->url : "");
+	return ud_error_set_git(code, "%s %s", what, rm ? rm->shown : "");
 }
 
 static int fetch_into(git_repository *git, const char *url,
@@ -569,7 +577,7 @@ static int fetch_into(git_repository *git, const char *url,
 	if (git_remote_create_anonymous(&remote, git, url) < 0)
 		return ud_error_set_git(UD_EINVALID,
 					"bad deployment repository URL '%s'",
-					url);
+					rm ? rm->shown : url);
 	if ((gerr = git_remote_fetch(remote, &refspecs, &opts, "fetch")) < 0)
 		err = rm ? transport_error(rm, gerr, "fetching")
 			 : ud_error_set_git(UD_ERROR, "cannot fetch '%s'",
@@ -632,8 +640,9 @@ static int lock_mirror(int *fd, const char *path)
 }
 
 /* The mirror's origin names the URL, so plain git can fetch it too. */
-static int set_origin(git_repository *git, const char *url)
+static int set_origin(git_repository *git, const struct remote *rm)
 {
+	const char *url = rm->url;
 	git_remote *remote = NULL;
 	int err = git_remote_lookup(&remote, git, "origin");
 
@@ -650,7 +659,8 @@ static int set_origin(git_repository *git, const char *url)
 	git_remote_free(remote);
 	if (err < 0)
 		return ud_error_set_git(UD_ERROR,
-					"cannot record origin '%s'", url);
+					"cannot record origin '%s'",
+					rm->shown);
 	return 0;
 }
 
@@ -681,7 +691,7 @@ static int open_remote(struct ud_deployrepo **out, const char *url,
 	else if (err < 0)
 		err = ud_error_set_git(UD_ERROR, "cannot open cache '%s'",
 				       path);
-	if (err < 0 || (err = set_origin(git, url)) < 0)
+	if (err < 0 || (err = set_origin(git, rm)) < 0)
 		goto done;
 	/* The mirror is ours alone (the lock): main and the tags follow the
 	 * remote, and a local tag the remote lacks is a leftover. */
@@ -1121,7 +1131,7 @@ static int push_ref(struct ud_deployrepo *r, const char *spec)
 	rm->rejected = NULL;
 	if (git_remote_lookup(&remote, r->git, "origin") < 0)
 		return ud_error_set_git(UD_ERROR, "no origin in the cache of %s",
-					rm->url);
+					rm->shown);
 	gerr = git_remote_push(remote, &refspecs, &opts);
 	if (gerr == GIT_ENONFASTFORWARD) {
 		rm->rejected = ud_asprintf("%s", git_error_last()
@@ -1188,9 +1198,9 @@ static int push_main(struct ud_txn *t)
 	if (moved)
 		err = ud_error_set(UD_ECONFLICT,
 				   "%s moved on %s during the update (%s)",
-				   UD_MAIN_REF, rm->url, why);
+				   UD_MAIN_REF, rm->shown, why);
 	else
-		err = ud_error_set(UD_ERROR, "%s refused %s", rm->url, why);
+		err = ud_error_set(UD_ERROR, "%s refused %s", rm->shown, why);
 done:
 	free(why);
 	return err;
@@ -1211,7 +1221,7 @@ static int push_tags(struct ud_txn *t)
 		if (err == 1)
 			err = ud_error_set(UD_ERROR,
 					   "%s took main but refused tag %s",
-					   t->r->remote->url,
+					   t->r->remote->shown,
 					   t->r->remote->rejected);
 		if (err < 0)
 			ud_error_prefix("committed, but the tag '%s'",

@@ -40,6 +40,17 @@ int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
  * Credentials and host-key checks follow ssh (NULL: ud_ssh_opts_from_env):
  * libgit2's certificate callback checks ssh host keys with
  * ud_ssh_check_hostkey; https keeps libgit2's own TLS verification.
+ *
+ * The mirror's origin is the URL; each open fetches main and the tags
+ * and drops cached tags the remote does not have. An flock on
+ * repos/<name>.lock serialises processes on this machine for the life of
+ * the ud_deployrepo: do not open the same remote URL twice at once in one
+ * process (the second open would wait forever). The ssh options are
+ * copied. Errors name the URL (without a password): UD_EAUTH for a
+ * refused host key ("host key for [h]:p is unknown (ssh-ed25519
+ * SHA256:...)") or when no identity was accepted ("no key was accepted
+ * (tried: --identity, ...)"); UD_ERROR otherwise (e.g. a TLS
+ * certificate libgit2 refused, with its reason).
  */
 struct ud_ssh_opts;
 int ud_deployrepo_open_ex(struct ud_deployrepo **out, const char *url,
@@ -53,7 +64,8 @@ git_repository *ud_deployrepo_git(struct ud_deployrepo *r);
  * A local bare mirror for the agent: opened at mirror_path (created when
  * missing) and fetched from `url` (a path, file://, later ssh://) through
  * libgit2's remote machinery, refspec +refs/heads/main:refs/heads/main
- * plus tags. On success *out is the mirror, ready for reads.
+ * plus tags. On success *out is the mirror, ready for reads. A remote URL
+ * is reached as ud_deployrepo_fetch_ex does with ssh NULL.
  */
 int ud_deployrepo_fetch(struct ud_deployrepo **out, const char *mirror_path,
 			const char *url);

@@ -706,7 +706,7 @@ static void test_https_self_signed_refused(void **state)
 	struct ud_ssh_opts o;
 	char *key = ud_asprintf("%s/tls.key", W.tdir);
 	char *cert = ud_asprintf("%s/tls.crt", W.tdir);
-	char *port, *hostport, *url;
+	char *port, *hostport, *url, *shown;
 	int p, fd = -1, tries;
 
 	(void)state;
@@ -739,12 +739,17 @@ static void test_https_self_signed_refused(void **state)
 
 	use_cache("cache");
 	ssh_opts(&o);
-	url = ud_asprintf("https://127.0.0.1:%d/deploy.git", p);
+	url = ud_asprintf("https://deployer:s3cret@127.0.0.1:%d/deploy.git",
+			  p);
+	shown = ud_asprintf("https://deployer@127.0.0.1:%d/deploy.git", p);
 	assert_true(ud_deployrepo_open_ex(&r, url, &o) < 0);
 	assert_null(r);
-	assert_non_null(strstr(ud_error_last(), url));
+	assert_non_null(strstr(ud_error_last(), shown));
 	assert_non_null(strstr(ud_error_last(), "certificate"));
+	/* the password in the URL is a secret */
+	assert_null(strstr(ud_error_last(), "s3cret"));
 	free(url);
+	free(shown);
 	free(hostport);
 	free(port);
 	free(cert);
