@@ -96,6 +96,17 @@ teardown() {
 	[ "$(agent_cli status --json | jq -r ".apps.$APP.release")" = 1 ]
 }
 
+@test "a VM that dies is restarted and answers again" {
+	release_version v1
+	old=$(qemu_pids)
+	[ -n "$old" ]
+	kill -KILL "$old"
+	wait_until 10 gone "$old"
+	wait_until 20 answer_is "unideploy-fixture v1"
+	[ "$(qemu_count)" -eq 1 ]
+	[ "$(qemu_pids)" != "$old" ]
+}
+
 @test "a summoned VM boots on the first request and is stopped when idle" {
 	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu --mode summon --idle-stop 2
 	release_version v1
