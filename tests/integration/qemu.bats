@@ -107,6 +107,17 @@ teardown() {
 	[ "$(qemu_pids)" != "$old" ]
 }
 
+@test "agent killed with -9 and restarted: the VM is adopted, not rebooted" {
+	release_version v1
+	old=$(qemu_pids)
+	stop_agent KILL
+	[ "$(qemu_pids)" = "$old" ]
+	start_agent
+	[ "$(agent_cli status --json | jq -r ".apps.$APP.instances")" = 1 ]
+	[ "$(answer)" = "unideploy-fixture v1" ]
+	[ "$(qemu_pids)" = "$old" ]
+}
+
 @test "a summoned VM boots on the first request and is stopped when idle" {
 	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu --mode summon --idle-stop 2
 	release_version v1
