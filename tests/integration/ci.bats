@@ -20,11 +20,15 @@ teardown() {
 	teardown_world
 }
 
-# The CI's environment: nothing of the runner running these tests leaks in.
-ci_env=(env -u GITHUB_ACTIONS -u GITHUB_SHA -u GITHUB_REF -u GITHUB_EVENT_NAME
-	-u GITHUB_STEP_SUMMARY -u TRAVIS -u TRAVIS_COMMIT -u TRAVIS_BRANCH
-	-u TRAVIS_PULL_REQUEST -u DEPLOY_COMMIT -u DEPLOY_REF -u DEPLOY_SSH_KEY
-	-u DEPLOY_KNOWN_HOSTS -u SSH_AUTH_SOCK UD_IT_MARK="$T")
+# ci_env [VAR=value ...] CMD...: CMD in a CI's environment; nothing of the
+# runner running these tests leaks in.
+ci_env() {
+	env -u GITHUB_ACTIONS -u GITHUB_SHA -u GITHUB_REF -u GITHUB_EVENT_NAME \
+		-u GITHUB_STEP_SUMMARY -u TRAVIS -u TRAVIS_COMMIT -u TRAVIS_BRANCH \
+		-u TRAVIS_PULL_REQUEST -u DEPLOY_COMMIT -u DEPLOY_REF \
+		-u DEPLOY_SSH_KEY -u DEPLOY_KNOWN_HOSTS -u DEPLOY_SSH_KEY_B64 \
+		-u DEPLOY_KNOWN_HOSTS_B64 -u SSH_AUTH_SOCK UD_IT_MARK="$T" "$@"
+}
 
 # github_ci EVENT [VAR=value ...]: `deploy ci` in the work clone as a
 # GitHub Actions push (or other EVENT) of its HEAD to main.
@@ -32,7 +36,7 @@ github_ci() {
 	local event=$1
 	shift
 	cd "$W"
-	run --separate-stderr "${ci_env[@]}" GITHUB_ACTIONS=true \
+	run --separate-stderr ci_env GITHUB_ACTIONS=true \
 		GITHUB_SHA="$(git -C "$W" rev-parse HEAD)" GITHUB_REF=refs/heads/main \
 		GITHUB_EVENT_NAME="$event" GITHUB_STEP_SUMMARY="$T/summary.md" \
 		"$@" "$DEPLOY_BIN" ci
@@ -40,11 +44,13 @@ github_ci() {
 	printf '%s\n' "--- deploy ci (status $status):" "$output" "--- stderr:" "$stderr" >&2
 }
 
+# travis_ci [VAR=value ...]: the Travis template's script line,
+# ci/deploy-ci.sh, in the work clone as a Travis build of its HEAD on main.
 travis_ci() {
 	cd "$W"
-	run --separate-stderr "${ci_env[@]}" TRAVIS=true \
+	run --separate-stderr ci_env DEPLOY_REPO= TRAVIS=true \
 		TRAVIS_COMMIT="$(git -C "$W" rev-parse HEAD)" TRAVIS_BRANCH=main \
-		"$@" "$DEPLOY_BIN" ci
+		DEPLOY_BIN="$DEPLOY_BIN" "$@" sh "$ROOT/ci/deploy-ci.sh"
 	cd "$ROOT"
 	printf '%s\n' "--- deploy ci (status $status):" "$output" "--- stderr:" "$stderr" >&2
 }
@@ -128,7 +134,7 @@ start_sshd() {
 	grep -q '^| local | :white_check_mark: ' <<<"$s"
 }
 
-@test "travis: a push to main publishes inside folds; a pull request is skipped" {
+@test "travis: through ci/deploy-ci.sh, a pull request without secrets is skipped; a push to main publishes inside folds" {
 	set_version v1
 	commit_all "pong v1"
 	travis_ci TRAVIS_PULL_REQUEST=12
@@ -136,7 +142,14 @@ start_sshd() {
 	[ "$output" = "skipped: pull request" ]
 	[ -z "$(tags)" ]
 
-	travis_ci TRAVIS_PULL_REQUEST=false
+	# Travis settings hold one line: the key and known_hosts in base64
+	# (unused here: the repository is a path and the host an agent socket,
+	# but the script insists on them being configured).
+	KEYDIR=$(mktemp -d /tmp/udci-key.XXXXXX)
+	ssh-keygen -q -t ed25519 -N '' -f "$KEYDIR/key"
+	travis_ci TRAVIS_PULL_REQUEST=false DEPLOY_REPO="$DREPO" \
+		DEPLOY_SSH_KEY_B64="$(base64 -w0 "$KEYDIR/key")" \
+		DEPLOY_KNOWN_HOSTS_B64="$(printf '%s\n' "[127.0.0.1]:2222 $(cut -d' ' -f1,2 "$KEYDIR/key.pub")" | base64 -w0)"
 	[ "$status" -eq 0 ]
 	[ "$(answer)" = "pong v1" ]
 	for stage in build release deploy; do
@@ -144,6 +157,27 @@ start_sshd() {
 		grep -q "^travis_fold:end:deploy-$stage"$'\r'"\$" <<<"$output"
 	done
 	refute grep -q '^::' <<<"$output"
+}
+
+@test "ci/deploy-ci.sh names the settings that are missing, never a value, and runs nothing" {
+	before=$(main_rev)
+	set_version v1
+	commit_all "pong v1"
+	cd "$W"
+	run --separate-stderr ci_env DEPLOY_REPO= GITHUB_ACTIONS=true \
+		GITHUB_SHA="$(git rev-parse HEAD)" GITHUB_REF=refs/heads/main \
+		GITHUB_EVENT_NAME=push DEPLOY_BIN="$DEPLOY_BIN" \
+		DEPLOY_KNOWN_HOSTS="secret-marker-5f1c known" sh "$ROOT/ci/deploy-ci.sh"
+	cd "$ROOT"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "deploy-ci: not set: DEPLOY_SSH_KEY DEPLOY_REPO (CI secrets or variables: see docs/ssh-and-ci.md)" ]
+	grep -q '^::error::deploy-ci: not set: DEPLOY_SSH_KEY DEPLOY_REPO' <<<"$output"
+	refute grep -q secret-marker <<<"$output$stderr"
+	[ "$(main_rev)" = "$before" ]
+
+	run --separate-stderr ci_env DEPLOY_BIN="$T/nowhere/deploy" sh "$ROOT/ci/deploy-ci.sh"
+	[ "$status" -eq 1 ]
+	grep -q "deploy-ci: '$T/nowhere/deploy' not found" <<<"$stderr"
 }
 
 @test "github: ssh:// deployment repository and an ssh host, the key only in DEPLOY_SSH_KEY and found nowhere after" {
