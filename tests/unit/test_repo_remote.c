@@ -472,6 +472,80 @@ done:
 	return err;
 }
 
+/* A stale machine's publish is renumbered after the refused push. */
+static void test_stale_publisher_renumbers(void **state)
+{
+	struct ud_deployrepo *a, *b;
+	char *tag;
+	int n = 0;
+
+	(void)state;
+	use_cache("a");
+	a = open_ok();
+	use_cache("b");
+	b = open_ok();
+	assert_int_equal(publish(a, "from a", &n), 0);
+	assert_int_equal(n, 1);
+	if (publish(b, "from b", &n) < 0)
+		fail_msg("publish: %s", ud_error_last());
+	assert_int_equal(n, 2);
+	tag = origin_rev("hello/v2^{commit}");
+	{
+		char *head = origin_rev("main");
+
+		assert_string_equal(tag, head);
+		free(head);
+	}
+	free(tag);
+	tag = origin_rev("hello/v1^{commit}");
+	{
+		char *parent = origin_rev("main~1");
+
+		assert_string_equal(tag, parent);
+		free(parent);
+	}
+	free(tag);
+	ud_deployrepo_free(a);
+	ud_deployrepo_free(b);
+}
+
+/* A refusal that is not a lost race (here a hook) is an error of its
+ * own, and the cache goes back to what the remote has. */
+static void test_refused_push_is_an_error(void **state)
+{
+	struct ud_deployrepo *r;
+	struct ud_txn *t = NULL;
+	git_reference *ref = NULL;
+	git_oid id;
+	char *hook = ud_asprintf("%s/hooks/pre-receive", W.origin);
+	char *before = origin_rev("main"), *after;
+
+	(void)state;
+	write_file(hook, "#!/bin/sh\necho 'no releases today' >&2\n"
+			 "exit 1\n");
+	assert_int_equal(chmod(hook, 0755), 0);
+	use_cache("cache");
+	r = open_ok();
+	assert_int_equal(ud_txn_begin(&t, r), 0);
+	assert_int_equal(ud_txn_put(t, "x", "x\n", 2), 0);
+	assert_int_equal(ud_txn_tag(t, "x/v1", "x"), 0);
+	assert_int_equal(ud_txn_commit(t, "Refused", NULL), UD_ERROR);
+	assert_non_null(strstr(ud_error_last(), "refused"));
+	assert_non_null(strstr(ud_error_last(), "refs/heads/main"));
+	ud_txn_free(t);
+	after = origin_rev("main");
+	assert_string_equal(before, after);
+	assert_int_equal(ud_deployrepo_head(r, &id), 0);
+	assert_string_equal(git_oid_tostr_s(&id), before);
+	assert_int_equal(git_reference_lookup(&ref, ud_deployrepo_git(r),
+					      "refs/tags/x/v1"),
+			 GIT_ENOTFOUND);
+	ud_deployrepo_free(r);
+	free(after);
+	free(before);
+	free(hook);
+}
+
 #define PUBLISHERS 2
 #define EACH 3
 
@@ -765,6 +839,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_reaches_origin,
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_lost_race_is_a_conflict,
+						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_stale_publisher_renumbers,
+						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_refused_push_is_an_error,
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_racing_publishers,
 						test_setup, test_teardown),
