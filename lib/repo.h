@@ -25,7 +25,7 @@ int ud_deployrepo_init(const char *path);
 
 /* Open a deployment repository given as a path or file:// URL.
  * UD_ENOTFOUND (message names it). ssh:// and https:// are refused with
- * UD_EINVALID for now (a local cache mirror comes with the SSH work). */
+ * UD_EINVALID: they need ud_deployrepo_open_ex and its cache mirror. */
 int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
 
 /*
