@@ -89,9 +89,23 @@ static json_t *do_status(struct agent *a)
 {
 	json_t *apps;
 
+	const char *name;
+	json_t *o;
+	size_t open, held;
+
 	pthread_mutex_lock(&a->lock);
 	apps = a->status ? json_deep_copy(a->status) : json_object();
 	pthread_mutex_unlock(&a->lock);
+	/* Connections change without a snapshot: ask the proxy now. */
+	json_object_foreach(apps, name, o) {
+		open = held = 0;
+		if (a->proxy)
+			proxy_counts(a->proxy, name, &open, &held);
+		json_object_set_new(o, "connections",
+				    json_integer((json_int_t)open));
+		json_object_set_new(o, "waiting",
+				    json_integer((json_int_t)held));
+	}
 	return json_pack("{s:b, s:s, s:o}", "ok", 1, "host", a->conf->host,
 			 "apps", apps);
 }

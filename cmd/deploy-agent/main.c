@@ -75,6 +75,38 @@ static int load_conf(struct ud_agentconf **out, const char *path)
 
 /* Output of sync and status */
 
+/* The summon figures (deploy-agent status only: a sync reply has no
+ * "connections"). */
+static void print_summon(const json_t *o)
+{
+	const json_t *cold = json_object_get(o, "cold_start_ms");
+	const char *mode = json_string_value(json_object_get(o, "mode"));
+
+	if (!json_object_get(o, "connections"))
+		return;
+	printf("  %lld open connection%s, %lld waiting",
+	       json_integer_value(json_object_get(o, "connections")),
+	       json_integer_value(json_object_get(o, "connections")) == 1 ?
+		       "" : "s",
+	       json_integer_value(json_object_get(o, "waiting")));
+	if (!mode || strcmp(mode, "summon")) {
+		putchar('\n');
+		return;
+	}
+	printf(", %lld booting, %lld wake%s, %lld boot%s, %lld refused",
+	       json_integer_value(json_object_get(o, "booting")),
+	       json_integer_value(json_object_get(o, "wakes")),
+	       json_integer_value(json_object_get(o, "wakes")) == 1 ? "" : "s",
+	       json_integer_value(json_object_get(o, "boots")),
+	       json_integer_value(json_object_get(o, "boots")) == 1 ? "" : "s",
+	       json_integer_value(json_object_get(o, "refused")));
+	if (json_is_object(cold))
+		printf(", cold start p50 %.1f ms p99 %.1f ms",
+		       json_number_value(json_object_get(cold, "p50")),
+		       json_number_value(json_object_get(cold, "p99")));
+	putchar('\n');
+}
+
 static void print_app(const char *name, const json_t *o)
 {
 	const char *state = json_string_value(json_object_get(o, "state"));
@@ -113,6 +145,7 @@ static void print_app(const char *name, const json_t *o)
 	if (error)
 		printf(": %s", error);
 	putchar('\n');
+	print_summon(o);
 }
 
 static int query(const struct ud_agentconf *conf, const char *cmd,

@@ -576,6 +576,11 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 
 	close(c->bfd);
 	c->bfd = -1;
+	/* Nothing listens there: the instance died and its owner has not
+	 * noticed yet. It takes no more connections from us until the owner
+	 * says it is ready again. */
+	if (err == ECONNREFUSED && c->inst)
+		c->inst->ready = 0;
 	inst_release(c);
 	if (!c->retried && (next = choose(a, id))) {
 		ud_log_warn("proxy: %s: instance %d (127.0.0.1:%d): %s; "
@@ -583,6 +588,20 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 			    strerror(err), next->id);
 		c->retried = 1;
 		attach(p, c, next);
+		return;
+	}
+	if (err == ECONNREFUSED && !has_ready(a) && a->lfd >= 0) {
+		/* The client has sent nothing anywhere yet: hold it like
+		 * one that came before any instance, so the owner boots a
+		 * fresh one for it (summon) or it waits for the restart. */
+		ud_log_warn("proxy: %s: instance %d (127.0.0.1:%d): %s; "
+			    "holding the client connection", a->name, id,
+			    port, strerror(err));
+		epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
+		held_push(a, c->cfd);
+		a->demand_due = 1;
+		c->cfd = -1;
+		conn_close(p, c);
 		return;
 	}
 	ud_log_warn("proxy: %s: instance %d (127.0.0.1:%d): %s; "

@@ -69,8 +69,10 @@ static json_t *int_or_null(int n)
 
 json_t *app_status_json(const struct app *app)
 {
-	size_t i, running = 0, slots = 0;
+	size_t i, running = 0, slots = 0, booting = 0;
+	double p50, p99;
 	int serving;
+	json_t *o;
 
 	for (i = 0; i < app->ninst; i++) {
 		if (app->inst[i]->release != app->release)
@@ -85,14 +87,39 @@ json_t *app_status_json(const struct app *app)
 	serving = app->release > 0 &&
 		  (slots > 0 || (app->placed &&
 				 app->place.mode == UD_MODE_SUMMON));
-	return json_pack("{s:o, s:o, s:s, s:I, s:o, s:I}",
-			 "desired", int_or_null(app->desired),
-			 "release", int_or_null(serving ? app->release : 0),
-			 "state", status_name(app->status),
-			 "instances", (json_int_t)running,
-			 "error", app->error ? json_string(app->error) :
-					      json_null(),
-			 "ms", (json_int_t)app->ms);
+	o = json_pack("{s:o, s:o, s:s, s:I, s:o, s:I}",
+		      "desired", int_or_null(app->desired),
+		      "release", int_or_null(serving ? app->release : 0),
+		      "state", status_name(app->status),
+		      "instances", (json_int_t)running,
+		      "error", app->error ? json_string(app->error) :
+					   json_null(),
+		      "ms", (json_int_t)app->ms);
+	/* Beyond SPEC §4's keys: what summoning costs and does. The
+	 * control socket adds the live "connections" and "waiting". */
+	for (i = 0; i < app->ninst; i++)
+		if (app->inst[i]->job)
+			booting++;
+	json_object_set_new(o, "booting", json_integer((json_int_t)booting));
+	json_object_set_new(o, "listen", app->listen ?
+			    json_string(app->listen) : json_null());
+	json_object_set_new(o, "mode", json_string(
+		app->placed && app->place.mode == UD_MODE_SUMMON ? "summon" :
+								   "boot"));
+	json_object_set_new(o, "wakes", json_integer((json_int_t)app->wakes));
+	json_object_set_new(o, "boots", json_integer((json_int_t)app->boots));
+	json_object_set_new(o, "refused",
+			    json_integer((json_int_t)app->refused));
+	if (app->ncold) {
+		app_cold_percentiles(app, &p50, &p99);
+		json_object_set_new(o, "cold_start_ms",
+				    json_pack("{s:f, s:f, s:I}", "p50", p50,
+					      "p99", p99, "samples",
+					      (json_int_t)app->ncold));
+	} else {
+		json_object_set_new(o, "cold_start_ms", json_null());
+	}
+	return o;
 }
 
 void agent_publish(struct agent *a)
@@ -731,30 +758,55 @@ done:
 	return reply;
 }
 
+/* Anything that needs a look every tick: instances to supervise. With
+ * none, the thread sleeps until the next poll or a request, so an idle
+ * host with any number of summonable apps costs no wake-ups. */
+static int anything_running(struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->st.napps; i++)
+		if (a->st.apps[i]->ninst)
+			return 1;
+	return 0;
+}
+
+static void deadline_in(struct timespec *ts, long long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 void *agent_reconcile_main(void *arg)
 {
 	struct agent *a = arg;
 	long long next_poll = 0; /* sync at start */
 
 	supervise_adopt(a);
+	if (a->conf->dns_listen && dns_start(a, &a->dns) < 0)
+		ud_log_error("dns: %s", ud_error_last());
 	for (;;) {
 		struct ud_strvec demand = UD_STRVEC_INIT;
 		unsigned long seq;
-		int forced, due;
+		int forced, due, busy = anything_running(a);
 		size_t i;
 
 		pthread_mutex_lock(&a->lock);
 		due = ud_now_ms() >= next_poll;
 		if (!a->stopping && a->req_seq == a->done_seq && !due &&
-		    a->demand.n == 0) {
+		    a->demand.n == 0 && !a->booted) {
 			struct timespec ts;
+			long long wait = busy ? TICK_MS :
+				next_poll - ud_now_ms();
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += TICK_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			if (wait > 3600 * 1000LL)
+				wait = 3600 * 1000LL;
+			deadline_in(&ts, wait > 0 ? wait : 0);
 			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
 		}
 		if (a->stopping) {
@@ -768,6 +820,8 @@ void *agent_reconcile_main(void *arg)
 		ud_strvec_init(&a->demand);
 		pthread_mutex_unlock(&a->lock);
 
+		/* Ready instances first: held connections are waiting. */
+		supervise_booted(a);
 		if (due) {
 			long long t0 = ud_now_ms();
 			json_t *reply = sync_all(a, forced);
@@ -794,8 +848,11 @@ void *agent_reconcile_main(void *arg)
 		if (!agent_stopping(a))
 			supervise_tick(a);
 	}
+	dns_stop(a->dns);
+	a->dns = NULL;
 	ud_log_info("stopping every instance");
 	supervise_stop_all(a);
+	supervise_join_boots(a);
 	agent_publish(a);
 	return NULL;
 }

@@ -57,6 +57,10 @@ static void inst_free(struct instance *in)
 {
 	if (!in)
 		return;
+	/* Its boot thread, if any, stops waiting; the reconcile thread
+	 * frees the job when it comes back. */
+	if (in->job)
+		atomic_store(&in->job->cancel, 1);
 	free(in->log);
 	free(in);
 }
@@ -73,6 +77,7 @@ static void app_free(struct app *app)
 	free(app->name);
 	free(app->error);
 	free(app->listen);
+	free(app->cold_ms);
 	ud_manifest_free(app->manifest);
 	placement_free(&app->place);
 	free(app);

@@ -374,6 +374,18 @@ static void cap_log(const struct instance *in)
 			    LOG_CAP >> 20);
 }
 
+/* Instances that serve or soon will. */
+static size_t app_up(const struct app *app)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < app->ninst; i++)
+		if (app->inst[i]->pid > 0 &&
+		    (app->inst[i]->ready || app->inst[i]->job))
+			n++;
+	return n;
+}
+
 /* Returns 1 if something changed. */
 static int tick_instance(struct agent *a, struct app *app,
 			 struct instance *in, long long now, int check_logs)
@@ -421,9 +433,30 @@ static int tick_instance(struct agent *a, struct app *app,
 		supervise_backends(a, app);
 		if (summoned(app) || in->release != app->release ||
 		    !app->manifest) {
-			ud_log_warn("%s: instance %d (release %d) %s",
-				    app->name, in->id, in->release, how);
+			int booting = in->job != NULL;
+
+			ud_log_warn("%s: instance %d (release %d) %s%s",
+				    app->name, in->id, in->release, how,
+				    booting ? " while booting" : "");
+			if (booting)
+				app_set_error(app, "summon: the instance %s "
+					      "while booting (see %s)", how,
+					      in->log);
 			app_inst_remove(app, in);
+			/* The next connection boots a fresh one; those
+			 * waiting for this one would only wait in vain. */
+			if (booting && summoned(app) && !app_up(app))
+				proxy_drop_held(a->proxy, app->name);
+			/* Connections the proxy held back from the dead
+			 * instance: boot for them now, not at the proxy's
+			 * next reminder. */
+			if (!booting && summoned(app) && app->listen) {
+				size_t held = 0;
+
+				proxy_counts(a->proxy, app->name, NULL, &held);
+				if (held)
+					supervise_demand(a, app);
+			}
 			return 1;
 		}
 		if (in->up_since && now - in->up_since >= BACKOFF_RESET_MS)
@@ -474,48 +507,344 @@ void supervise_tick(struct agent *a)
 	}
 }
 
+/* Summoning */
+
+#define COLD_SAMPLES 4096 /* the latest wakes kept for percentiles */
+#define REFUSED_LOG_MS 10000 /* one "refused" line per app this often */
+
+void app_cold_add(struct app *app, double ms)
+{
+	if (!app->cold_ms)
+		app->cold_ms = ud_calloc(COLD_SAMPLES, sizeof(*app->cold_ms));
+	app->cold_ms[app->cold_next] = ms;
+	app->cold_next = (app->cold_next + 1) % COLD_SAMPLES;
+	if (app->ncold < COLD_SAMPLES)
+		app->ncold++;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return (a > b) - (a < b);
+}
+
+void app_cold_percentiles(const struct app *app, double *p50, double *p99)
+{
+	double *v;
+	size_t n = app->ncold;
+
+	*p50 = *p99 = 0;
+	if (!n)
+		return;
+	v = ud_malloc(n * sizeof(*v));
+	memcpy(v, app->cold_ms, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), cmp_double);
+	/* Nearest rank: the smallest sample with p of them at or below. */
+	*p50 = v[(n * 50 + 99) / 100 - 1];
+	*p99 = v[(n * 99 + 99) / 100 - 1];
+	free(v);
+}
+
+void boot_job_free(struct boot_job *j)
+{
+	if (!j)
+		return;
+	free(j->app);
+	free(j->log);
+	free(j->why);
+	ud_health_free(&j->health);
+	free(j);
+}
+
+static int job_alive(void *payload, char *why, size_t whylen)
+{
+	struct boot_job *j = payload;
+
+	if (atomic_load(&j->cancel)) {
+		snprintf(why, whylen, "the instance was stopped");
+		return 0;
+	}
+	if (agent_stopping(j->a)) {
+		snprintf(why, whylen, "the agent is shutting down");
+		return 0;
+	}
+	return 1;
+}
+
+static void *boot_main(void *arg)
+{
+	struct boot_job *j = arg;
+	struct agent *a = j->a;
+
+	j->err = ud_health_wait(&j->health, "127.0.0.1", j->port, j->log,
+				j->timeout_ms, job_alive, j);
+	if (j->err < 0)
+		j->why = ud_asprintf("health check: %s", ud_error_last());
+	pthread_mutex_lock(&a->lock);
+	j->next = a->booted;
+	a->booted = j;
+	a->boots_running--;
+	pthread_cond_broadcast(&a->wake);
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+static int start_job(struct agent *a, struct boot_job *j)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	sigset_t all, old;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* Signals are for the daemon's main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&a->lock);
+	a->boots_running++;
+	pthread_mutex_unlock(&a->lock);
+	rc = pthread_create(&th, &attr, boot_main, j);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		pthread_mutex_lock(&a->lock);
+		a->boots_running--;
+		pthread_mutex_unlock(&a->lock);
+		return ud_error_set(UD_ERROR, "cannot start a boot thread: %s",
+				    strerror(rc));
+	}
+	return 0;
+}
+
+/* Spawn an instance of the serving release and leave its health to a
+ * boot thread. */
+static int boot_async(struct agent *a, struct app *app, int cold,
+		      long long since)
+{
+	const struct ud_manifest *m = app->manifest;
+	struct instance *in = app_inst_add(app, a->st.next_id++);
+	struct boot_job *j = NULL;
+	int err;
+
+	in->release = m->release;
+	memcpy(in->sha256, app->image, UD_SHA256_HEX);
+	if ((err = inst_spawn(a, app, m, in)) < 0)
+		goto done;
+	agent_save(a);
+	j = ud_calloc(1, sizeof(*j));
+	j->a = a;
+	j->app = ud_strdup(app->name);
+	j->id = in->id;
+	j->port = in->port;
+	j->log = ud_strdup(in->log);
+	j->health.kind = m->health.kind;
+	j->health.http_path = m->health.http_path ?
+		ud_strdup(m->health.http_path) : NULL;
+	j->health.serial_regex = m->health.serial_regex ?
+		ud_strdup(m->health.serial_regex) : NULL;
+	j->health.timeout_s = m->health.timeout_s;
+	j->timeout_ms = health_timeout_ms(m);
+	j->cold = cold;
+	j->since = since;
+	if ((err = start_job(a, j)) < 0)
+		goto done;
+	in->job = j;
+	j = NULL;
+	app->boots++;
+	if (cold)
+		app->wakes++;
+done:
+	boot_job_free(j);
+	if (err < 0) {
+		char *why = ud_strdup(ud_error_last());
+
+		ud_log_warn("%s: summon: %s", app->name, why);
+		supervise_stop(a, app, in);
+		agent_save(a);
+		ud_error_set(err, "%s", why);
+		free(why);
+	}
+	return err;
+}
+
+static int inst_memory_mb(const struct app *app)
+{
+	int mb = app->manifest ? app->manifest->run.memory_mb : 0;
+
+	return mb > 0 ? mb : 64;
+}
+
+/* Would one more instance of app pass the owner's limits? Every running
+ * instance counts, booting and boot-mode ones included. */
+static int over_cap(struct agent *a, const struct app *app, char *why,
+		    size_t len)
+{
+	long long n = 0, mb = 0;
+	size_t i, j;
+
+	for (i = 0; i < a->st.napps; i++) {
+		const struct app *o = a->st.apps[i];
+
+		for (j = 0; j < o->ninst; j++) {
+			if (o->inst[j]->pid <= 0)
+				continue;
+			n++;
+			mb += inst_memory_mb(o);
+		}
+	}
+	if (a->conf->max_instances > 0 && n + 1 > a->conf->max_instances) {
+		snprintf(why, len, "the host's cap of %d instances "
+			 "(limits.max_instances) is reached",
+			 a->conf->max_instances);
+		return 1;
+	}
+	if (a->conf->max_memory_mb > 0 &&
+	    mb + inst_memory_mb(app) > a->conf->max_memory_mb) {
+		snprintf(why, len, "%lld MiB more would pass the host's cap "
+			 "of %d MiB (limits.max_memory_mb; %lld MiB in use)",
+			 (long long)inst_memory_mb(app),
+			 a->conf->max_memory_mb, mb);
+		return 1;
+	}
+	return 0;
+}
+
 void supervise_demand(struct agent *a, struct app *app)
 {
-	struct instance *in;
-	size_t i, running = 0, ready = 0, saturated = 0;
+	size_t i, running = 0, up = 0, open = 0, held = 0, need, max;
+	long long since;
+	char why[160];
+	int conc = app->place.concurrency;
 
 	if (!summoned(app) || !app->manifest || !app->release ||
 	    !app->image[0])
 		return;
 	for (i = 0; i < app->ninst; i++) {
-		in = app->inst[i];
+		struct instance *in = app->inst[i];
+
 		if (in->pid <= 0)
 			continue;
 		running++;
-		if (!in->ready)
-			continue;
-		ready++;
-		if (app->place.concurrency > 0 &&
-		    proxy_active(a->proxy, app->name, in->id) >=
-			    (size_t)app->place.concurrency)
-			saturated++;
+		/* Draining instances of an older release take nothing new. */
+		if ((in->ready || in->job) && !in->drain_until)
+			up++;
 	}
-	/* The proxy repeats its call while connections wait; boot only when
-	 * no instance can take them. */
-	if (ready > 0 && saturated < ready)
-		return;
-	if (running >= (size_t)(app->place.max_instances > 0 ?
-				app->place.max_instances : 1))
-		return;
-	ud_log_info("%s: summoned (%zu running)", app->name, running);
-	app->status = APP_STARTING;
+	proxy_counts(a->proxy, app->name, &open, &held);
+	/* Enough instances for every connection, open or waiting, at
+	 * `concurrency` each; instances still booting count, which is
+	 * what keeps the proxy's repeated calls from starting more. */
+	need = conc > 0 ? (open + held + (size_t)conc - 1) / (size_t)conc : 1;
+	if (need < 1)
+		need = 1;
+	max = app->place.max_instances > 0 ? (size_t)app->place.max_instances :
+					     1;
+	since = proxy_held_since(a->proxy, app->name);
+	if (!since)
+		since = ud_now_ms();
+	while (up < need && running < max) {
+		if (over_cap(a, app, why, sizeof(why))) {
+			size_t dropped = up ? 0 :
+				proxy_drop_held(a->proxy, app->name);
+			long long now = ud_now_ms();
+
+			app->refused++;
+			if (dropped || now - app->refused_logged >=
+					       REFUSED_LOG_MS) {
+				app->refused_logged = now;
+				ud_log_warn("%s: not booting another instance: "
+					    "%s%s", app->name, why,
+					    dropped ? "; closing the waiting "
+						      "connections" : "");
+			}
+			break;
+		}
+		ud_log_info("%s: summoned (%zu running, %zu open, %zu "
+			    "waiting)", app->name, running, open, held);
+		if (boot_async(a, app, up == 0, since) < 0) {
+			app_set_error(app, "summon: %s", ud_error_last());
+			if (!up)
+				proxy_drop_held(a->proxy, app->name);
+			break;
+		}
+		running++;
+		up++;
+	}
 	agent_publish(a);
-	if (supervise_boot(a, app, app->manifest, app->image, &in) < 0) {
-		app_set_error(app, "summon: %s", ud_error_last());
-		app->status = APP_FAILED;
-	} else {
-		app_set_error(app, NULL);
-		app->status = APP_SUMMONABLE;
-		in->ready = 1;
-		supervise_backends(a, app);
+}
+
+int supervise_booted(struct agent *a)
+{
+	struct boot_job *list, *j;
+	int changed = 0;
+
+	pthread_mutex_lock(&a->lock);
+	list = a->booted;
+	a->booted = NULL;
+	pthread_mutex_unlock(&a->lock);
+	while ((j = list)) {
+		struct app *app = state_app(&a->st, j->app);
+		struct instance *in = NULL;
+		size_t i, up = 0;
+
+		list = j->next;
+		for (i = 0; app && i < app->ninst; i++)
+			if (app->inst[i]->job == j)
+				in = app->inst[i];
+		if (!in)
+			goto next;
+		in->job = NULL;
+		changed = 1;
+		if (j->err == 0) {
+			in->ready = 1;
+			in->up_since = in->busy_at = ud_now_ms();
+			supervise_backends(a, app);
+			if (j->cold)
+				app_cold_add(app, (double)(in->up_since -
+							   j->since));
+			app_set_error(app, NULL);
+			app->status = APP_SUMMONABLE;
+			ud_log_info("%s: instance %d of release %d is ready "
+				    "(%lld ms after it was asked for)",
+				    app->name, in->id, in->release,
+				    in->up_since - j->since);
+			goto next;
+		}
+		ud_log_warn("%s: instance %d of release %d: %s", app->name,
+			    in->id, in->release, j->why);
+		app_set_error(app, "summon: %s", j->why);
+		supervise_stop(a, app, in);
+		up = app_up(app);
+		/* Nothing else is coming up for them: closed beats a hang
+		 * until hold_ms (and a boot retried every second). */
+		if (!up)
+			proxy_drop_held(a->proxy, app->name);
+next:
+		boot_job_free(j);
+	}
+	if (changed) {
 		agent_save(a);
+		agent_publish(a);
 	}
-	agent_publish(a);
+	return changed;
+}
+
+void supervise_join_boots(struct agent *a)
+{
+	struct boot_job *j;
+
+	pthread_mutex_lock(&a->lock);
+	while (a->boots_running > 0)
+		pthread_cond_wait(&a->wake, &a->lock);
+	pthread_mutex_unlock(&a->lock);
+	supervise_booted(a);
+	pthread_mutex_lock(&a->lock);
+	while ((j = a->booted)) {
+		a->booted = j->next;
+		boot_job_free(j);
+	}
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* Adoption */

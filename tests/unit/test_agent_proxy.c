@@ -797,18 +797,24 @@ static void test_refused_backend(void **state)
 	assert_int_equal(ud_net_free_port(&dead), 0);
 	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
 
-	/* Only a dead backend: the client is closed, nothing stays open. */
+	/* Only a dead backend (it crashed and its owner was not told yet):
+	 * the client is held, not closed, the owner is asked for an
+	 * instance, and the next ready backend takes it. */
 	pb[0].id = 9;
 	pb[0].port = dead;
-	proxy_set_backends(f->p, "app", pb, 1);
-	fd = client(f);
-	expect_eof(fd);
-	close(fd);
-	assert_true(wait_for(f, "app", 9, 0));
-
-	/* A dead and a live one: every connection ends up on the live one. */
 	pb[1].id = 1;
 	pb[1].port = b->port;
+	proxy_set_backends(f->p, "app", pb, 1);
+	fd = client(f);
+	assert_true(wait_held(f, "app", 1));
+	assert_int_equal(demands(f, 1).demands, 1);
+	assert_true(wait_for(f, "app", 9, 0));
+	proxy_set_backends(f->p, "app", &pb[1], 1);
+	assert_int_equal(landed(fd), 1);
+	close(fd);
+	assert_true(wait_held(f, "app", 0));
+
+	/* A dead and a live one: every connection ends up on the live one. */
 	proxy_set_backends(f->p, "app", pb, 2);
 	for (i = 0; i < 4; i++) {
 		fd = client(f);
