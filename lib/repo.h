@@ -49,8 +49,8 @@ int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
  * copied. Errors name the URL (without a password): UD_EAUTH for a
  * refused host key ("host key for [h]:p is unknown (ssh-ed25519
  * SHA256:...)") or when no identity was accepted ("no key was accepted
- * (tried: --identity, ...)"); UD_ERROR otherwise (e.g. a TLS
- * certificate libgit2 refused, with its reason).
+ * (tried: --identity, ...)") or a TLS certificate libgit2 refused (its
+ * reason: "the SSL certificate is invalid: ..."); UD_ERROR otherwise.
  */
 struct ud_ssh_opts;
 int ud_deployrepo_open_ex(struct ud_deployrepo **out, const char *url,

@@ -816,7 +816,7 @@ static void test_https_self_signed_refused(void **state)
 	url = ud_asprintf("https://deployer:s3cret@127.0.0.1:%d/deploy.git",
 			  p);
 	shown = ud_asprintf("https://deployer@127.0.0.1:%d/deploy.git", p);
-	assert_true(ud_deployrepo_open_ex(&r, url, &o) < 0);
+	assert_int_equal(ud_deployrepo_open_ex(&r, url, &o), UD_EAUTH);
 	assert_null(r);
 	assert_non_null(strstr(ud_error_last(), shown));
 	assert_non_null(strstr(ud_error_last(), "certificate"));
