@@ -61,7 +61,7 @@ static int install(const char *app_repo, const char *branch,
 				    branch);
 	url = absolute_url(given);
 	/* Refuse a hook that would point at nothing. */
-	if ((err = ud_deployrepo_open(&dr, url)) < 0)
+	if ((err = ud_deployrepo_open_ex(&dr, url, &c->ssh)) < 0)
 		goto done;
 	if ((err = ud_source_open(&repo, app_repo)) < 0)
 		goto done;
