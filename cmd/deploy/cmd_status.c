@@ -20,9 +20,10 @@ static const char usage[] = "deploy status [APP] [--json]";
 /* Long enough for a host that is mid-boot to answer a status request. */
 #define STATUS_TIMEOUT_MS (10 * 1000)
 
-#define NCOLS 7
+#define NCOLS 10
 static const char *const header[NCOLS] = {
-	"APP", "HOST", "DESIRED", "RUNNING", "STATE", "INSTANCES", "ERROR",
+	"APP", "HOST", "DESIRED", "RUNNING", "STATE", "INSTANCES", "CONNS",
+	"WAKES", "COLD p50/p99", "ERROR",
 };
 
 /* Text output: the cells of every row, NCOLS per row. */
@@ -33,8 +34,10 @@ struct table {
 
 static void table_row(struct table *t, const char *app, const char *host,
 		      int desired, const json_t *release, const char *state,
-		      long long instances, const char *error)
+		      long long instances, const json_t *a, const char *error)
 {
+	const json_t *cold = json_object_get(a, "cold_start_ms");
+
 	ud_strvec_push(&t->cells, app);
 	ud_strvec_push(&t->cells, host);
 	if (desired)
@@ -48,6 +51,23 @@ static void table_row(struct table *t, const char *app, const char *host,
 		ud_strvec_push(&t->cells, "-");
 	ud_strvec_push(&t->cells, state);
 	ud_strvec_pushf(&t->cells, "%lld", instances);
+	/* The summon figures, from agents that report them. */
+	if (json_is_integer(json_object_get(a, "connections")))
+		ud_strvec_pushf(&t->cells, "%lld", json_integer_value(
+					json_object_get(a, "connections")));
+	else
+		ud_strvec_push(&t->cells, "-");
+	if (json_is_integer(json_object_get(a, "wakes")))
+		ud_strvec_pushf(&t->cells, "%lld", json_integer_value(
+					json_object_get(a, "wakes")));
+	else
+		ud_strvec_push(&t->cells, "-");
+	if (json_is_object(cold))
+		ud_strvec_pushf(&t->cells, "%.1f/%.1f ms",
+				json_number_value(json_object_get(cold, "p50")),
+				json_number_value(json_object_get(cold, "p99")));
+	else
+		ud_strvec_push(&t->cells, "-");
 	ud_strvec_push(&t->cells, error ? error : "");
 	if (error)
 		t->has_error = 1;
@@ -157,7 +177,12 @@ static void report_host(json_t *hosts, struct table *t, const char *app,
 {
 	json_t *a = NULL, *release = json_null();
 	const char *state = "unreachable", *error = NULL;
+	static const char *const extra[] = { "connections", "waiting",
+					     "booting", "wakes", "boots",
+					     "refused", "cold_start_ms" };
 	long long instances = 0;
+	json_t *o;
+	size_t k;
 
 	if (!h || !h->ok) {
 		error = h && h->error ? h->error : "not asked";
@@ -183,11 +208,17 @@ static void report_host(json_t *hosts, struct table *t, const char *app,
 	}
 	if (t)
 		table_row(t, app, host, desired, release, state, instances,
-			  error);
-	json_object_set_new(hosts, host,
-			    json_pack("{s:o, s:s, s:I}", "release", release,
-				      "state", state,
-				      "instances", (json_int_t)instances));
+			  a, error);
+	o = json_pack("{s:o, s:s, s:I}", "release", release, "state", state,
+		      "instances", (json_int_t)instances);
+	/* Beside SPEC §4's keys: the summon figures the agent reports. */
+	for (k = 0; k < sizeof(extra) / sizeof(*extra); k++) {
+		json_t *v = json_object_get(a, extra[k]);
+
+		if (v)
+			json_object_set(o, extra[k], v);
+	}
+	json_object_set_new(hosts, host, o);
 }
 
 int cmd_status(int argc, char **argv)
@@ -258,7 +289,7 @@ int cmd_status(int argc, char **argv)
 		if (!p || !p->hosts.n) {
 			if (!c.json)
 				table_row(&table, app, "-", desired, NULL,
-					  "not placed", 0, NULL);
+					  "not placed", 0, NULL, NULL);
 			continue;
 		}
 		for (j = 0; j < p->hosts.n; j++)

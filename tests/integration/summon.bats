@@ -68,6 +68,17 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"2 wakes"* ]]
 	[[ "$output" == *"cold start p50"* ]]
+	# deploy status: SPEC's keys as they were, the figures beside them
+	run deploy status --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .apps.pong.hosts.local.state <<<"$output")" = summonable ]
+	[ "$(jq -r .apps.pong.hosts.local.wakes <<<"$output")" -eq 2 ]
+	[ "$(jq -r .apps.pong.hosts.local.cold_start_ms.samples <<<"$output")" -eq 2 ]
+	jq -e '.apps.pong.hosts.local.connections >= 0' <<<"$output"
+	run deploy status
+	[ "$status" -eq 0 ]
+	grep -Eq '^APP +HOST +DESIRED +RUNNING +STATE +INSTANCES +CONNS +WAKES +COLD' <<<"$output"
+	grep -Eq '^pong +local +v1 +v1 +summonable +[01] +[0-9]+ +2 +[0-9.]+/[0-9.]+ ms' <<<"$output"
 }
 
 @test "a burst of slow concurrent requests scales out and never past max_instances" {
