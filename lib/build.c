@@ -165,6 +165,10 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 	size_t i;
 
 	ud_env_from_environ(&env, 1);
+	/* The pipeline's secret (SPEC §6) is for SSH only: the build's output
+	 * is committed as build.log, where a printed key would live forever. */
+	ud_env_unset(&env, "DEPLOY_SSH_KEY");
+	ud_env_unset(&env, "DEPLOY_SSH_KEY_B64");
 	for (i = 0; i < b->cfg->build_env.n; i++) {
 		const char *kv = b->cfg->build_env.v[i];
 		const char *eq = strchr(kv, '=');

@@ -195,6 +195,10 @@ static void test_build_ok(void **state)
 	/* The hook runs with GIT_DIR set: the build must not see it. */
 	setenv("GIT_DIR", f->repo_dir, 1);
 	setenv("GIT_WORK_TREE", f->repo_dir, 1);
+	/* The pipeline's SSH key must not reach the build (whose output is
+	 * committed as build.log). */
+	setenv("DEPLOY_SSH_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----", 1);
+	setenv("DEPLOY_SSH_KEY_B64", "c2VjcmV0", 1);
 	b = prepare(f, &o);
 	unsetenv("GIT_WORK_TREE");
 
@@ -258,7 +262,10 @@ static void test_build_ok(void **state)
 	assert_null(strstr(env.ptr, "\nGIT_DIR="));
 	assert_false(!strncmp(env.ptr, "GIT_DIR=", 8));
 	assert_null(strstr(env.ptr, "GIT_WORK_TREE="));
+	assert_null(strstr(env.ptr, "DEPLOY_SSH_KEY"));
 	unsetenv("GIT_DIR");
+	unsetenv("DEPLOY_SSH_KEY");
+	unsetenv("DEPLOY_SSH_KEY_B64");
 
 	workdir = ud_strdup(b->workdir);
 	ud_build_free(b);
