@@ -53,26 +53,38 @@ static const char *config_ext(const char *target)
 	return NULL;
 }
 
+/* The directory above the binary's that holds templates/backends: bin/
+ * in the source tree, build/san/bin for the sanitizer build, PREFIX/bin
+ * once installed (PREFIX/share/unideploy/templates). */
 static char *templates_dir(struct agent *a)
 {
-	char *exe, *dir, *try;
+	static const char *const under[] = {
+		"templates/backends", "share/unideploy/templates/backends"
+	};
+	char *exe, *slash, *try;
+	int up;
+	size_t i;
 
 	if (a->backends_dir)
 		return ud_strdup(a->backends_dir);
 	if (!(exe = realpath("/proc/self/exe", NULL)))
 		return ud_strdup("/usr/local/share/unideploy/templates/backends");
-	*strrchr(exe, '/') = '\0';
-	/* In the source tree (bin/deploy-agent), then installed
-	 * (PREFIX/bin/deploy-agent, PREFIX/share/unideploy/templates). */
-	try = ud_asprintf("%s/../templates/backends", exe);
-	if (access(try, F_OK) == 0) {
-		free(exe);
-		return try;
+	for (up = 0; up < 4 && (slash = strrchr(exe, '/')) && slash != exe;
+	     up++) {
+		*slash = '\0';
+		if (up == 0)
+			continue;
+		for (i = 0; i < sizeof(under) / sizeof(*under); i++) {
+			try = ud_asprintf("%s/%s", exe, under[i]);
+			if (access(try, F_OK) == 0) {
+				free(exe);
+				return try;
+			}
+			free(try);
+		}
 	}
-	free(try);
-	dir = ud_asprintf("%s/../share/unideploy/templates/backends", exe);
 	free(exe);
-	return dir;
+	return ud_strdup("/usr/local/share/unideploy/templates/backends");
 }
 
 static int read_template(struct agent *a, const char *target, const char *ext,
@@ -675,6 +687,37 @@ done:
 	return err;
 }
 
+/*
+ * A serial health check reads the whole console log, and a restarted
+ * instance appends to the log of its crashed run, which already printed the
+ * ready line: keep that run's output in <log>.prev and start the log afresh
+ * (the supervisor's descriptor appends, so it writes at the new end).
+ */
+static void restart_console(const struct ud_manifest *m,
+			    const struct instance *in)
+{
+	struct ud_buf old = UD_BUF_INIT;
+	char *prev;
+
+	if (m->health.kind != UD_HEALTH_SERIAL || !in->log)
+		return;
+	old.max = 8 * 1024 * 1024;
+	if (ud_buf_read_file(&old, in->log) < 0 || old.size == 0) {
+		ud_error_clear();
+		ud_buf_free(&old);
+		return;
+	}
+	prev = ud_asprintf("%s.prev", in->log);
+	if (ud_write_file_atomic(prev, old.ptr, old.size, 0640) < 0) {
+		ud_log_warn("%s: %s", prev, ud_error_last());
+		ud_error_clear();
+	}
+	if (truncate(in->log, 0) < 0)
+		ud_log_warn("cannot truncate %s: %s", in->log, strerror(errno));
+	free(prev);
+	ud_buf_free(&old);
+}
+
 int backend_command(struct agent *a, const struct app *app,
 		    const struct ud_manifest *m, const char *target,
 		    const struct instance *in, const char *rundir,
@@ -682,6 +725,7 @@ int backend_command(struct agent *a, const struct app *app,
 {
 	size_t i;
 
+	restart_console(m, in);
 	if (strcmp(target, "unix"))
 		return vm_command(a, app, m, target, in, rundir, argv);
 	ud_strvec_push(argv, "");

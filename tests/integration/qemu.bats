@@ -105,6 +105,9 @@ teardown() {
 	wait_until 20 answer_is "unideploy-fixture v1"
 	[ "$(qemu_count)" -eq 1 ]
 	[ "$(qemu_pids)" != "$old" ]
+	# the crashed run's console is kept aside; the new one starts afresh
+	[ "$(grep -c READY "$T"/state/apps/$APP/logs/1-*.log)" = 1 ]
+	grep -q READY "$T"/state/apps/$APP/logs/1-*.log.prev
 }
 
 @test "agent killed with -9 and restarted: the VM is adopted, not rebooted" {
