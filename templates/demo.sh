@@ -35,6 +35,7 @@ free_port() {
 	exit 1
 }
 port=$(free_port 18080)
+sport=$(free_port $((port + 1)))
 
 export GIT_AUTHOR_NAME="Demo User" GIT_AUTHOR_EMAIL=demo@example.com
 export GIT_COMMITTER_NAME="Demo User" GIT_COMMITTER_EMAIL=demo@example.com
@@ -81,6 +82,27 @@ echo v2 >VERSION
 git commit -qam "pong v2"
 run git push origin main
 run curl -fsS "http://127.0.0.1:$port/"
+
+say "A summoned app: registered with zero instances, booted by its first request"
+run "$deploy" place pong-summoned --hosts local --mode summon --listen "127.0.0.1:$sport" --idle-stop 2
+git clone -q "$T/pong.git" "$T/work2" 2>/dev/null
+git init -q --bare -b main "$T/pong-summoned.git"
+"$deploy" hook install "$T/pong-summoned.git" >/dev/null
+cd "$T/work2"
+git remote set-url origin "$T/pong-summoned.git"
+jq '.app = "pong-summoned"' deploy.json >deploy.json.new && mv deploy.json.new deploy.json
+git commit -qam "pong-summoned v1"
+run git push -q origin HEAD:main
+instances() { "$agent" --config "$T/agent.json" status --json | jq ".apps[\"pong-summoned\"].instances"; }
+echo "instances at rest: $(instances)"
+printf '$ curl http://127.0.0.1:%s/   (wakes it)\n' "$sport"
+curl -fsS -o /dev/null -w 'first request answered in %{time_total} s, boot included\n' "http://127.0.0.1:$sport/"
+echo "instances now: $(instances)"
+run "$agent" --config "$T/agent.json" status pong-summoned
+echo "no request for 2 s: the idle stop ..."
+for _ in $(seq 100); do [ "$(instances)" = 0 ] && break; sleep 0.1; done
+echo "instances after the idle stop: $(instances)"
+cd "$T/work"
 
 say "deploy rollback: a new release made of v1's blobs"
 run "$deploy" rollback pong

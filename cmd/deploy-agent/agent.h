@@ -230,6 +230,8 @@ int backend_shutdown(struct agent *a, const struct app *app,
 int control_start(struct agent *a, pthread_t *thread, int *fd);
 /* Ask for a sync without waiting (SIGHUP). */
 void agent_request_sync(struct agent *a);
+/* Wake the control acceptor so it sees `stopping` at once. */
+void control_wake(void);
 /* Proxy callback. */
 void agent_demand(const char *app, size_t waiting, void *payload);
 

@@ -11,6 +11,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +25,21 @@
 #include "net.h"
 
 #define READ_TIMEOUT_MS 10000
+/* The acceptor learns of a shutdown from control_wake(); this is only the
+ * fallback, so an idle agent wakes up rarely rather than 5 times a second. */
+#define STOP_CHECK_MS 60000
+
+/* Written by control_wake(); one per process, never closed, so a late
+ * write can never land on a reused descriptor. */
+static int wake_fd = -1;
+
+void control_wake(void)
+{
+	uint64_t one = 1;
+
+	if (wake_fd >= 0 && write(wake_fd, &one, sizeof(one)) < 0)
+		ud_log_debug("control: wake: %s", strerror(errno));
+}
 
 struct conn {
 	struct agent *a;
@@ -202,12 +219,14 @@ static void *accept_main(void *arg)
 	struct agent *a = ac->a;
 
 	while (!agent_stopping(a)) {
-		struct pollfd pfd = { ac->fd, POLLIN, 0 };
+		struct pollfd pfd[2] = { { ac->fd, POLLIN, 0 },
+					 { wake_fd, POLLIN, 0 } };
 		struct conn *c;
 		pthread_t t;
 		int fd;
 
-		if (poll(&pfd, 1, 200) <= 0)
+		if (poll(pfd, wake_fd >= 0 ? 2 : 1, STOP_CHECK_MS) <= 0 ||
+		    !(pfd[0].revents & POLLIN))
 			continue;
 		if ((fd = accept4(ac->fd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
 			if (errno != EAGAIN && errno != EINTR &&
@@ -251,6 +270,8 @@ int control_start(struct agent *a, pthread_t *thread, int *fd)
 				    a->conf->control);
 	if ((err = ud_net_listen(fd, &addr, 64)) < 0)
 		return err;
+	if (wake_fd < 0)
+		wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ac = ud_calloc(1, sizeof(*ac));
 	ac->a = a;
 	ac->fd = *fd;

@@ -848,6 +848,7 @@ void *agent_reconcile_main(void *arg)
 		if (!agent_stopping(a))
 			supervise_tick(a);
 	}
+	control_wake();
 	dns_stop(a->dns);
 	a->dns = NULL;
 	ud_log_info("stopping every instance");
