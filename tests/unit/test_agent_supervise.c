@@ -233,9 +233,40 @@ static void test_stop_all(void **state)
 	assert_false(running(p2));
 }
 
+/* Wake latencies: nearest-rank percentiles over the samples kept, the
+ * oldest forgotten once the ring is full. */
+static void test_cold_percentiles(void **state)
+{
+	struct app app;
+	double p50, p99;
+	int i;
+
+	(void)state;
+	memset(&app, 0, sizeof(app));
+	app_cold_percentiles(&app, &p50, &p99);
+	assert_true(p50 == 0 && p99 == 0);
+	for (i = 100; i >= 1; i--)
+		app_cold_add(&app, i);
+	app_cold_percentiles(&app, &p50, &p99);
+	assert_true(p50 == 50);
+	assert_true(p99 == 99);
+	app_cold_add(&app, 1000);
+	app_cold_percentiles(&app, &p50, &p99);
+	assert_true(p50 == 51);
+	assert_true(p99 == 100);
+	/* 5000 more samples of 7: everything before is forgotten. */
+	for (i = 0; i < 5000; i++)
+		app_cold_add(&app, 7);
+	app_cold_percentiles(&app, &p50, &p99);
+	assert_true(p50 == 7 && p99 == 7);
+	assert_int_equal(app.ncold, 4096);
+	free(app.cold_ms);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cold_percentiles),
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_all, setup,
 						teardown),
