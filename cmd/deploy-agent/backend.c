@@ -687,37 +687,6 @@ done:
 	return err;
 }
 
-/*
- * A serial health check reads the whole console log, and a restarted
- * instance appends to the log of its crashed run, which already printed the
- * ready line: keep that run's output in <log>.prev and start the log afresh
- * (the supervisor's descriptor appends, so it writes at the new end).
- */
-static void restart_console(const struct ud_manifest *m,
-			    const struct instance *in)
-{
-	struct ud_buf old = UD_BUF_INIT;
-	char *prev;
-
-	if (m->health.kind != UD_HEALTH_SERIAL || !in->log)
-		return;
-	old.max = 8 * 1024 * 1024;
-	if (ud_buf_read_file(&old, in->log) < 0 || old.size == 0) {
-		ud_error_clear();
-		ud_buf_free(&old);
-		return;
-	}
-	prev = ud_asprintf("%s.prev", in->log);
-	if (ud_write_file_atomic(prev, old.ptr, old.size, 0640) < 0) {
-		ud_log_warn("%s: %s", prev, ud_error_last());
-		ud_error_clear();
-	}
-	if (truncate(in->log, 0) < 0)
-		ud_log_warn("cannot truncate %s: %s", in->log, strerror(errno));
-	free(prev);
-	ud_buf_free(&old);
-}
-
 int backend_command(struct agent *a, const struct app *app,
 		    const struct ud_manifest *m, const char *target,
 		    const struct instance *in, const char *rundir,
@@ -725,7 +694,6 @@ int backend_command(struct agent *a, const struct app *app,
 {
 	size_t i;
 
-	restart_console(m, in);
 	if (strcmp(target, "unix"))
 		return vm_command(a, app, m, target, in, rundir, argv);
 	ud_strvec_push(argv, "");

@@ -170,15 +170,26 @@ void supervise_backends(struct agent *a, struct app *app)
 	free(b);
 }
 
-/* Open the console log, starting afresh past the cap. */
+/*
+ * Each run of an instance starts a fresh console log: a serial health
+ * check reads the log from its start, and a restarted instance must not
+ * pass on the ready line its crashed run printed. That run's console stays
+ * beside it as <log>.prev, for the post-mortem.
+ */
 static int open_log(const char *path)
 {
 	struct stat sb;
-	int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+	char *prev;
 
-	if (stat(path, &sb) == 0 && sb.st_size > LOG_CAP)
-		flags |= O_TRUNC;
-	return open(path, flags, 0640);
+	if (stat(path, &sb) == 0 && sb.st_size > 0) {
+		prev = ud_asprintf("%s.prev", path);
+		if (rename(path, prev) < 0)
+			ud_log_warn("cannot keep %s as %s: %s", path, prev,
+				    strerror(errno));
+		free(prev);
+	}
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+		    0640);
 }
 
 static int inst_spawn(struct agent *a, struct app *app,
