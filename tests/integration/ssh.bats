@@ -241,6 +241,14 @@ line_for() { grep -E "(^|[^a-z0-9-])$1([^a-z0-9-]|$)" <<<"$output"; }
 
 	release_version v2
 	[ "$(netns_answer edge1)" = "pong v2" ]
+
+	# the agent checks the deploy server's host key too: a changed one is
+	# refused, named by its fingerprint, and v2 keeps serving
+	netns_rekey srv
+	fp=$(netns_fingerprint srv)
+	release_version v3
+	grep -E "^remote: -----> edge1:" <<<"$PUSH_OUT" | grep -qF "$fp"
+	[ "$(netns_answer edge1)" = "pong v2" ]
 }
 
 @test "the pipeline's key appears nowhere on disk nor in any output" {
