@@ -192,6 +192,18 @@ line_for() { grep -E "(^|[^a-z0-9-])$1([^a-z0-9-]|$)" <<<"$output"; }
 	run --separate-stderr sshplain deploy-agent status --json
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .apps.pong.release <<<"$output")" = 1 ]
+
+	# the pipeline with the key as a file (--identity) instead of the
+	# environment; and with no key at all, which the host refuses
+	run --separate-stderr env -u DEPLOY_SSH_KEY UD_IT_MARK="$T" "$DEPLOY_BIN" status --json --identity "$T/keys/plain"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .apps.pong.hosts.edge1.state <<<"$output")" = running ]
+	run --separate-stderr env -u DEPLOY_SSH_KEY UD_IT_MARK="$T" "$DEPLOY_BIN" status --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .apps.pong.hosts.edge1.state <<<"$output")" = unreachable ]
+	run --separate-stderr env -u DEPLOY_SSH_KEY UD_IT_MARK="$T" "$DEPLOY_BIN" signal "$APP"
+	[ "$status" -eq 3 ]
+	line_for edge1 | grep -q "no key was accepted"
 	rm -f "$T/keys/plain"
 }
 
