@@ -198,6 +198,9 @@ void supervise_stop_all(struct agent *a);
 /* Tell the proxy the ready instances of app. */
 void supervise_backends(struct agent *a, struct app *app);
 char *image_path(struct agent *a, const char *sha256);
+/* Open a fresh console log for a new run of an instance (append-only fd);
+ * the previous run's console is kept as <path>.prev. */
+int supervise_open_log(const char *path);
 void agent_save(struct agent *a);
 
 /*

@@ -176,7 +176,7 @@ void supervise_backends(struct agent *a, struct app *app)
  * pass on the ready line its crashed run printed. That run's console stays
  * beside it as <log>.prev, for the post-mortem.
  */
-static int open_log(const char *path)
+int supervise_open_log(const char *path)
 {
 	struct stat sb;
 	char *prev;
@@ -210,7 +210,7 @@ static int inst_spawn(struct agent *a, struct app *app,
 		goto done;
 	free(in->log);
 	in->log = ud_asprintf("%s/%d-%d.log", logdir, in->release, in->id);
-	if ((fd = open_log(in->log)) < 0) {
+	if ((fd = supervise_open_log(in->log)) < 0) {
 		err = ud_error_set_errno(UD_ERROR, "cannot open %s", in->log);
 		goto done;
 	}

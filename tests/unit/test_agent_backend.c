@@ -166,41 +166,6 @@ static void test_unix(void **state)
 	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
 }
 
-/* A restart with a serial health check must not see the ready line of
- * the crashed run: that console moves to <log>.prev. */
-static void test_restart_console(void **state)
-{
-	struct fixture *f = *state;
-	struct ud_strvec argv;
-	struct ud_buf b = UD_BUF_INIT;
-	char *prev;
-
-	f->in.log = ud_asprintf("%s/1-7.log", f->dir);
-	prev = ud_asprintf("%s.prev", f->in.log);
-	assert_int_equal(ud_write_file_atomic(f->in.log, "boot\nREADY\n", 11,
-					      0640),
-			 0);
-	/* Other health checks leave the log alone. */
-	f->m->health.kind = UD_HEALTH_HTTP;
-	assert_int_equal(command(f, &argv), 0);
-	ud_strvec_free(&argv);
-	assert_int_equal(ud_buf_read_file(&b, f->in.log), 0);
-	assert_int_equal(b.size, 11);
-	assert_int_not_equal(access(prev, F_OK), 0);
-
-	f->m->health.kind = UD_HEALTH_SERIAL;
-	assert_int_equal(command(f, &argv), 0);
-	ud_strvec_free(&argv);
-	ud_buf_clear(&b);
-	assert_int_equal(ud_buf_read_file(&b, f->in.log), 0);
-	assert_int_equal(b.size, 0);
-	assert_int_equal(ud_buf_read_file(&b, prev), 0);
-	assert_string_equal(b.ptr, "boot\nREADY\n");
-	ud_buf_free(&b);
-	free(prev);
-	free(f->in.log);
-}
-
 static void test_checks(void **state)
 {
 	struct fixture *f = *state;
@@ -509,8 +474,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unix, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_console, setup,
-						teardown),
 		cmocka_unit_test_setup_teardown(test_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qemu_net, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qemu_serial_other_arch,

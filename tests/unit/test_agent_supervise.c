@@ -235,6 +235,45 @@ static void test_stop_all(void **state)
 
 /* Wake latencies: nearest-rank percentiles over the samples kept, the
  * oldest forgotten once the ring is full. */
+/* A restarted instance with a serial health check must not see the ready
+ * line of the run that crashed: each run gets a fresh log, the last one is
+ * kept as <log>.prev. */
+static void test_fresh_console_log(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_buf b = UD_BUF_INIT;
+	char *log = ud_asprintf("%s/1-7.log", f->dir);
+	char *prev = ud_asprintf("%s.prev", log);
+	int fd;
+
+	fd = supervise_open_log(log);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "boot\nREADY\n", 11), 11);
+	close(fd);
+
+	fd = supervise_open_log(log);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "boot\n", 5), 5);
+	close(fd);
+	assert_int_equal(ud_buf_read_file(&b, log), 0);
+	assert_string_equal(b.ptr, "boot\n");
+	ud_buf_clear(&b);
+	assert_int_equal(ud_buf_read_file(&b, prev), 0);
+	assert_string_equal(b.ptr, "boot\nREADY\n");
+
+	/* An empty log is not worth keeping over the last real one. */
+	assert_int_equal(truncate(log, 0), 0);
+	fd = supervise_open_log(log);
+	assert_true(fd >= 0);
+	close(fd);
+	ud_buf_clear(&b);
+	assert_int_equal(ud_buf_read_file(&b, prev), 0);
+	assert_string_equal(b.ptr, "boot\nREADY\n");
+	ud_buf_free(&b);
+	free(prev);
+	free(log);
+}
+
 static void test_cold_percentiles(void **state)
 {
 	struct app app;
@@ -268,6 +307,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cold_percentiles),
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_console_log, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_stop_all, setup,
 						teardown),
 	};
