@@ -18,7 +18,14 @@
 # BENCH_HISTORY (releases before the publish figure, 50), BENCH_RELEASES
 # (releases per compression, 5), BENCH_COMPRESSIONS ("none gzip zstd xz"),
 # BENCH_OUT (bench/RESULTS.md), BENCH_ONLY (groups to run, "push publish
-# storage").
+# storage fanout summon boot").
+#
+#   4. fanout (bench/fanout.sh): signalling 1, 4 and 16 hosts over SSH, each
+#      in its own network namespace, and push-to-live over SSH against a host
+#      polling every 11 minutes.
+#   5. summon (bench/summon.sh): cold first response, warm proxy throughput
+#      against a direct connection and systemd-socket-proxyd, idle footprint.
+#   6. boot (bench/boot.sh): the fixture kernel's boot-to-ready under qemu.
 set -euo pipefail
 export LC_ALL=C
 
@@ -465,7 +472,22 @@ own: the packed figures hold once something runs `git gc` on it.
 EOF
 }
 
-for group in ${BENCH_ONLY:-push publish storage}; do
+# The groups of later issues live in their own scripts, each printing one
+# Markdown section (its table, then how it was measured).
+section() { # $1: script under bench/
+	local out=$T/section.md
+	if "$top/bench/$1" >"$out"; then
+		{ echo; cat "$out"; } >>"$results"
+	else
+		note "bench/$1 failed; its section is left out"
+		{ echo; echo "## bench/$1"; echo; echo "Failed in this run (see the log)."; } >>"$results"
+	fi
+}
+bench_fanout() { section fanout.sh; }
+bench_summon() { section summon.sh; }
+bench_boot() { section boot.sh; }
+
+for group in ${BENCH_ONLY:-push publish storage fanout summon boot}; do
 	"bench_$group"
 done
 
