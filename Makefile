@@ -104,6 +104,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/unideploy
 	install -m 0755 bin/deploy bin/deploy-agent $(DESTDIR)$(PREFIX)/bin/
 	cp -R hooks templates $(DESTDIR)$(PREFIX)/share/unideploy/
+	install -d $(DESTDIR)$(PREFIX)/share/unideploy/ci
+	install -m 0755 ci/deploy-ci.sh $(DESTDIR)$(PREFIX)/share/unideploy/ci/
 
 clean:
 	rm -rf build bin

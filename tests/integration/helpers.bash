@@ -80,12 +80,15 @@ instance_pids() {
 gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 instance_count() { instance_pids | wc -l; }
 
-# Every live process started from this test (mark in its environment or its
-# executable under $T), but never this shell.
+# Every live process started from this test (mark in its environment, the
+# agent's instance marker for a state dir under $T, which VMs carry too, or
+# its executable under $T), but never this shell.
 leftover_pids() {
 	local p exe
 	{
 		grep -lzx "UD_IT_MARK=$T" /proc/[0-9]*/environ 2>/dev/null |
+			sed 's,^/proc/,,; s,/environ$,,'
+		grep -lz "^UNIDEPLOY_STATE_DIR=$T/" /proc/[0-9]*/environ 2>/dev/null |
 			sed 's,^/proc/,,; s,/environ$,,'
 		for p in /proc/[0-9]*; do
 			exe=$(readlink "$p/exe" 2>/dev/null) || continue
