@@ -642,19 +642,67 @@ void ud_ssh_identities_free(struct ud_ssh_id *ids, size_t n)
 
 /* One connection: libssh2 runs non-blocking and every wait is a poll on
  * the socket bounded by what is left of the caller's deadline, so a
- * server that accepts and never speaks cannot hold us past it. */
+ * server that accepts and never speaks cannot hold us past it. Until
+ * the command runs, the nearer reach deadline bounds the waits too. */
 struct conn {
 	const char *name; /* "user@host:port", for messages */
 	LIBSSH2_SESSION *s;
 	int fd;
 	long long deadline; /* -1: none */
 	int timeout_ms;
+	/* While reaching the host: what is being waited for ("cannot
+	 * connect", ...), NULL once authenticated. */
+	const char *phase;
+	long long reach_deadline;
+	int reach_ms;
 };
 
 static int conn_timeout(const struct conn *c)
 {
+	if (c->phase)
+		return ud_error_set(UD_ETIMEOUT, "%s: %s within %g s", c->name,
+				    c->phase, c->reach_ms / 1000.0);
 	return ud_error_set(UD_ETIMEOUT, "%s: timed out after %d ms", c->name,
 			    c->timeout_ms);
+}
+
+/* The deadline of the current wait: -1 for none. */
+static long long conn_deadline(const struct conn *c)
+{
+	return c->phase ? c->reach_deadline : c->deadline;
+}
+
+/* The bound on reaching a host (ssh.h), in ms; UD_EINVALID for a bad
+ * $DEPLOY_SSH_CONNECT_TIMEOUT. */
+static int reach_timeout(const struct ud_ssh_opts *o, int timeout_ms,
+			 int *out)
+{
+	const char *env = getenv("DEPLOY_SSH_CONNECT_TIMEOUT");
+	double secs;
+	char *end;
+	int ms = UD_SSH_CONNECT_TIMEOUT_MS;
+
+	if (o->connect_timeout_ms > 0) {
+		ms = o->connect_timeout_ms;
+	} else if (env && *env) {
+		errno = 0;
+		secs = strtod(env, &end);
+		/* !(x > 0) also refuses a NaN. */
+		if (errno || *end || end == env || !(secs > 0) ||
+		    secs > 86400)
+			return ud_error_set(UD_EINVALID,
+					    "DEPLOY_SSH_CONNECT_TIMEOUT: '%s' "
+					    "is not a number of seconds "
+					    "(more than 0, at most 86400)",
+					    env);
+		ms = (int)(secs * 1000 + 0.5);
+		if (ms < 1)
+			ms = 1;
+	}
+	if (timeout_ms > 0 && ms > timeout_ms)
+		ms = timeout_ms;
+	*out = ms;
+	return 0;
 }
 
 static int conn_wait(const struct conn *c)
@@ -670,7 +718,8 @@ static int conn_wait(const struct conn *c)
 		p.events |= POLLOUT;
 	if (!p.events)
 		p.events = POLLIN;
-	if (c->deadline >= 0 && (left = c->deadline - ud_now_ms()) <= 0)
+	if (conn_deadline(c) >= 0 &&
+	    (left = conn_deadline(c) - ud_now_ms()) <= 0)
 		return conn_timeout(c);
 	rc = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
 	if (rc < 0 && errno == EINTR)
@@ -949,7 +998,8 @@ static int connect_host(struct conn *c, const struct ud_ssh_target *t)
 	char *spec = strchr(t->host, ':') ?
 		     ud_asprintf("[%s]:%d", t->host, t->port) :
 		     ud_asprintf("%s:%d", t->host, t->port);
-	long long left = c->deadline < 0 ? 0 : c->deadline - ud_now_ms();
+	long long left = conn_deadline(c) < 0 ? 0 :
+			 conn_deadline(c) - ud_now_ms();
 	const char *why, *prefix;
 	char *msg;
 	int err;
@@ -958,7 +1008,7 @@ static int connect_host(struct conn *c, const struct ud_ssh_target *t)
 		ud_error_prefix("%s", c->name);
 		goto done;
 	}
-	if (c->deadline >= 0 && left <= 0) {
+	if (conn_deadline(c) >= 0 && left <= 0) {
 		err = conn_timeout(c);
 		goto done;
 	}
@@ -1042,15 +1092,20 @@ int ud_ssh_exec(const struct ud_ssh_opts *o, const char *target,
 	       ud_asprintf("%s@%s:%d", t.user, t.host, t.port);
 	c.name = name;
 	c.timeout_ms = timeout_ms;
+	if ((err = reach_timeout(o, timeout_ms, &c.reach_ms)) < 0)
+		goto done;
 	if (timeout_ms > 0)
 		c.deadline = ud_now_ms() + timeout_ms;
+	c.reach_deadline = ud_now_ms() + c.reach_ms;
 
 	if ((err = known_load(&k, o)) < 0) {
 		ud_error_prefix("%s", name);
 		goto done;
 	}
+	c.phase = "cannot connect";
 	if ((err = connect_host(&c, &t)) < 0)
 		goto done;
+	c.phase = "no SSH handshake";
 	if (!(c.s = libssh2_session_init())) {
 		err = ud_error_set(UD_ERROR, "%s: cannot start a libssh2 "
 				   "session", name);
@@ -1075,8 +1130,10 @@ int ud_ssh_exec(const struct ud_ssh_opts *o, const char *target,
 		ud_error_prefix("%s", name);
 		goto done;
 	}
+	c.phase = "not authenticated";
 	if ((err = authenticate(&c, o, t.user)) < 0)
 		goto done;
+	c.phase = NULL;
 
 	while (!(ch = libssh2_channel_open_session(c.s)) &&
 	       libssh2_session_last_errno(c.s) == LIBSSH2_ERROR_EAGAIN)

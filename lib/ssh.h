@@ -34,6 +34,9 @@ struct ud_ssh_opts {
 			   keys (in `known_hosts`, else ~/.ssh/known_hosts) */
 	int no_agent;   /* do not ask ssh-agent ($SSH_AUTH_SOCK) */
 	int no_default_keys; /* do not try ~/.ssh/id_* */
+	/* The bound on reaching a host (see ud_ssh_exec); 0: the default,
+	 * $DEPLOY_SSH_CONNECT_TIMEOUT or UD_SSH_CONNECT_TIMEOUT_MS. */
+	int connect_timeout_ms;
 };
 
 /*
@@ -102,6 +105,18 @@ void ud_ssh_identities_free(struct ud_ssh_id *ids, size_t n);
  * tell a missing exit-status from 0). Everything, connect
  * included, happens within timeout_ms (<= 0: no deadline).
  *
+ * Reaching the host (TCP connect, SSH handshake, host key check and
+ * authentication) has its own, much shorter bound, so that a host whose
+ * link is down is named as such in seconds rather than after the
+ * kernel's connect timeout or the whole call's: o->connect_timeout_ms,
+ * else $DEPLOY_SSH_CONNECT_TIMEOUT (seconds, for slow links), else
+ * UD_SSH_CONNECT_TIMEOUT_MS; never more than timeout_ms. Past it:
+ * UD_ETIMEOUT, "TARGET: cannot connect within 10 s" (no TCP connection),
+ * "TARGET: no SSH handshake within 10 s" or "TARGET: not authenticated
+ * within 10 s". Once the command runs only timeout_ms applies ("TARGET:
+ * timed out after N ms"). A $DEPLOY_SSH_CONNECT_TIMEOUT that is not a
+ * positive number of seconds (at most a day) is UD_EINVALID.
+ *
  * Errors, each naming the target: UD_ETIMEOUT, UD_ERROR (unreachable,
  * refused, protocol), UD_EAUTH (host key, as above; or no identity was
  * accepted: "no key was accepted (tried: --identity FILE, DEPLOY_SSH_KEY,
@@ -114,5 +129,6 @@ int ud_ssh_exec(const struct ud_ssh_opts *o, const char *target,
 		struct ud_buf *err, int *status);
 
 #define UD_SSH_OUTPUT_MAX (4 * 1024 * 1024)
+#define UD_SSH_CONNECT_TIMEOUT_MS 10000
 
 #endif

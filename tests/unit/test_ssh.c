@@ -219,6 +219,7 @@ static int test_setup(void **state)
 	(void)state;
 	ud_rm_rf(ssh);
 	free(ssh);
+	unsetenv("DEPLOY_SSH_CONNECT_TIMEOUT");
 	ud_error_clear();
 	return 0;
 }
@@ -1000,6 +1001,42 @@ static void test_exec_hostkey_choice(void **state)
 	free(file);
 }
 
+/* A bad $DEPLOY_SSH_CONNECT_TIMEOUT is refused before anything is
+ * tried; once the command runs, only the whole call's deadline holds. */
+static void test_exec_connect_timeout(void **state)
+{
+	static const char *bad[] = { "x", "0", "-3", "10s", "nan", "1e9",
+				     " " };
+	struct ud_ssh_opts o;
+	struct ud_buf out = UD_BUF_INIT;
+	size_t i;
+	int status = 99;
+
+	(void)state;
+	opts_for_sshd(&o);
+	o.identity = W.key;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("DEPLOY_SSH_CONNECT_TIMEOUT", bad[i], 1);
+		assert_int_equal(ud_ssh_exec(&o, "u@127.0.0.1:1", "true",
+					     10000, NULL, NULL, &status),
+				 UD_EINVALID);
+		assert_non_null(strstr(ud_error_last(),
+				       "DEPLOY_SSH_CONNECT_TIMEOUT: '"));
+		assert_non_null(strstr(ud_error_last(), bad[i]));
+	}
+	unsetenv("DEPLOY_SSH_CONNECT_TIMEOUT");
+
+	NEED_SSHD();
+	/* The command outlives the reach bound (and the bound is not the
+	 * command's: 2 s is ample to reach a local sshd). */
+	o.connect_timeout_ms = 2000;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "sleep 3; echo late",
+				     60000, &out, NULL, &status), 0);
+	assert_string_equal(out.ptr, "late\n");
+	assert_int_equal(status, 0);
+	ud_buf_free(&out);
+}
+
 static void test_exec_unreachable(void **state)
 {
 	struct ud_ssh_opts o;
@@ -1021,16 +1058,34 @@ static void test_exec_unreachable(void **state)
 	assert_int_equal(status, -1);
 	free(want);
 
-	/* Listens, never speaks: the deadline covers the handshake. */
+	/* Listens, never speaks: the handshake is bounded by the bound on
+	 * reaching the host, itself never longer than the whole call. */
 	assert_int_equal(ud_addr_parse(&a, strchr(target, '@') + 1), 0);
 	assert_int_equal(ud_net_listen(&fd, &a, 8), 0);
 	assert_int_equal(ud_ssh_exec(&o, target, "true", 300, NULL, NULL,
 				     &status), UD_ETIMEOUT);
-	want = ud_asprintf("%s: timed out after 300 ms", target);
+	want = ud_asprintf("%s: no SSH handshake within 0.3 s", target);
+	assert_string_equal(ud_error_last(), want);
+	free(want);
+
+	/* A call that may run for ten minutes still gives up on a silent
+	 * host after the reach bound: the option's, then the variable's. */
+	o.connect_timeout_ms = 200;
+	assert_int_equal(ud_ssh_exec(&o, target, "true", 600000, NULL, NULL,
+				     &status), UD_ETIMEOUT);
+	want = ud_asprintf("%s: no SSH handshake within 0.2 s", target);
+	assert_string_equal(ud_error_last(), want);
+	free(want);
+	o.connect_timeout_ms = 0;
+	setenv("DEPLOY_SSH_CONNECT_TIMEOUT", "1", 1);
+	assert_int_equal(ud_ssh_exec(&o, target, "true", 600000, NULL, NULL,
+				     &status), UD_ETIMEOUT);
+	want = ud_asprintf("%s: no SSH handshake within 1 s", target);
 	assert_string_equal(ud_error_last(), want);
 	free(want);
 	close(fd);
 	free(target);
+	unsetenv("DEPLOY_SSH_CONNECT_TIMEOUT");
 
 	assert_int_equal(ud_ssh_exec(&o, "bad target@", "true", 1000, NULL,
 				     NULL, &status), UD_EINVALID);
@@ -1108,6 +1163,7 @@ int main(void)
 		cmocka_unit_test_setup(test_exec_hostkeys, test_setup),
 		cmocka_unit_test_setup(test_exec_hostkey_choice, test_setup),
 		cmocka_unit_test_setup(test_exec_unreachable, test_setup),
+		cmocka_unit_test_setup(test_exec_connect_timeout, test_setup),
 		cmocka_unit_test_setup(test_exec_threads, test_setup),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
