@@ -712,11 +712,11 @@ static json_t *sync_all(struct agent *a, int forced)
 		ssh.identity = a->conf->ssh_key;
 	if (a->conf->known_hosts)
 		ssh.known_hosts = a->conf->known_hosts;
+	/* repo.c's message already names the URL (without a password,
+	 * which a->conf->repo may hold): no prefix of ours. */
 	if ((err = ud_deployrepo_fetch_ex(&repo, a->mirror_path,
-					  a->conf->repo, &ssh)) < 0) {
-		ud_error_prefix("fetching %s", a->conf->repo);
+					  a->conf->repo, &ssh)) < 0)
 		goto done;
-	}
 	if ((err = ud_deployrepo_head(repo, &head)) < 0 ||
 	    (err = ud_fleet_load(repo, &head, &fleet)) < 0)
 		goto done;

@@ -162,15 +162,22 @@ static int num(json_t *o, const char *key)
  * How a host's answer bears on release `want` of app. Releases only grow,
  * so a host serving (or wanting) a newer release than ours has been
  * superseded by a racing publish: that is not our failure, and must never
- * trigger a rollback.
+ * trigger a rollback. Only V_FAILED says that our release failed there;
+ * a host whose agent answered that its sync failed (it could not fetch
+ * the deployment repository, say) was reached, but never tried our
+ * release: V_SYNC_FAILED, no more a reason to roll back than no answer
+ * at all (V_UNREACHABLE).
  */
-enum verdict { V_OK, V_SUPERSEDED, V_FAILED, V_UNREACHABLE };
+enum verdict { V_OK, V_SUPERSEDED, V_FAILED, V_SYNC_FAILED, V_UNREACHABLE };
 
 static enum verdict judge(const struct ud_host_reply *h, json_t *a, int want)
 {
 	int serving = num(a, "release"), host_wants = num(a, "desired");
 
-	if (!h->ok || !a)
+	/* notify.c keeps the reply of an agent that answered "ok": false. */
+	if (!h->ok)
+		return h->reply ? V_SYNC_FAILED : V_UNREACHABLE;
+	if (!a)
 		return V_UNREACHABLE;
 	if (serving == want)
 		return V_OK;
@@ -189,7 +196,8 @@ void (*cli_host_hook)(const char *host, const char *line, int failed);
 
 /* One line per host (SPEC §4: release, state, time taken); an SSH
  * failure reads "edge2: unreachable: deploy@10.0.0.3:22: host key for
- * ... has CHANGED (now ssh-ed25519 SHA256:...): refusing to connect". */
+ * ... has CHANGED (now ssh-ed25519 SHA256:...): refusing to connect", an
+ * agent's own failure "edge1: sync failed: fetching ssh://...: ...". */
 static void print_host(const struct ud_host_reply *h, json_t *a,
 		       const char *app, int want, enum verdict v)
 {
@@ -221,6 +229,10 @@ static void print_host(const struct ud_host_reply *h, json_t *a,
 				      json_integer_value(rel));
 		ud_buf_printf(&line, " [%lld ms]", h->ms);
 		break;
+	case V_SYNC_FAILED:
+		ud_buf_printf(&line, "sync failed: %s [%lld ms]", h->error,
+			      h->ms);
+		break;
 	case V_UNREACHABLE:
 		if (!h->ok)
 			ud_buf_printf(&line, "unreachable: %s [%lld ms]",
@@ -240,7 +252,8 @@ static void print_host(const struct ud_host_reply *h, json_t *a,
 	printf("-----> %s\n", line.ptr);
 	if (cli_host_hook)
 		cli_host_hook(h->host, line.ptr,
-			      v == V_FAILED || v == V_UNREACHABLE);
+			      v == V_FAILED || v == V_SYNC_FAILED ||
+				      v == V_UNREACHABLE);
 	ud_buf_free(&line);
 }
 
@@ -299,10 +312,13 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 			res->failed |= CLI_HOST_FAILED;
 			if (!res->serving && num(a, "release") > 0)
 				res->serving = num(a, "release");
-		} else if (v == V_UNREACHABLE) {
+		} else if (v == V_SYNC_FAILED || v == V_UNREACHABLE) {
+			/* Our release was not tried there: no rollback
+			 * (cli.h has no bit of its own for this). */
 			res->failed |= CLI_HOST_UNREACHABLE;
 		}
-		failed[i] = v == V_FAILED || v == V_UNREACHABLE;
+		failed[i] = v == V_FAILED || v == V_SYNC_FAILED ||
+			    v == V_UNREACHABLE;
 		if (json) {
 			json_t *o = a ? json_deep_copy(a) : json_object();
 

@@ -153,7 +153,8 @@ line_for() { grep -E "(^|[^a-z0-9-])$1([^a-z0-9-]|$)" <<<"$output"; }
 	publish_version v2
 	echo "# deploy publish with edge3 unreachable took $((SECONDS - start)) s" >&2
 	[ "$status" -eq 3 ]
-	line_for edge3 | grep -qi "unreachable"
+	# named by the bound on reaching a host, not the whole sync's timeout
+	line_for edge3 | grep -q "^-----> edge3: unreachable: .*$(netns_addr edge3).*: cannot connect within "
 	[ "$(netns_answer edge1)" = "pong v2" ]
 	[ "$(netns_answer edge2)" = "pong v2" ]
 	# nobody reached edge3; its agent's poll (every 2 s) brings v2
@@ -255,11 +256,18 @@ line_for() { grep -E "(^|[^a-z0-9-])$1([^a-z0-9-]|$)" <<<"$output"; }
 	[ "$(netns_answer edge1)" = "pong v2" ]
 
 	# the agent checks the deploy server's host key too: a changed one is
-	# refused, named by its fingerprint, and v2 keeps serving
+	# refused, named by its fingerprint, and v2 keeps serving. edge1 was
+	# reached, its sync failed: not "unreachable", the URL named once,
+	# and no rollback (v3 did not fail a health check)
 	netns_rekey srv
 	fp=$(netns_fingerprint srv)
 	release_version v3
-	grep -E "^remote: -----> edge1:" <<<"$PUSH_OUT" | grep -qF "$fp"
+	line=$(grep -E "^remote: -----> edge1:" <<<"$PUSH_OUT")
+	grep -qF "$fp" <<<"$line"
+	grep -q "^remote: -----> edge1: sync failed: fetching ssh://root@$srv$DREPO: .*CHANGED" <<<"$line"
+	[ "$(grep -o "ssh://" <<<"$line" | wc -l)" = 1 ]
+	refute grep -qi "unreachable" <<<"$line"
+	refute grep -q "rolling back" <<<"$PUSH_OUT"
 	[ "$(netns_answer edge1)" = "pong v2" ]
 }
 

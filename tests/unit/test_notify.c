@@ -565,6 +565,22 @@ static void test_ssh_sync(void **state)
 	assert_string_equal(s->request, "{\"cmd\":\"status\"}");
 	ud_host_replies_free(r, hosts.n);
 
+	/* An agent that answers that its sync failed was reached: its reply
+	 * is kept (the pipeline tells that from no answer) and its error is
+	 * the host's, as the agent put it. */
+	s = start_server(f, ud_asprintf("unix:%s", f->agent_sock),
+			 "{\"ok\":false,\"error\":\"fetching ssh://srv/d.git: "
+			 "host key CHANGED\"}\n", NULL);
+	assert_int_equal(ud_notify_hosts(&r, f->fleet, &hosts, "sync", "hello",
+					 60000),
+			 0);
+	join_server(s);
+	assert_int_equal(r[0].ok, 0);
+	assert_non_null(r[0].reply);
+	assert_string_equal(r[0].error,
+			    "fetching ssh://srv/d.git: host key CHANGED");
+	ud_host_replies_free(r, hosts.n);
+
 	unsetenv("DEPLOY_SSH_KEY");
 	unsetenv("DEPLOY_KNOWN_HOSTS");
 	ud_buf_free(&key);
@@ -707,6 +723,8 @@ static void test_ssh_dead_and_live(void **state)
 	assert_null(r[0].reply);
 	assert_non_null(r[0].error);
 	assert_non_null(strstr(r[0].error, "127.0.0.1"));
+	/* the bound on reaching it, here the whole call's 8 s */
+	assert_non_null(strstr(r[0].error, "no SSH handshake within 8 s"));
 
 	assert_string_equal(r[1].host, "e1");
 	if (!r[1].ok)
