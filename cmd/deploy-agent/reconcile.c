@@ -787,6 +787,11 @@ void *agent_reconcile_main(void *arg)
 	struct agent *a = arg;
 	long long next_poll = 0; /* sync at start */
 
+	/* Held for the thread's life: each repository the sync opens and
+	 * frees takes and drops its own reference, and libgit2 torn down to
+	 * zero between syncs is set up again on the next one, reading every
+	 * CA certificate of the system (most of a sync that fetches nothing). */
+	git_libgit2_init();
 	supervise_adopt(a);
 	if (a->conf->dns_listen && dns_start(a, &a->dns) < 0)
 		ud_log_error("dns: %s", ud_error_last());
@@ -855,5 +860,6 @@ void *agent_reconcile_main(void *arg)
 	supervise_stop_all(a);
 	supervise_join_boots(a);
 	agent_publish(a);
+	git_libgit2_shutdown();
 	return NULL;
 }
