@@ -11,13 +11,37 @@
 #      (mean lag 5.5 min, half the interval: analytic, not measured); and
 #      the agent's own poll path with a short poll_s, measured.
 #
+# Where the CPU goes: each host's sshd (with everything it forks: the
+# login shell, the forced command), the forced command alone, each agent
+# (with the instances it boots) and the `deploy signal` client are put in
+# cgroups of their own (cpuacct or cgroup2, removed at exit) and their CPU
+# time is read around every signal, per host.
+#
 # Needs root (ip netns). Knobs: BENCH_REPS (5), BENCH_FANOUT_SIZES
-# ("1 4 16"), BENCH_POLL_S (2). Prints one Markdown section on stdout,
-# progress on stderr.
+# ("1 4 16"), BENCH_POLL_S (2), BENCH_LOGIN_RC (keep: the SSH user's
+# ~/.bashrc as this machine has it, which bash sources for every command
+# sshd runs; empty: an empty file bound over it in a mount namespace of the
+# bench's own, as a host's service account without a dev shell setup would
+# have). Prints one Markdown section on stdout, progress on stderr.
 set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LOGIN_RC=${BENCH_LOGIN_RC:-keep}
+LOGIN_HOME=$(getent passwd "$(id -un)" | cut -d: -f6)
+LOGIN_SHELL=$(getent passwd "$(id -un)" | cut -d: -f7)
+case $LOGIN_RC in
+keep) ;;
+empty)
+	# sshd looks the user up in passwd: its rc is masked for this run's
+	# processes only, never changed on the machine.
+	if [ -z "${FANOUT_PRIVATE_MNT:-}" ]; then
+		FANOUT_PRIVATE_MNT=1 exec unshare -m --propagation private bash "$0" "$@"
+	fi
+	[ ! -f "$LOGIN_HOME/.bashrc" ] || mount --bind /dev/null "$LOGIN_HOME/.bashrc"
+	;;
+*) echo "fanout.sh: BENCH_LOGIN_RC is keep or empty" >&2; exit 2 ;;
+esac
 REPS=${BENCH_REPS:-5}
 SIZES=${BENCH_FANOUT_SIZES:-1 4 16}
 POLL_S=${BENCH_POLL_S:-2}
@@ -43,9 +67,54 @@ deploy() { "$DEPLOY_BIN" "$@"; }
 # shellcheck source=../tests/integration/netns.bash
 . "$ROOT/tests/integration/netns.bash"
 
+# CPU accounting groups: cpuacct (v1) or cgroup2, whichever the machine
+# has, mounted again under $T because `ip netns exec` remounts /sys and
+# the forced command, inside a host's namespace, must reach its group.
+CG=
+CG_KIND=
+CG_MNT=$T/cgroup
+mkdir -p "$CG_MNT"
+if grep -q ' /sys/fs/cgroup/cpuacct cgroup .*cpuacct' /proc/mounts &&
+	mount -t cgroup -o cpuacct unideploy-fanout "$CG_MNT" 2>/dev/null; then
+	CG_KIND=v1
+elif grep -q ' cgroup2 ' /proc/mounts &&
+	mount -t cgroup2 unideploy-fanout "$CG_MNT" 2>/dev/null; then
+	CG_KIND=v2
+fi
+[ -z "$CG_KIND" ] || CG=$CG_MNT/unideploy-fanout.$$
+COMPONENTS="client sshd cmd agent"
+if [ -n "$CG" ]; then
+	for c in $COMPONENTS; do mkdir -p "$CG/$c" 2>/dev/null || CG=; done
+fi
+# cg_usage C: CPU-seconds so far of everything that ran in group C
+cg_usage() {
+	if [ "$CG_KIND" = v1 ]; then
+		awk '{ printf "%.6f", $1 / 1e9 }' "$CG/$1/cpuacct.usage"
+	else
+		awk '$1 == "usage_usec" { printf "%.6f", $2 / 1e6 }' "$CG/$1/cpu.stat"
+	fi
+}
+cg_join() { [ -z "$CG" ] || echo "$2" >"$CG/$1/cgroup.procs"; }
+cg_remove() {
+	local c p
+	[ -n "$CG" ] && [ -d "$CG" ] || return 0
+	for c in $COMPONENTS; do
+		# anything left (nothing should be) goes back to the root group
+		while read -r p; do
+			echo "$p" >"${CG%/*}/cgroup.procs" 2>/dev/null || true
+		done <"$CG/$c/cgroup.procs" 2>/dev/null
+		rmdir "$CG/$c" 2>/dev/null || true
+	done
+	rmdir "$CG" 2>/dev/null || true
+}
+cg_unmount() { [ -z "$CG_KIND" ] || umount "$CG_MNT" 2>/dev/null || true; }
+
 cleanup() {
 	netns_teardown || true
-	rm -rf "$T"
+	cg_remove
+	cg_unmount
+	# never into a group hierarchy still mounted
+	mountpoint -q "$T/cgroup" 2>/dev/null || rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -91,8 +160,55 @@ netns_pipeline_key
 max=0
 for n in $SIZES; do [ "$n" -le "$max" ] || max=$n; done
 say "starting $max hosts (namespace, sshd, agent each)"
-for ((i = 1; i <= max; i++)); do netns_host "edge$i" "$i"; done
+for ((i = 1; i <= max; i++)); do
+	netns_host "edge$i" "$i"
+	if [ -n "$CG" ]; then
+		d=$(netns_dir "edge$i")
+		cg_join sshd "$(cat "$d/sshd/sshd.pid")"
+		cg_join agent "$(cat "$d/agent.pid")"
+		# the forced command moves itself to its own group, then is
+		# exactly what it was (the shell's exec)
+		sed -i "s|command=\"|command=\"echo \$\$ >$CG/cmd/cgroup.procs \&\& exec |" \
+			"$d/sshd/authorized_keys"
+	fi
+done
 netns_host poller 250 ".poll_s = $POLL_S"
+[ -n "$CG" ] || say "no writable cgroup hierarchy: no per-component CPU figures"
+
+# cpu_sample FILE: every component's CPU-seconds so far, one line
+cpu_sample() {
+	local c
+	if [ -z "$CG" ]; then echo >"$1"; return; fi
+	for c in $COMPONENTS; do printf '%s ' "$(cg_usage "$c")"; done >"$1"
+}
+# cpu_record N KIND: the components' CPU-s per host between the samples
+# $T/c0 and $T/c1, appended to $T/comp.KIND.N.COMPONENT
+cpu_record() {
+	local c i=1 a b
+	[ -n "$CG" ] || return 0
+	for c in $COMPONENTS; do
+		a=$(cut -d' ' -f$i "$T/c0") b=$(cut -d' ' -f$i "$T/c1")
+		awk -v a="$a" -v b="$b" -v n="$1" 'BEGIN { printf "%.4f\n", (b - a) / n }' \
+			>>"$T/comp.$2.$1.$c"
+		i=$((i + 1))
+	done
+}
+# the client in its own group: a subshell joins it, then execs
+signal() {
+	(
+		cg_join client "$BASHPID"
+		exec "$DEPLOY_BIN" signal "$APP"
+	)
+}
+# the login shell's own start, as sshd runs it for a command (bash reads
+# ~/.bashrc when it sees SSH_CLIENT): CPU-s of one, from its rusage
+login_shell_cpu() {
+	local t
+	t=$( { TIMEFORMAT='%U %S'; time env -i HOME="$LOGIN_HOME" \
+		SSH_CLIENT="127.0.0.1 1 22" PATH=/usr/bin:/bin \
+		"$LOGIN_SHELL" -c true; } 2>&1 >/dev/null)
+	awk -v t="$t" 'BEGIN { split(t, v, " "); printf "%.4f", v[1] + v[2] }'
+}
 
 version=0
 # commit_version: a new VERSION in the work clone, committed; sets $version
@@ -112,7 +228,7 @@ place() {
 }
 
 # 1. fan-out
-declare -A live noop cpu
+declare -A live noop cpu comp
 for n in $SIZES; do
 	hosts=()
 	for ((i = 1; i <= n; i++)); do hosts+=("edge$i"); done
@@ -125,19 +241,30 @@ for n in $SIZES; do
 	for ((r = 1; r <= REPS; r++)); do
 		commit_version
 		deploy publish --source "$W" --no-signal >/dev/null
+		cpu_sample "$T/c0"
 		c0=$(cpu_busy)
 		t0=$(now)
-		deploy signal "$APP" >"$T/signal.out"
+		signal >"$T/signal.out"
 		t1=$(now)
 		c1=$(cpu_busy)
+		cpu_sample "$T/c1"
+		cpu_record "$n" live
 		all_answer "${hosts[@]}" || { cat "$T/signal.out" >&2; exit 1; }
 		elapsed "$t0" "$t1" >>"$T/live.$n" && echo >>"$T/live.$n"
 		elapsed "$c0" "$c1" >>"$T/cpu.$n" && echo >>"$T/cpu.$n"
+		cpu_sample "$T/c0"
 		t0=$(now)
-		deploy signal "$APP" >/dev/null
+		signal >/dev/null
 		t1=$(now)
+		cpu_sample "$T/c1"
+		cpu_record "$n" noop
 		elapsed "$t0" "$t1" >>"$T/noop.$n" && echo >>"$T/noop.$n"
 		say "$n host(s), rep $r: new release $(tail -n1 "$T/live.$n") s (machine busy $(tail -n1 "$T/cpu.$n") CPU-s), nothing new $(tail -n1 "$T/noop.$n") s"
+	done
+	for kind in live noop; do
+		for c in $COMPONENTS; do
+			comp[$kind.$c.$n]=$( (cat "$T/comp.$kind.$n.$c" 2>/dev/null || true) | median)
+		done
 	done
 	live[$n]=$(median <"$T/live.$n")
 	noop[$n]=$(median <"$T/noop.$n")
@@ -177,6 +304,8 @@ done
 poll_live=$(median <"$T/poll")
 baseline=330
 
+login_rc_cpu=$(for r in 1 2 3 4 5; do login_shell_cpu; echo; done | median)
+
 first=${SIZES%% *}
 last=${SIZES##* }
 {
@@ -197,6 +326,25 @@ last=${SIZES##* }
 	printf '| `deploy signal`, nothing new (SSH round trip + no-op sync) |'
 	for n in $SIZES; do printf ' %s s |' "${noop[$n]}"; done
 	printf ' %s |\n' "$(ratio "${noop[$last]}" "${noop[$first]}")"
+	comp_row() {
+		printf '| %s |' "$3"
+		for n in $SIZES; do printf ' %s CPU-s |' "${comp[$1.$2.$n]}"; done
+		printf ' %s |\n' "$(ratio "${comp[$1.$2.$last]}" "${comp[$1.$2.$first]}")"
+	}
+	if [ -n "$CG" ]; then
+		comp_row live client 'new release, per host: `deploy signal` client (its share)'
+		comp_row live sshd 'new release, per host: sshd (connection, login shell, forced command)'
+		comp_row live cmd 'new release, per host: of which `deploy-agent ssh-command`'
+		comp_row live agent 'new release, per host: agent (sync, boot, health check, the instance)'
+		comp_row noop client 'nothing new, per host: `deploy signal` client (its share)'
+		comp_row noop sshd 'nothing new, per host: sshd (connection, login shell, forced command)'
+		comp_row noop cmd 'nothing new, per host: of which `deploy-agent ssh-command`'
+		comp_row noop agent 'nothing new, per host: agent (no-op sync)'
+	fi
+	printf '| login shell start as sshd runs it (`%s -c`, ~/.bashrc: %s), any host count | %s CPU-s |' \
+		"$LOGIN_SHELL" "$LOGIN_RC" "$login_rc_cpu"
+	for n in $SIZES; do printf ' |'; done
+	echo
 	echo
 	printf '| figure, median of %s | measured | baseline: a host polling every 11 min | baseline / measured |\n' "$REPS"
 	echo '|---|---|---|---|'
@@ -217,6 +365,11 @@ last=${SIZES##* }
 	echo "(and with whatever else runs on it: the CPU row counts every process, from"
 	echo "/proc/stat; busy CPU-seconds close to $(nproc) × the elapsed time mean the"
 	echo "fan-out was bound by this machine's CPUs, not by waiting on one host after another)."
+	echo "Per-host CPU rows: CPU-seconds of each part divided by the hosts signalled,"
+	echo "read from cgroups (${CG_KIND:-none}) around each signal. sshd includes everything"
+	echo "it forks per connection: its re-exec and privilege separation, the user's"
+	echo "login shell (bash sources ~/.bashrc for commands run by sshd; BENCH_LOGIN_RC"
+	echo "was $LOGIN_RC) and the forced command, which is also shown alone."
 	echo "Push to live: \`git push\` through the post-receive hook (build, publish,"
 	echo "signal over SSH) until curl in the host's namespace gets the new version."
 	echo "The 11-minute baseline is not measured: a poll lands uniformly within the"
