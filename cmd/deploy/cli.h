@@ -91,10 +91,12 @@ struct ud_fleet;
 int cli_signal_app(struct ud_deployrepo *r, const char *app,
 		   const struct cli_common *c);
 /* The same for release `want` (0: the current one), telling what went
- * wrong: `failed` is a mask of CLI_HOST_UNREACHABLE (no answer, or not
- * live yet) and CLI_HOST_FAILED (a host answered that `want` failed there,
- * e.g. its health check); `serving` is a release such a host still serves
- * (0: none). A host already on a newer release is not a failure. */
+ * wrong: `failed` is a mask of CLI_HOST_UNREACHABLE (no answer, not live
+ * yet, or a sync that failed before our release was tried, e.g. the host
+ * could not fetch) and CLI_HOST_FAILED (a host answered that `want`
+ * failed there, e.g. its health check); `serving` is a release such a
+ * host still serves (0: none). A host already on a newer release is not
+ * a failure. */
 #define CLI_HOST_UNREACHABLE 1
 #define CLI_HOST_FAILED 2
 struct cli_signal_result {
