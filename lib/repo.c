@@ -339,6 +339,32 @@ static int parse_remote(struct remote *rm, const char *url)
 	return 0;
 }
 
+/*
+ * The CA certificates an https remote is checked against. libgit2 reads
+ * only its build's default bundle (Debian's is mbedTLS, which knows no
+ * environment variable), so a repository behind a private CA could never
+ * be reached: take OpenSSL's SSL_CERT_FILE / SSL_CERT_DIR, which every
+ * other TLS client on the machine honours, as the trusted set.
+ */
+static int tls_trust_from_env(void)
+{
+	const char *file = getenv("SSL_CERT_FILE");
+	const char *dir = getenv("SSL_CERT_DIR");
+
+	if (file && !*file)
+		file = NULL;
+	if (dir && !*dir)
+		dir = NULL;
+	if (!file && !dir)
+		return 0;
+	if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file, dir) < 0)
+		return ud_error_set_git(UD_EINVALID,
+					"cannot load the CA certificates of "
+					"SSL_CERT_FILE/SSL_CERT_DIR '%s'",
+					file ? file : dir);
+	return 0;
+}
+
 static int remote_new(struct remote **out, const char *url,
 		      const struct ud_ssh_opts *ssh)
 {
@@ -357,7 +383,8 @@ static int remote_new(struct remote **out, const char *url,
 	rm->ssh.key_text = dup_or_null(ssh->key_text);
 	rm->ssh.known_hosts = dup_or_null(ssh->known_hosts);
 	rm->ssh.known_hosts_text = dup_or_null(ssh->known_hosts_text);
-	if ((err = parse_remote(rm, url)) < 0) {
+	if ((err = parse_remote(rm, url)) < 0 ||
+	    (!rm->is_ssh && (err = tls_trust_from_env()) < 0)) {
 		remote_free(rm);
 		return err;
 	}

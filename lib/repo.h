@@ -39,7 +39,9 @@ int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
  * again and gives UD_ECONFLICT, so the caller's retry renumbers.
  * Credentials and host-key checks follow ssh (NULL: ud_ssh_opts_from_env):
  * libgit2's certificate callback checks ssh host keys with
- * ud_ssh_check_hostkey; https keeps libgit2's own TLS verification.
+ * ud_ssh_check_hostkey; https keeps libgit2's own TLS verification,
+ * against the CA certificates of $SSL_CERT_FILE / $SSL_CERT_DIR when set
+ * (else libgit2's default bundle).
  *
  * The mirror's origin is the URL; each open fetches main and the tags
  * and drops cached tags the remote does not have. An flock on

@@ -771,19 +771,17 @@ static void test_agent_fetch_over_ssh(void **state)
 	free(path);
 }
 
-/* https keeps libgit2's TLS verification: a self-signed certificate is
- * refused with the reason, and there is no trust-on-first-use. */
-static void test_https_self_signed_refused(void **state)
+/* A self-signed certificate for 127.0.0.1 in W.tdir (tls.key, tls.crt)
+ * served by `openssl s_server -www`, which speaks TLS but not git; its
+ * port. */
+static int start_tls_server(char **cert_out)
 {
-	struct ud_deployrepo *r = NULL;
 	struct ud_addr addr;
-	struct ud_ssh_opts o;
 	char *key = ud_asprintf("%s/tls.key", W.tdir);
 	char *cert = ud_asprintf("%s/tls.crt", W.tdir);
-	char *port, *hostport, *url, *shown;
+	char *port, *hostport;
 	int p, fd = -1, tries;
 
-	(void)state;
 	{
 		char *argv[] = { "openssl", "req", "-x509", "-newkey", "ec",
 				 "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -810,7 +808,24 @@ static void test_https_self_signed_refused(void **state)
 	}
 	assert_true(fd >= 0);
 	close(fd);
+	free(hostport);
+	free(port);
+	free(key);
+	*cert_out = cert;
+	return p;
+}
 
+/* https keeps libgit2's TLS verification: a self-signed certificate is
+ * refused with the reason, and there is no trust-on-first-use. */
+static void test_https_self_signed_refused(void **state)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_ssh_opts o;
+	char *cert, *url, *shown;
+	int p;
+
+	(void)state;
+	p = start_tls_server(&cert);
 	use_cache("cache");
 	ssh_opts(&o);
 	url = ud_asprintf("https://deployer:s3cret@127.0.0.1:%d/deploy.git",
@@ -824,10 +839,46 @@ static void test_https_self_signed_refused(void **state)
 	assert_null(strstr(ud_error_last(), "s3cret"));
 	free(url);
 	free(shown);
-	free(hostport);
-	free(port);
 	free(cert);
-	free(key);
+}
+
+/* A private CA named by SSL_CERT_FILE is trusted (libgit2's mbedTLS
+ * backend reads no environment itself): the TLS handshake with the same
+ * server now succeeds, and what fails is git over a server that does not
+ * speak it. A file that holds no certificate is an error naming it. */
+static void test_https_ca_from_ssl_cert_file(void **state)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_ssh_opts o;
+	char *cert, *url, *bogus = ud_asprintf("%s/bogus.pem", W.tdir);
+	int p, err;
+
+	(void)state;
+	p = start_tls_server(&cert);
+	use_cache("cache");
+	ssh_opts(&o);
+	url = ud_asprintf("https://127.0.0.1:%d/deploy.git", p);
+
+	setenv("SSL_CERT_FILE", cert, 1);
+	err = ud_deployrepo_open_ex(&r, url, &o);
+	assert_int_equal(err, UD_ERROR);
+	assert_null(r);
+	assert_null(strstr(ud_error_last(), "certificate"));
+	assert_non_null(strstr(ud_error_last(), url));
+
+	write_file(bogus, "not a certificate\n");
+	setenv("SSL_CERT_FILE", bogus, 1);
+	assert_int_equal(ud_deployrepo_open_ex(&r, url, &o), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(), "SSL_CERT_FILE"));
+	assert_non_null(strstr(ud_error_last(), bogus));
+	unsetenv("SSL_CERT_FILE");
+
+	/* without it, the default bundle again: refused */
+	assert_int_equal(ud_deployrepo_open_ex(&r, url, &o), UD_EAUTH);
+	assert_non_null(strstr(ud_error_last(), "certificate"));
+	free(url);
+	free(bogus);
+	free(cert);
 }
 
 int main(void)
@@ -856,6 +907,9 @@ int main(void)
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_https_self_signed_refused,
 						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_https_ca_from_ssl_cert_file, test_setup,
+			test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, world_setup, world_teardown);
