@@ -15,11 +15,22 @@
  * a graveyard freed only after the batch, and listeners are found through
  * their app (which lives until proxy_stop), never through the event's fd.
  *
- * Bytes move with splice(2) through one pipe per direction (zero-copy),
- * falling back to a 64 KiB buffer when a socket refuses splice. A full
- * pipe stops the reading of its source, so a slow peer only slows itself.
- * Connection sockets are edge-triggered: any event on either side pumps
- * both directions until each is blocked.
+ * Bytes move in two ways. A small read (a request, a short answer) is
+ * copied through one buffer of the thread's and sent at once: recv+send
+ * is two syscalls that copy a few hundred bytes, where splice would cost
+ * two syscalls that each take a page reference, and a TCP recv shorter
+ * than the buffer proves the socket drained, so no EAGAIN round trip is
+ * needed (splice into a pipe gives no such proof). A read that fills the
+ * buffer marks the direction bulk: from then on it moves with splice(2)
+ * through a pipe (zero-copy) until a read comes back small again. A
+ * socket that refuses splice falls back to a 64 KiB buffer of its own.
+ * What the destination does not take at once waits in the pipe (or that
+ * buffer), and the source is not read again until it has gone, so a slow
+ * peer only slows itself.
+ *
+ * Connection sockets are edge-triggered. An event marks its socket's
+ * direction as having more to read; every event pumps both directions,
+ * and a direction with nothing waiting and nothing to read costs nothing.
  */
 #include "proxy.h"
 
@@ -44,6 +55,7 @@
 #include <unistd.h>
 
 #define CHUNK (64 * 1024) /* bytes in flight per direction */
+#define COPY_MAX (16 * 1024) /* reads up to this are copied, not spliced */
 #define MAX_EVENTS 64
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE, rather than spinning */
 #define BACKLOG 511
@@ -90,10 +102,14 @@ struct app {
 
 /* One direction of a connection. */
 struct dir {
-	int pipe[2];     /* -1 until first used */
+	int pipe[2];     /* -1 until first needed */
 	char *buf;       /* fallback when splice is refused */
 	size_t off;
 	size_t pending;  /* bytes taken from src, not yet given to dst */
+	int more;        /* src may have bytes unread: an event said so */
+	int hup;         /* src reported its end or an error: a short read
+			  * proves nothing, read on to EOF */
+	int bulk;        /* the last read filled the copy buffer: splice */
 	int eof;         /* src has no more */
 	int done;        /* dst shut down for writing, or abandoned */
 };
@@ -130,6 +146,7 @@ struct proxy {
 	struct conn *graveyard;
 	int pool[PIPE_POOL][2];
 	size_t npool;
+	char copy[COPY_MAX]; /* small reads pass through here */
 	proxy_demand_fn on_demand;
 	void *payload;
 };
@@ -404,31 +421,49 @@ static int dir_to_buffer(struct dir *d)
 	return 0;
 }
 
-/* > 0 bytes moved, 0 src at EOF, -1 with errno (EAGAIN: nothing to do). */
-static ssize_t dir_in(struct dir *d, int src)
+/* Keep what dst did not take of a copied read (the pipe is empty). */
+static int stash(struct proxy *p, struct dir *d, const char *b, size_t n)
+{
+	ssize_t w = -1;
+
+	if (d->pipe[0] >= 0 || pipe_get(p, d->pipe) == 0)
+		w = write(d->pipe[1], b, n);
+	if (w < 0)
+		w = 0;
+	d->pending = w;
+	if ((size_t)w == n)
+		return 0;
+	/* No pipe, or a small one (past the user's pipe page limit). */
+	if (d->pipe[0] >= 0) {
+		if (dir_to_buffer(d) < 0)
+			return -1;
+	} else {
+		d->buf = ud_malloc(CHUNK);
+		d->off = 0;
+	}
+	memcpy(d->buf + d->pending, b + w, n - w);
+	d->pending = n;
+	return 0;
+}
+
+/* Read into the pipe (bulk) or d->buf (splice refused); d->pending is 0.
+ * > 0 bytes read, 0 src at EOF, -1 with errno. */
+static ssize_t dir_in(struct proxy *p, struct dir *d, int src)
 {
 	ssize_t n;
 
+	if (!d->buf && d->pipe[0] < 0 && pipe_get(p, d->pipe) < 0)
+		d->buf = ud_malloc(CHUNK);
 	if (!d->buf) {
-		do
-			n = splice(src, NULL, d->pipe[1], NULL,
-				   CHUNK - d->pending,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		while (n < 0 && errno == EINTR);
+		n = splice(src, NULL, d->pipe[1], NULL, CHUNK,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n >= 0 || errno != EINVAL)
 			return n;
 		if (dir_to_buffer(d) < 0)
 			return -1;
 	}
-	if (d->off + d->pending == CHUNK) {
-		memmove(d->buf, d->buf + d->off, d->pending);
-		d->off = 0;
-	}
-	do
-		n = read(src, d->buf + d->off + d->pending,
-			 CHUNK - d->off - d->pending);
-	while (n < 0 && errno == EINTR);
-	return n;
+	d->off = 0;
+	return read(src, d->buf, CHUNK);
 }
 
 static ssize_t dir_out(struct dir *d, int dst)
@@ -458,77 +493,111 @@ static ssize_t dir_out(struct dir *d, int dst)
 }
 
 /*
- * Move bytes src -> dst until blocked. -1: the connection is broken.
- *
- * A backend that stops receiving (it answered and closed) may still have
- * an answer on its way: only this direction is given up. A client that
- * stops receiving is gone: nothing the backend says can reach it, and the
- * backend may be blocked writing to us, so the connection ends.
+ * A write to dst failed. A backend that stops receiving (it answered and
+ * closed) may still have an answer on its way: only this direction is
+ * given up. A client that stops receiving is gone: nothing the backend
+ * says can reach it, and the backend may be blocked writing to us, so the
+ * connection ends (-1).
  */
-static int dir_pump(struct dir *d, int src, int dst, int dst_is_client)
+static int dst_failed(struct dir *d, int src, int dst_is_client)
 {
-	ssize_t n;
-	int moved;
+	if (errno == EPIPE)
+		drain_sigpipe();
+	if (dst_is_client)
+		return -1;
+	d->done = 1;
+	d->pending = 0;
+	pipe_close(d->pipe); /* maybe not empty: no reuse */
+	shutdown(src, SHUT_RD);
+	return 0;
+}
+
+/*
+ * Move bytes src -> dst until dst is full or src has nothing more to
+ * give. -1: the connection is broken. last: the other direction is done,
+ * so the connection closes when this one ends, and close() sends the FIN
+ * that shutdown() would.
+ */
+static int dir_pump(struct proxy *p, struct dir *d, int src, int dst,
+		    int dst_is_client, int last)
+{
+	ssize_t n, w;
+	int copied;
 
 	while (!d->done) {
-		moved = 0;
 		if (d->pending) {
 			n = dir_out(d, dst);
-			if (n > 0) {
-				d->pending -= n;
-				moved = 1;
-			} else if (n < 0 && errno != EAGAIN) {
-				if (errno == EPIPE)
-					drain_sigpipe();
-				if (dst_is_client)
-					return -1;
-				d->done = 1;
-				d->pending = 0;
-				pipe_close(d->pipe); /* not empty: no reuse */
-				shutdown(src, SHUT_RD);
-				return 0;
-			}
+			if (n < 0 && errno != EAGAIN)
+				return dst_failed(d, src, dst_is_client);
+			if (n <= 0)
+				return 0; /* its EPOLLOUT brings us back */
+			d->pending -= n;
+			continue;
 		}
-		if (!d->eof && d->pending < CHUNK) {
-			n = dir_in(d, src);
-			if (n > 0) {
-				d->pending += n;
-				moved = 1;
-			} else if (n == 0) {
-				d->eof = 1;
-			} else if (errno != EAGAIN) {
-				return -1;
-			}
-		}
-		if (d->eof && !d->pending) {
-			shutdown(dst, SHUT_WR);
+		if (d->eof) {
+			if (!last)
+				shutdown(dst, SHUT_WR);
 			d->done = 1;
-		}
-		if (!moved)
 			break;
+		}
+		if (!d->more)
+			break;
+		copied = !d->buf && !d->bulk;
+		if (copied)
+			n = recv(src, p->copy, COPY_MAX, MSG_DONTWAIT);
+		else
+			n = dir_in(p, d, src);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -1;
+			d->more = 0;
+			break;
+		}
+		if (n == 0) {
+			d->eof = 1;
+			continue;
+		}
+		/* A TCP read shorter than asked for emptied the socket; a
+		 * splice into a pipe may stop short for the pipe's sake. */
+		if (n < (copied ? COPY_MAX : CHUNK) && !d->hup &&
+		    (copied || d->buf))
+			d->more = 0;
+		d->bulk = n >= COPY_MAX;
+		if (!copied) {
+			d->pending = n;
+			continue;
+		}
+		do
+			w = send(dst, p->copy, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 && errno != EAGAIN)
+			return dst_failed(d, src, dst_is_client);
+		if (w < 0)
+			w = 0;
+		if (w < n) {
+			/* dst is full (its EPOLLOUT brings us back). */
+			if (stash(p, d, p->copy + w, n - w) < 0)
+				return -1;
+			return 0;
+		}
 	}
 	return 0;
 }
 
 static void pump(struct proxy *p, struct conn *c)
 {
-	if (dir_pump(&c->d[0], c->cfd, c->bfd, 0) < 0 ||
-	    dir_pump(&c->d[1], c->bfd, c->cfd, 1) < 0 ||
+	if (dir_pump(p, &c->d[0], c->cfd, c->bfd, 0, c->d[1].done) < 0 ||
+	    dir_pump(p, &c->d[1], c->bfd, c->cfd, 1, c->d[0].done) < 0 ||
 	    (c->d[0].done && c->d[1].done))
 		conn_close(p, c);
 }
 
 static void established(struct proxy *p, struct conn *c)
 {
-	int i;
-
 	c->connecting = 0;
 	nodelay(c->bfd);
-	for (i = 0; i < 2; i++) {
-		if (!c->d[i].buf && c->d[i].pipe[0] < 0 &&
-		    pipe_get(p, c->d[i].pipe) < 0)
-			c->d[i].buf = ud_malloc(CHUNK);
-	}
 	pump(p, c);
 }
 
@@ -543,6 +612,8 @@ static void attach(struct proxy *p, struct conn *c, struct instance *in)
 	c->inst = in;
 	in->open++;
 	c->connecting = 1;
+	/* Whatever an earlier socket of a retry reported is not this one's. */
+	c->d[1].more = c->d[1].hup = 0;
 	c->bfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->bfd < 0) {
 		err = errno;
@@ -610,12 +681,20 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 	conn_close(p, c);
 }
 
-static void on_backend_event(struct proxy *p, struct conn *c)
+static void on_backend_event(struct proxy *p, struct conn *c,
+			     uint32_t events)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(int);
 	int soerr = 0;
 
+	/* epoll polls the socket afresh when it reports it, and a TCP
+	 * socket still connecting is not writable: writable and no error
+	 * means connected, with no syscall to ask. */
+	if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
+		established(p, c);
+		return;
+	}
 	if (getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		soerr = errno;
 	if (soerr) {
@@ -659,7 +738,6 @@ static void forward(struct proxy *p, struct app *a, int cfd)
 	if (p->conns)
 		p->conns->prev = c;
 	p->conns = c;
-	nodelay(cfd);
 	if (watch(p, cfd, &c->hc) < 0) {
 		ud_log_warn("proxy: %s: epoll: %s", a->name, strerror(errno));
 		conn_close(p, c);
@@ -770,6 +848,15 @@ static struct demand *take_demands(struct proxy *p)
 	return list;
 }
 
+/* What an event says about the socket as a source. */
+static void readable(struct dir *d, uint32_t events)
+{
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		d->more = 1;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		d->hup = 1;
+}
+
 static void dispatch(struct proxy *p, struct epoll_event *ev)
 {
 	struct handle *h = ev->data.ptr;
@@ -785,7 +872,10 @@ static void dispatch(struct proxy *p, struct epoll_event *ev)
 		on_accept(p, h->obj);
 		break;
 	case H_CLIENT:
-		if (c->dead || c->connecting)
+		if (c->dead)
+			break;
+		readable(&c->d[0], ev->events);
+		if (c->connecting)
 			break;
 		pump(p, c);
 		/* A reset client, or one that can no longer receive what is
@@ -798,8 +888,9 @@ static void dispatch(struct proxy *p, struct epoll_event *ev)
 	case H_BACKEND:
 		if (c->dead)
 			break;
+		readable(&c->d[1], ev->events);
 		if (c->connecting)
-			on_backend_event(p, c);
+			on_backend_event(p, c, ev->events);
 		else
 			pump(p, c);
 		break;
@@ -969,6 +1060,9 @@ int proxy_listen(struct proxy *p, const char *app, const char *addr,
 		close(fd);
 		goto done;
 	}
+	/* Accepted sockets inherit it: one setsockopt per listener rather
+	 * than one per connection. */
+	nodelay(fd);
 	a->lfd = fd;
 	a->addr = ud_strdup(addr);
 	kick(p);

@@ -458,6 +458,53 @@ static void test_large_echo(void **state)
 	backend_stop(b);
 }
 
+/* Small and large messages in turn on one connection, each echoed whole
+ * before the next: the proxy copies small reads and splices bulk ones,
+ * and must switch both ways without losing or reordering a byte. */
+static void test_small_and_bulk(void **state)
+{
+	static const size_t sizes[] = { 5, 1 << 20, 1, 16384, 3, 300000, 7 };
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	unsigned char *out = ud_malloc(1 << 20), *in = ud_malloc(1 << 20);
+	size_t i, j, got, sent;
+	ssize_t n;
+	int fd;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+	set_one(f, "app", b);
+	fd = client(f);
+	assert_int_equal(landed(fd), 1);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (j = 0; j < sizes[i]; j++)
+			out[j] = (unsigned char)(i * 31 + j);
+		/* Writing and reading at once: the echo of a big message
+		 * cannot all wait in socket buffers. */
+		for (sent = got = 0; got < sizes[i];) {
+			struct pollfd pfd = { fd, POLLIN, 0 };
+
+			if (sent < sizes[i])
+				pfd.events |= POLLOUT;
+			assert_true(poll(&pfd, 1, 10000) > 0);
+			if ((pfd.revents & POLLOUT) &&
+			    (n = send(fd, out + sent, sizes[i] - sent,
+				      MSG_DONTWAIT | MSG_NOSIGNAL)) > 0)
+				sent += n;
+			if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+				n = read(fd, in + got, sizes[i] - got);
+				assert_true(n > 0);
+				got += n;
+			}
+		}
+		assert_memory_equal(in, out, sizes[i]);
+	}
+	close(fd);
+	assert_true(wait_for(f, "app", 1, 0));
+	free(out);
+	free(in);
+	backend_stop(b);
+}
+
 static void test_half_close(void **state)
 {
 	struct fixture *f = *state;
@@ -883,6 +930,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_large_echo, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_small_and_bulk, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_half_close, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_held_then_served, setup,
@@ -912,6 +961,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_echo, setup_copy,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_small_and_bulk,
+						setup_copy, teardown),
 		cmocka_unit_test_setup_teardown(test_half_close, setup_copy,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_clients,
