@@ -128,6 +128,8 @@ struct cli_pipeline {
 	void (*annotate_error)(const char *message);
 	/* Filled for CI summaries (may be NULL). */
 	struct ud_buf *summary;
+	/* ... and a Markdown table of the released images (may be NULL). */
+	struct ud_buf *summary_images;
 };
 int cli_pipeline_run(const struct cli_pipeline *p);
 

@@ -16,8 +16,6 @@
 #include "cli.h"
 #include "errors.h"
 #include "log.h"
-#include "manifest.h"
-#include "release.h"
 
 static const char usage[] = "deploy ci [--branch main] [--source DIR]";
 
@@ -177,43 +175,9 @@ static void on_host(const char *host, const char *line, int failed)
 		gh_error(line);
 }
 
-/* The pipeline reports its release as the summary row
- * "| release | APP vN |"; the images are read back from that release's
- * manifest in the deployment repository. */
-static void summary_images(struct ud_buf *md, const struct ud_buf *rows,
-			   const struct cli_common *c)
-{
-	struct ud_deployrepo *r = NULL;
-	struct ud_manifest *m = NULL;
-	const char *row = strstr(rows->ptr, "| release | ");
-	char app[64];
-	int n;
-
-	if (!row || sscanf(row, "| release | %63s v%d |", app, &n) != 2)
-		return;
-	if (cli_open_repo(&r, c) < 0 ||
-	    ud_release_manifest(r, NULL, app, n, &m) < 0) {
-		ud_buf_printf(md, "\nImages: not read back (");
-		md_cell(md, ud_error_last());
-		ud_buf_puts(md, ")\n");
-		ud_error_clear();
-		goto done;
-	}
-	ud_buf_puts(md, "\n#### Images\n\n| file | target | size | sha256 "
-			"|\n|---|---|---:|---|\n");
-	for (size_t i = 0; i < m->nimages; i++)
-		ud_buf_printf(md, "| %s | %s/%s | %llu bytes | `%s` |\n",
-			      m->images[i].file, m->images[i].target,
-			      m->images[i].arch,
-			      (unsigned long long)m->images[i].size,
-			      m->images[i].sha256);
-done:
-	ud_manifest_free(m);
-	ud_deployrepo_free(r);
-}
-
-static void write_summary(const struct ud_buf *rows, const struct ci *ci,
-			  const struct cli_common *c, int status)
+static void write_summary(const struct ud_buf *rows,
+			  const struct ud_buf *images, const struct ci *ci,
+			  int status)
 {
 	const char *path = env("GITHUB_STEP_SUMMARY");
 	struct ud_buf md = UD_BUF_INIT;
@@ -230,7 +194,8 @@ static void write_summary(const struct ud_buf *rows, const struct ci *ci,
 	if (!strstr(rows->ptr, "| commit |") && ci->commit)
 		ud_buf_printf(&md, "| commit | `%s` |\n", ci->commit);
 	ud_buf_printf(&md, "| ref | %s |\n", ci->ref);
-	summary_images(&md, rows, c);
+	if (images->size)
+		ud_buf_printf(&md, "\n#### Images\n\n%s", images->ptr);
 	if (run.hosts.size)
 		ud_buf_printf(&md, "\n#### Hosts\n\n| host | result |\n"
 				   "|---|---|\n%s",
@@ -273,7 +238,7 @@ int cmd_ci(int argc, char **argv)
 	};
 	struct cli_common c = { 0 };
 	struct cli_pipeline p = { 0 };
-	struct ud_buf summary = UD_BUF_INIT;
+	struct ud_buf summary = UD_BUF_INIT, images = UD_BUF_INIT;
 	struct ci ci = { 0 };
 	const char *branch = "main";
 	char *want = NULL, *key = NULL;
@@ -320,6 +285,7 @@ int cmd_ci(int argc, char **argv)
 		p.stage_end = gh_end;
 		p.annotate_error = gh_error;
 		p.summary = &summary;
+		p.summary_images = &images;
 	} else if (!strcmp(ci.name, "travis")) {
 		p.stage_begin = travis_begin;
 		p.stage_end = travis_end;
@@ -328,13 +294,14 @@ int cmd_ci(int argc, char **argv)
 	status = cli_pipeline_run(&p);
 	cli_host_hook = NULL;
 	if (p.summary)
-		write_summary(&summary, &ci, &c, status);
+		write_summary(&summary, &images, &ci, status);
 done:
 	if (key) {
 		explicit_bzero(key, strlen(key));
 		free(key);
 	}
 	ud_buf_free(&summary);
+	ud_buf_free(&images);
 	ud_buf_free(&run.hosts);
 	ud_buf_free(&run.errors);
 	free(want);

@@ -154,6 +154,18 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 		ud_buf_printf(p->summary,
 			      "| release | %s v%d |\n| commit | `%s` |\n",
 			      m->app, m->release, m->source.commit);
+	if (p->summary_images) {
+		ud_buf_puts(p->summary_images,
+			    "| file | target | size | sha256 |\n"
+			    "|---|---|---:|---|\n");
+		for (size_t i = 0; i < m->nimages; i++)
+			ud_buf_printf(p->summary_images,
+				      "| %s | %s/%s | %llu bytes | `%s` |\n",
+				      m->images[i].file, m->images[i].target,
+				      m->images[i].arch,
+				      (unsigned long long)m->images[i].size,
+				      m->images[i].sha256);
+	}
 
 	if (p->no_signal) {
 		printf("-----> hosts not signalled (--no-signal); they pick "
