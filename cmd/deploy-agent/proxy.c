@@ -146,6 +146,9 @@ struct proxy {
 	struct conn *graveyard;
 	int pool[PIPE_POOL][2];
 	size_t npool;
+	size_t nheld;    /* held connections, all apps */
+	size_t npaused;  /* apps whose accepting is paused */
+	int demand_due;  /* some app's demand_due is set */
 	char copy[COPY_MAX]; /* small reads pass through here */
 	proxy_demand_fn on_demand;
 	void *payload;
@@ -257,7 +260,7 @@ static void inst_prune(struct app *a)
 	}
 }
 
-static void held_push(struct app *a, int fd)
+static void held_push(struct proxy *p, struct app *a, int fd)
 {
 	struct held *h = ud_calloc(1, sizeof(*h));
 
@@ -266,9 +269,10 @@ static void held_push(struct app *a, int fd)
 	*a->held_tail = h;
 	a->held_tail = &h->next;
 	a->nheld++;
+	p->nheld++;
 }
 
-static int held_pop(struct app *a)
+static int held_pop(struct proxy *p, struct app *a)
 {
 	struct held *h = a->held;
 	int fd = h->fd;
@@ -277,22 +281,24 @@ static int held_pop(struct app *a)
 	if (!a->held)
 		a->held_tail = &a->held;
 	a->nheld--;
+	p->nheld--;
 	free(h);
 	return fd;
 }
 
-static void held_close_all(struct app *a)
+static void held_close_all(struct proxy *p, struct app *a)
 {
 	while (a->held)
-		close(held_pop(a));
+		close(held_pop(p, a));
 }
 
 static void listener_close(struct proxy *p, struct app *a)
 {
-	(void)p;
 	if (a->lfd >= 0)
 		close(a->lfd); /* leaves the epoll set with it */
 	a->lfd = -1;
+	if (a->paused_until)
+		p->npaused--;
 	a->paused_until = 0;
 	free(a->addr);
 	a->addr = NULL;
@@ -669,8 +675,8 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 			    "holding the client connection", a->name, id,
 			    port, strerror(err));
 		epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
-		held_push(a, c->cfd);
-		a->demand_due = 1;
+		held_push(p, a, c->cfd);
+		a->demand_due = p->demand_due = 1;
 		c->cfd = -1;
 		conn_close(p, c);
 		return;
@@ -719,7 +725,7 @@ static void forward(struct proxy *p, struct app *a, int cfd)
 	/* This connection fills the least loaded instance: time for
 	 * another. */
 	if (a->concurrency > 0 && in->open + 1 >= (size_t)a->concurrency)
-		a->demand_due = 1;
+		a->demand_due = p->demand_due = 1;
 	c = ud_calloc(1, sizeof(*c));
 	c->app = a;
 	c->cfd = cfd;
@@ -764,13 +770,15 @@ static void on_accept(struct proxy *p, struct app *a)
 			 * readable, so stop watching it for a moment. */
 			ev.data.ptr = &a->h;
 			epoll_ctl(p->epfd, EPOLL_CTL_MOD, a->lfd, &ev);
+			if (!a->paused_until)
+				p->npaused++;
 			a->paused_until = ud_now_ms() + ACCEPT_PAUSE_MS;
 			return;
 		}
 		/* Held connections go first, in order. */
 		if (a->nheld || !has_ready(a)) {
-			held_push(a, fd);
-			a->demand_due = 1;
+			held_push(p, a, fd);
+			a->demand_due = p->demand_due = 1;
 		} else {
 			forward(p, a, fd);
 		}
@@ -781,36 +789,45 @@ static void on_accept(struct proxy *p, struct app *a)
 static void service(struct proxy *p)
 {
 	struct epoll_event ev = { 0 };
-	long long now = ud_now_ms();
+	long long now;
 	struct app *a;
 
+	/* The common case, traffic and nothing waiting, need not walk
+	 * every app (a host may have a thousand) after every batch. */
+	if (!p->nheld && !p->npaused)
+		return;
+	now = ud_now_ms();
 	for (a = p->apps; a; a = a->next) {
 		if (a->paused_until && now >= a->paused_until && a->lfd >= 0) {
 			a->paused_until = 0;
+			p->npaused--;
 			ev.events = EPOLLIN;
 			ev.data.ptr = &a->h;
 			epoll_ctl(p->epfd, EPOLL_CTL_MOD, a->lfd, &ev);
 		}
 		while (a->held && has_ready(a))
-			forward(p, a, held_pop(a));
+			forward(p, a, held_pop(p, a));
 		while (a->held && a->held->since + a->hold_ms <= now) {
 			ud_log_warn("proxy: %s: no instance became ready "
 				    "within %d ms; closing a held connection",
 				    a->name, a->hold_ms);
-			close(held_pop(a));
+			close(held_pop(p, a));
 		}
 		/* The first call may have come too early for the owner (no
 		 * release registered yet): remind it while they wait. */
 		if (a->held && now - a->demand_at >= DEMAND_REPEAT_MS)
-			a->demand_due = 1;
+			a->demand_due = p->demand_due = 1;
 	}
 }
 
 static int next_timeout(struct proxy *p)
 {
-	long long now = ud_now_ms(), when = -1, t;
+	long long now, when = -1, t;
 	struct app *a;
 
+	if (!p->nheld && !p->npaused)
+		return -1;
+	now = ud_now_ms();
 	for (a = p->apps; a; a = a->next) {
 		if (a->held) {
 			t = a->held->since + a->hold_ms;
@@ -834,6 +851,9 @@ static struct demand *take_demands(struct proxy *p)
 	struct demand *list = NULL, *d;
 	struct app *a;
 
+	if (!p->demand_due)
+		return NULL;
+	p->demand_due = 0;
 	for (a = p->apps; a; a = a->next) {
 		if (!a->demand_due)
 			continue;
@@ -951,7 +971,7 @@ static void proxy_free(struct proxy *p)
 	while ((a = p->apps)) {
 		p->apps = a->next;
 		listener_close(p, a);
-		held_close_all(a);
+		held_close_all(p, a);
 		while ((in = a->inst)) {
 			a->inst = in->next;
 			free(in);
@@ -1078,7 +1098,7 @@ void proxy_unlisten(struct proxy *p, const char *app)
 	pthread_mutex_lock(&p->mu);
 	if ((a = app_find(p, app))) {
 		listener_close(p, a);
-		held_close_all(a);
+		held_close_all(p, a);
 	}
 	pthread_mutex_unlock(&p->mu);
 }
@@ -1159,7 +1179,7 @@ size_t proxy_drop_held(struct proxy *p, const char *app)
 	pthread_mutex_lock(&p->mu);
 	if ((a = app_find(p, app))) {
 		n = a->nheld;
-		held_close_all(a);
+		held_close_all(p, a);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return n;
