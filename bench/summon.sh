@@ -6,6 +6,7 @@
 #      answer measured directly (median over REPS);
 #   2. warm throughput and latency with wrk through the agent's proxy, a
 #      direct connection, and systemd-socket-proxyd, all to one instance;
+#      the proxies' CPU time per request; latency at one connection;
 #   3. idle footprint of an agent with APPS summonable apps and no traffic
 #      (RSS, descriptors, wake-ups per second over 10 s) beside an agent
 #      with none.
@@ -144,29 +145,52 @@ done
 iport=$(tr '\0' '\n' <"/proc/$ipid/environ" | sed -n 's/^PORT=//p')
 sport=$(free_port)
 systemd-socket-activate -l "127.0.0.1:$sport" /lib/systemd/systemd-socket-proxyd "127.0.0.1:$iport" 2>/dev/null &
-pids+=($!)
+ppid=$!
+pids+=("$ppid")
 sleep 0.3
-wrk_run() { # PORT [wrk options] -> "rps p50_ms p99_ms"
-	local port=$1
-	shift
-	wrk -t1 -c"$WRK_CONNS" -d"${WRK_SECONDS}s" --latency "$@" "http://127.0.0.1:$port/" |
-		awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-		     /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /^Requests\/sec/ {rps = $2}
-		     END {printf "%s %.3f %.3f\n", rps, p50, p99}'
+hz=$(getconf CLK_TCK)
+wrk_run() { # PID PORT CONNS [wrk options] -> "rps p50_ms p99_ms cpu_us_per_request"
+	local pid=$1 port=$2 conns=$3 t0 t1
+	shift 3
+	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	wrk -t1 -c"$conns" -d"${WRK_SECONDS}s" --latency "$@" "http://127.0.0.1:$port/" >"$T/wrk.out"
+	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	awk -v ticks=$((t1 - t0)) -v hz="$hz" \
+	    'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+	     /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /^Requests\/sec/ {rps = $2} / requests in / {n = $1}
+	     END {printf "%s %.3f %.3f %.2f\n", rps, p50, p99, (n > 0 ? ticks * 1e6 / hz / n : 0)}' "$T/wrk.out"
 }
-for path in direct agent proxyd; do : >"$T/wrk.$path"; : >"$T/wrk.$path.ka"; done
+# Each path's CPU figure is that of the process in the middle: pong's own
+# for direct, the whole agent (its proxy thread does the work) and
+# systemd-socket-proxyd (exec'd in place of socket-activate).
+path_args() { # PATH -> "PID PORT"
+	case $1 in direct) echo "$ipid $iport" ;; agent) echo "$A1 $port" ;; proxyd) echo "$ppid $sport" ;; esac
+}
+for path in direct agent proxyd; do
+	for k in close ka close.c1 ka.c1; do : >"$T/wrk.$path.$k"; done
+done
 for _ in $(seq "$ROUNDS"); do
-	wrk_run "$iport" -H "Connection: close" >>"$T/wrk.direct"
-	wrk_run "$port" -H "Connection: close" >>"$T/wrk.agent"
-	wrk_run "$sport" -H "Connection: close" >>"$T/wrk.proxyd"
-	wrk_run "$iport" >>"$T/wrk.direct.ka"
-	wrk_run "$port" >>"$T/wrk.agent.ka"
-	wrk_run "$sport" >>"$T/wrk.proxyd.ka"
+	for path in direct agent proxyd; do
+		# shellcheck disable=SC2046
+		wrk_run $(path_args $path) "$WRK_CONNS" -H "Connection: close" >>"$T/wrk.$path.close"
+	done
+	for path in direct agent proxyd; do
+		# shellcheck disable=SC2046
+		wrk_run $(path_args $path) "$WRK_CONNS" >>"$T/wrk.$path.ka"
+	done
+	for path in direct agent proxyd; do
+		# shellcheck disable=SC2046
+		wrk_run $(path_args $path) 1 -H "Connection: close" >>"$T/wrk.$path.close.c1"
+		# shellcheck disable=SC2046
+		wrk_run $(path_args $path) 1 >>"$T/wrk.$path.ka.c1"
+	done
 done
 col() { awk -v c="$2" '{print $c}' "$T/wrk.$1" | median; }
 for path in direct agent proxyd; do
-	eval "rps_$path=\$(col $path 1) p50_$path=\$(col $path 2) p99_$path=\$(col $path 3)"
-	eval "karps_$path=\$(col $path.ka 1) kap50_$path=\$(col $path.ka 2)"
+	eval "rps_$path=\$(col $path.close 1) p50_$path=\$(col $path.close 2) p99_$path=\$(col $path.close 3) cpu_$path=\$(col $path.close 4)"
+	eval "karps_$path=\$(col $path.ka 1) kap50_$path=\$(col $path.ka 2) kacpu_$path=\$(col $path.ka 4)"
+	eval "c1p50_$path=\$(col $path.close.c1 2) c1p99_$path=\$(col $path.close.c1 3)"
+	eval "kc1p50_$path=\$(col $path.ka.c1 2) kc1p99_$path=\$(col $path.ka.c1 3) kc1rps_$path=\$(col $path.ka.c1 1)"
 done
 stop_agent "$A1"
 
@@ -259,6 +283,14 @@ cat <<EOF
 | warm latency p50, keep-alive: agent / socket-proxyd | $kap50_agent / $kap50_proxyd ms | $kap50_direct ms direct | |
 | warm latency p50 / p99: agent | $p50_agent / $p99_agent ms | $p50_direct / $p99_direct ms direct | |
 | warm latency p50 / p99: systemd-socket-proxyd | $p50_proxyd / $p99_proxyd ms | $p50_direct / $p99_direct ms direct | |
+| proxy CPU per request, Connection: close: agent | $cpu_agent µs | $cpu_proxyd µs systemd-socket-proxyd | $(ratio "$cpu_agent" "$cpu_proxyd") |
+| proxy CPU per request, keep-alive: agent | $kacpu_agent µs | $kacpu_proxyd µs systemd-socket-proxyd | $(ratio "$kacpu_agent" "$kacpu_proxyd") |
+| pong's own CPU per request, close / keep-alive (direct, for scale) | $cpu_direct / $kacpu_direct µs | | |
+| one connection (-c1), keep-alive, p50 / p99: agent | $kc1p50_agent / $kc1p99_agent ms | $kc1p50_direct / $kc1p99_direct ms direct | p50 $(ratio "$kc1p50_agent" "$kc1p50_direct") |
+| one connection (-c1), keep-alive, p50 / p99: systemd-socket-proxyd | $kc1p50_proxyd / $kc1p99_proxyd ms | $kc1p50_direct / $kc1p99_direct ms direct | p50 $(ratio "$kc1p50_proxyd" "$kc1p50_direct") |
+| one connection (-c1), keep-alive, requests/s: agent / socket-proxyd | $kc1rps_agent / $kc1rps_proxyd | $kc1rps_direct direct | $(ratio "$kc1rps_agent" "$kc1rps_direct") / $(ratio "$kc1rps_proxyd" "$kc1rps_direct") |
+| one connection (-c1), Connection: close, p50 / p99: agent | $c1p50_agent / $c1p99_agent ms | $c1p50_direct / $c1p99_direct ms direct | p50 $(ratio "$c1p50_agent" "$c1p50_direct") |
+| one connection (-c1), Connection: close, p50 / p99: systemd-socket-proxyd | $c1p50_proxyd / $c1p99_proxyd ms | $c1p50_direct / $c1p99_direct ms direct | p50 $(ratio "$c1p50_proxyd" "$c1p50_direct") |
 | idle agent with $APPS summonable apps: RSS | $rss_many KiB | $rss_none KiB with no app | $(ratio "$rss_many" "$rss_none") |
 | idle: open descriptors | $fd_many | $fd_none | |
 | idle: wake-ups per second (context switches, all threads, over 10 s) | $wk_many | $wk_none | |
@@ -269,10 +301,20 @@ baseline starts the same pong binary directly and polls it until it answers
 (the same client code). Overhead = difference of the medians over $REPS
 runs (each run waits for the idle stop, 1 s). Warm: wrk -t1
 -c$WRK_CONNS, ${WRK_SECONDS}s, GET / with Connection: close (a new connection
-per request: the proxy's accept, connect and splice set-up included) and
-with keep-alive (pong answers a keep-alive request in two writes, so
-delayed ACKs cap every path alike), $ROUNDS interleaved rounds,
-medians, all three paths to the same instance. Idle: the agent's whole
-process (every thread) read from /proc after it registered every app, over
-10 s with no traffic. This machine is shared (2 cores): compare ratios.
+per request: the proxy's accept and connect included) and with keep-alive
+(pong sends header and body in one segment), $ROUNDS interleaved rounds,
+medians, all three paths to the same instance. On this machine wrk, pong
+and the proxy share 2 CPUs, so the throughput ratio against direct mostly
+measures CPU sharing: a proxied path adds a third busy process, and cannot
+approach 1.0x here whatever the proxy does. Two figures do not depend on
+that contention. CPU per request: the proxy process's utime+stime delta
+(/proc/<pid>/stat, the agent's whole process; systemd-socket-proxyd's)
+over a run, divided by the requests wrk completed in it; it is mostly
+kernel time (loopback TCP: a send runs the receiving side's protocol work
+too), so it is set beside pong's own. One connection (-c1): a single
+request in flight, so no process waits for a CPU and the difference from
+direct is the proxy's added latency (two more loopback hops and its
+wake-up). Idle: the agent's whole process (every thread) read from /proc
+after it registered every app, over 10 s with no traffic. This machine is
+shared with other work: compare ratios within one run.
 EOF
