@@ -104,13 +104,16 @@ static json_t *only_app(struct agent *a, json_t *reply, const char *app)
 
 static json_t *do_status(struct agent *a)
 {
-	json_t *apps;
-
 	const char *name;
-	json_t *o;
+	json_t *apps, *o;
 	size_t open, held;
 
 	pthread_mutex_lock(&a->lock);
+	/* Right after a restart the reconciler is still adopting what
+	 * state.json records: answer once it has said what runs, not with
+	 * an empty host. */
+	while (!a->status && !a->stopping)
+		pthread_cond_wait(&a->done, &a->lock);
 	apps = a->status ? json_deep_copy(a->status) : json_object();
 	pthread_mutex_unlock(&a->lock);
 	/* Connections change without a snapshot: ask the proxy now. */

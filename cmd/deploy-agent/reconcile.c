@@ -133,6 +133,8 @@ void agent_publish(struct agent *a)
 	pthread_mutex_lock(&a->lock);
 	json_decref(a->status);
 	a->status = apps;
+	/* The first snapshot also releases status requests waiting for it. */
+	pthread_cond_broadcast(&a->done);
 	pthread_mutex_unlock(&a->lock);
 }
 
