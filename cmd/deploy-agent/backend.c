@@ -781,9 +781,14 @@ done:
 			    app->name, in->id, path);
 	if (fd >= 0)
 		close(fd);
-	if (dfd >= 0)
+	/* Through the directory's fd while it is still ours: once closed,
+	 * another thread may reuse its number. */
+	if (dfd >= 0) {
+		unlinkat(dfd, name, 0);
 		close(dfd);
-	unlink(path);
+	} else {
+		unlink(path);
+	}
 	ud_buf_free(&reply);
 	free(path);
 	free(dir);
