@@ -233,7 +233,7 @@ int ud_health_wait(const struct ud_health *h, const char *host, int port,
 	long long start = ud_now_ms(), deadline = start + timeout_ms;
 	struct serial serial = { .compiled = 0 };
 	char why[256], last[512] = "no attempt made";
-	int backoff = 1, err;
+	int backoff = 1, listening = 0, err;
 
 	if (h->kind == UD_HEALTH_SERIAL &&
 	    (err = serial_init(&serial, h->serial_regex, console_path)) < 0)
@@ -259,6 +259,7 @@ int ud_health_wait(const struct ud_health *h, const char *host, int port,
 						h->http_path : "/");
 				break;
 			}
+			listening = 1;
 			err = ud_health_http_once(host, port, h->http_path,
 						  attempt);
 			break;
@@ -281,7 +282,10 @@ int ud_health_wait(const struct ud_health *h, const char *host, int port,
 			goto done;
 		}
 		sleep_ms(backoff < left ? backoff : (int)left);
-		if (ud_now_ms() - start >= TIGHT_MS)
+		/* An app that listens but is not healthy yet is warming
+		 * up: a whole request every millisecond would only compete
+		 * with it for the CPU. */
+		if (listening || ud_now_ms() - start >= TIGHT_MS)
 			backoff = backoff * 2 > BACKOFF_MAX_MS ?
 				BACKOFF_MAX_MS : backoff * 2;
 	}

@@ -27,8 +27,11 @@ typedef int (*ud_alive_fn)(void *payload, char *why, size_t whylen);
  * says what the last attempt saw: "GET /health answered 503", "connection
  * refused"), or until alive() says the instance died (UD_ERROR, message
  * from alive()). host/port: where the instance listens; console_path: file
- * its console output goes to (for UD_HEALTH_SERIAL). Polls start at 1 ms
- * intervals and back off to 50 ms.
+ * its console output goes to (for UD_HEALTH_SERIAL). Polls run every
+ * millisecond for the first 5 s while nothing listens (readiness of a
+ * summoned instance is noticed within a millisecond or two), then back off
+ * to 50 ms; an HTTP check that finds the app listening but not yet healthy
+ * backs off at once.
  */
 int ud_health_wait(const struct ud_health *h, const char *host, int port,
 		   const char *console_path, int timeout_ms,
