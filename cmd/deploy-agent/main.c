@@ -579,6 +579,9 @@ done:
 	pthread_cond_broadcast(&a.wake);
 	pthread_cond_broadcast(&a.done);
 	pthread_mutex_unlock(&a.lock);
+	/* The acceptor sleeps in poll(): wake it now rather than after the
+	 * reconciler's current sync. */
+	control_wake();
 	if (have_control)
 		pthread_join(control_thread, NULL);
 	if (control_fd >= 0) {
