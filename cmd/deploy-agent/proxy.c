@@ -292,10 +292,23 @@ static void held_close_all(struct proxy *p, struct app *a)
 		close(held_pop(p, a));
 }
 
+/*
+ * Close a watched socket. close() alone leaves the epoll registration in
+ * place while another reference to the socket exists, and one does for a
+ * moment whenever the agent forks an instance (between fork and exec the
+ * child holds every descriptor): events would then arrive for a
+ * connection already freed.
+ */
+static void unwatch_close(struct proxy *p, int fd)
+{
+	epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+	close(fd);
+}
+
 static void listener_close(struct proxy *p, struct app *a)
 {
 	if (a->lfd >= 0)
-		close(a->lfd); /* leaves the epoll set with it */
+		unwatch_close(p, a->lfd);
 	a->lfd = -1;
 	if (a->paused_until)
 		p->npaused--;
@@ -360,9 +373,9 @@ static void conn_close(struct proxy *p, struct conn *c)
 		return;
 	c->dead = 1;
 	if (c->cfd >= 0)
-		close(c->cfd);
+		unwatch_close(p, c->cfd);
 	if (c->bfd >= 0)
-		close(c->bfd);
+		unwatch_close(p, c->bfd);
 	c->cfd = c->bfd = -1;
 	dir_free(p, &c->d[0]);
 	dir_free(p, &c->d[1]);
@@ -651,7 +664,7 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 	int id = c->inst ? c->inst->id : -1;
 	int port = c->inst ? c->inst->port : 0;
 
-	close(c->bfd);
+	unwatch_close(p, c->bfd);
 	c->bfd = -1;
 	/* Nothing listens there: the instance died and its owner has not
 	 * noticed yet. It takes no more connections from us until the owner
