@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "digest.h"
@@ -666,10 +667,15 @@ static int lock_mirror(int *fd, const char *path)
 	return 0;
 }
 
-/* The mirror's origin names the URL, so plain git can fetch it too. */
+/*
+ * The mirror's origin names the URL, so plain git can fetch it too, but
+ * without its password: the config is a plain file and a token there would
+ * outlive the process. Fetches and pushes go through anonymous remotes
+ * made from the URL held in memory.
+ */
 static int set_origin(git_repository *git, const struct remote *rm)
 {
-	const char *url = rm->url;
+	const char *url = rm->shown;
 	git_remote *remote = NULL;
 	int err = git_remote_lookup(&remote, git, "origin");
 
@@ -708,8 +714,14 @@ static int open_remote(struct ud_deployrepo **out, const char *url,
 	dir = ud_asprintf("%s/repos", root);
 	path = ud_asprintf("%s/%s.git", dir, name);
 	lock = ud_asprintf("%s/%s.lock", dir, name);
-	if ((err = ud_mkdir_p(dir, 0755)) < 0 ||
-	    (err = lock_mirror(&fd, lock)) < 0)
+	/* 0700: a mirror is private to its user, like ~/.ssh */
+	if ((err = ud_mkdir_p(dir, 0700)) < 0)
+		goto done;
+	if (chmod(dir, 0700) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot chmod '%s'", dir);
+		goto done;
+	}
+	if ((err = lock_mirror(&fd, lock)) < 0)
 		goto done;
 	err = git_repository_open_ext(&git, path,
 				      GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
@@ -1139,7 +1151,7 @@ static int create_tags(struct ud_txn *t, git_commit *commit,
 	return 0;
 }
 
-/* Push one refspec to origin. 0: accepted; 1: refused (rm->rejected says
+/* Push one refspec to the remote. 0: accepted; 1: refused (rm->rejected says
  * why, or the remote holds commits we lack: not a fast-forward); else
  * an error, message set. */
 static int push_ref(struct ud_deployrepo *r, const char *spec)
@@ -1156,8 +1168,9 @@ static int push_ref(struct ud_deployrepo *r, const char *spec)
 	rm->auth_failed = 0;
 	free(rm->rejected);
 	rm->rejected = NULL;
-	if (git_remote_lookup(&remote, r->git, "origin") < 0)
-		return ud_error_set_git(UD_ERROR, "no origin in the cache of %s",
+	if (git_remote_create_anonymous(&remote, r->git, rm->url) < 0)
+		return ud_error_set_git(UD_EINVALID,
+					"bad deployment repository URL '%s'",
 					rm->shown);
 	gerr = git_remote_push(remote, &refspecs, &opts);
 	if (gerr == GIT_ENONFASTFORWARD) {

@@ -43,7 +43,10 @@ int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
  * against the CA certificates of $SSL_CERT_FILE / $SSL_CERT_DIR when set
  * (else libgit2's default bundle).
  *
- * The mirror's origin is the URL; each open fetches main and the tags
+ * The mirror's origin is the URL without its password (for plain git);
+ * fetches and pushes go through anonymous remotes built from the URL in
+ * memory, so a password or token never reaches the disk, and repos/ is
+ * 0700. Each open fetches main and the tags
  * and drops cached tags the remote does not have. An flock on
  * repos/<name>.lock serialises processes on this machine for the life of
  * the ud_deployrepo: do not open the same remote URL twice at once in one

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -881,6 +882,83 @@ static void test_https_ca_from_ssl_cert_file(void **state)
 	free(cert);
 }
 
+/* Set by no_secret_in: a file under the tree holds the string. */
+static const char *secret_wanted;
+static char *secret_found;
+
+static int scan_file(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	struct ud_buf b = UD_BUF_INIT;
+
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_F && ud_buf_read_file(&b, path) == 0 &&
+	    memmem(b.ptr, b.size, secret_wanted, strlen(secret_wanted)) &&
+	    !secret_found)
+		secret_found = ud_strdup(path);
+	ud_buf_free(&b);
+	return 0;
+}
+
+static void assert_no_secret_in(const char *dir, const char *secret)
+{
+	secret_wanted = secret;
+	secret_found = NULL;
+	assert_int_equal(nftw(dir, scan_file, 16, FTW_PHYS), 0);
+	if (secret_found)
+		fail_msg("'%s' holds the password", secret_found);
+}
+
+/* The password of an https URL never reaches the disk: the mirror's
+ * origin is recorded without it, and the mirrors are private. */
+static void test_https_password_not_on_disk(void **state)
+{
+	struct ud_deployrepo *r = NULL;
+	struct ud_ssh_opts o;
+	struct stat st;
+	git_repository *git = NULL;
+	git_remote *origin = NULL;
+	char *cert, *url, *shown, *cache, *repos, *mirror;
+	int p;
+
+	(void)state;
+	p = start_tls_server(&cert);
+	use_cache("cache");
+	ssh_opts(&o);
+	url = ud_asprintf("https://x-access-token:tok3nS3cret@127.0.0.1:%d"
+			  "/deploy.git", p);
+	shown = ud_asprintf("https://x-access-token@127.0.0.1:%d/deploy.git",
+			    p);
+	/* the TLS handshake succeeds; the server speaks no git */
+	setenv("SSL_CERT_FILE", cert, 1);
+	assert_int_equal(ud_deployrepo_open_ex(&r, url, &o), UD_ERROR);
+	unsetenv("SSL_CERT_FILE");
+	assert_null(strstr(ud_error_last(), "tok3nS3cret"));
+	cache = ud_asprintf("%s/cache", W.tdir);
+	repos = ud_asprintf("%s/repos", cache);
+	assert_no_secret_in(cache, "tok3nS3cret");
+	assert_int_equal(stat(repos, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	/* origin is still there, for plain git */
+	mirror = must_run((char *[]){ "sh", "-c", "echo \"$0\"/*.git", repos,
+				      NULL });
+	mirror[strcspn(mirror, "\n")] = '\0';
+	git_libgit2_init();
+	assert_int_equal(git_repository_open(&git, mirror), 0);
+	assert_int_equal(git_remote_lookup(&origin, git, "origin"), 0);
+	assert_string_equal(git_remote_url(origin), shown);
+	git_remote_free(origin);
+	git_repository_free(git);
+	git_libgit2_shutdown();
+	free(mirror);
+	free(repos);
+	free(cache);
+	free(url);
+	free(shown);
+	free(cert);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -909,6 +987,9 @@ int main(void)
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_https_ca_from_ssl_cert_file, test_setup,
+			test_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_https_password_not_on_disk, test_setup,
 			test_teardown),
 	};
 
