@@ -450,6 +450,28 @@ done:
 	return err;
 }
 
+#define NKEYTYPES (sizeof(keytypes) / sizeof(keytypes[0]))
+
+/* Which key types known_hosts has for `name` (in OpenSSH's form, hashed
+ * entries included): known[i] for keytypes[i]; the count. A probe key
+ * matches nothing, so MISMATCH means "an entry of this type exists". */
+static int known_types(const struct known *k, const char *name,
+		       int known[NKEYTYPES])
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < NKEYTYPES; i++) {
+		known[i] = libssh2_knownhost_checkp(
+			k->kh, name, -1, "?", 1,
+			LIBSSH2_KNOWNHOST_TYPE_PLAIN |
+			LIBSSH2_KNOWNHOST_KEYENC_RAW | keytypes[i].mask,
+			NULL) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
+		n += known[i];
+	}
+	return n;
+}
+
 static int known_check(const struct known *k, const struct ud_ssh_opts *o,
 		       const char *host, int port, const void *key,
 		       size_t len, const char *keytype)
@@ -458,6 +480,7 @@ static int known_check(const struct known *k, const struct ud_ssh_opts *o,
 	char *btype = blob_type(key, len), *fp = NULL;
 	const char *type = btype ? btype : keytype ? keytype : "unknown";
 	const struct keytype *kt = keytype_find(type, strlen(type));
+	int known[NKEYTYPES];
 	int rc, err = 0;
 
 	/* port -1: the name is already in OpenSSH's form, so a plain
@@ -474,6 +497,25 @@ static int known_check(const struct known *k, const struct ud_ssh_opts *o,
 		err = ud_error_set(UD_EAUTH, "host key for %s has CHANGED "
 				   "(now %s %s): refusing to connect", name,
 				   type, fp);
+	} else if (rc == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND &&
+		   known_types(k, name, known) > 0) {
+		/* libssh2 only looks at entries of the offered type, but a
+		 * host on record under another type is not new: a server
+		 * that offers only a type we lack is how a man in the
+		 * middle would get his key recorded under accept_new. */
+		struct ud_buf have = UD_BUF_INIT;
+		size_t i;
+
+		for (i = 0; i < NKEYTYPES; i++)
+			if (known[i])
+				ud_buf_printf(&have, "%s%s",
+					      have.size ? ", " : "",
+					      keytypes[i].name);
+		err = ud_error_set(UD_EAUTH, "host key for %s has CHANGED "
+				   "(known_hosts has %s, the server offers "
+				   "%s %s): refusing to connect", name,
+				   have.ptr, type, fp);
+		ud_buf_free(&have);
 	} else if (rc == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND) {
 		if (o && o->accept_new)
 			err = known_record(o, name, type, key, len);
@@ -544,28 +586,20 @@ static char *known_algs(const struct known *k, LIBSSH2_SESSION *s,
 {
 	struct ud_buf b = UD_BUF_INIT;
 	char *name = host_key_name(host, port);
-	int known[sizeof(keytypes) / sizeof(keytypes[0])] = { 0 };
+	int known[NKEYTYPES];
 	const char **sup = NULL;
 	int nsup;
 	size_t i;
 
-	/* A probe key matches nothing, so MISMATCH means "an entry of this
-	 * type exists for this name". */
-	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++) {
-		known[i] = libssh2_knownhost_checkp(
-			k->kh, name, -1, "?", 1,
-			LIBSSH2_KNOWNHOST_TYPE_PLAIN |
-			LIBSSH2_KNOWNHOST_KEYENC_RAW | keytypes[i].mask,
-			NULL) == LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
-	}
+	known_types(k, name, known);
 	free(name);
 	if ((nsup = libssh2_session_supported_algs(
 		     s, LIBSSH2_METHOD_HOSTKEY, &sup)) <= 0)
 		return NULL;
-	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
+	for (i = 0; i < NKEYTYPES; i++)
 		if (known[i])
 			add_supported(&b, keytypes[i].algs, sup, nsup);
-	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
+	for (i = 0; i < NKEYTYPES; i++)
 		if (!known[i])
 			add_supported(&b, keytypes[i].algs, sup, nsup);
 	libssh2_free(s, (void *)sup);

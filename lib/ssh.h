@@ -9,7 +9,9 @@
  * entries. An unknown or changed key fails with UD_EAUTH and a message
  * that names the host and the key's SHA256 fingerprint, as ssh(1) prints
  * it ("SHA256:<base64 without padding>"). Only `accept_new` trusts an
- * unknown key (never a changed one), and records it.
+ * unknown key (never a changed one), and records it. A host on record
+ * under other key types only is not unknown: a key of a type it lacks
+ * counts as changed.
  *
  * Secrets: the key text of $DEPLOY_SSH_KEY is only ever handed to libssh2
  * or libgit2 from memory; no function here writes it to disk or puts it

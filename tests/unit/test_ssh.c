@@ -437,7 +437,8 @@ static void test_hostkey_unknown_and_changed(void **state)
 {
 	struct ud_ssh_opts o = { 0 };
 	struct hostkey k, other, ec;
-	char *file = path_in("known_hosts"), *text, *fp, *want;
+	char *file = path_in("known_hosts"), *text, *fp, *want, *before;
+	char *hash[] = { "ssh-keygen", "-q", "-H", "-f", file, NULL };
 
 	(void)state;
 	hostkey_make(&k, "hk", "ed25519");
@@ -467,19 +468,49 @@ static void test_hostkey_unknown_and_changed(void **state)
 	free(want);
 	free(fp);
 
-	/* Only an entry of another type: unknown, as ssh(1) says. */
+	/* Only an entry of another type: a server that offers only a type
+	 * we lack has replaced its key as far as we can tell, so this is a
+	 * change too, not a new host to trust. */
+	fp = ud_ssh_fingerprint(ec.blob, ec.len);
+	want = ud_asprintf("host key for [h.example]:2222 has CHANGED "
+			   "(known_hosts has ssh-ed25519, the server offers "
+			   "ecdsa-sha2-nistp256 %s): refusing to connect",
+			   fp);
 	assert_int_equal(ud_ssh_check_hostkey(&o, "h.example", 2222, ec.blob,
 					      ec.len, ec.type), UD_EAUTH);
-	assert_non_null(strstr(ud_error_last(), "is unknown (ecdsa-sha2-"
-					      "nistp256 SHA256:"));
+	assert_string_equal(ud_error_last(), want);
 
-	/* accept_new never trusts a changed key, nor writes it down. */
+	/* accept_new never trusts a changed key, nor writes it down: of the
+	 * same type or of another, with the entry plain or hashed. */
 	o.accept_new = 1;
 	assert_int_equal(ud_ssh_check_hostkey(&o, "h.example", 2222, k.blob,
 					      k.len, k.type), UD_EAUTH);
 	assert_non_null(strstr(ud_error_last(), "has CHANGED"));
+	before = slurp(file);
+	assert_int_equal(ud_ssh_check_hostkey(&o, "h.example", 2222, ec.blob,
+					      ec.len, ec.type), UD_EAUTH);
+	assert_string_equal(ud_error_last(), want);
 	text = slurp(file);
-	assert_null(strstr(text, k.line_body));
+	assert_string_equal(text, before);
+	free(text);
+	free(before);
+	assert_int_equal(run(NULL, hash), 0);
+	before = slurp(file);
+	assert_null(strstr(before, "h.example"));
+	assert_int_equal(ud_ssh_check_hostkey(&o, "h.example", 2222, ec.blob,
+					      ec.len, ec.type), UD_EAUTH);
+	assert_string_equal(ud_error_last(), want);
+	text = slurp(file);
+	assert_string_equal(text, before);
+	free(text);
+	free(before);
+	free(want);
+	free(fp);
+	/* Another port of the same name is another host: new. */
+	assert_int_equal(ud_ssh_check_hostkey(&o, "h.example", 2223, ec.blob,
+					      ec.len, ec.type), 0);
+	text = slurp(file);
+	assert_non_null(strstr(text, ec.line_body));
 	free(text);
 
 	hostkey_free(&k);
@@ -953,6 +984,33 @@ static void test_exec_hostkeys(void **state)
 			   W.target, W.sshd_port, fp);
 	assert_string_equal(ud_error_last(), want);
 	free(want);
+
+	/* Changed too: known_hosts has only a type the server lacks (it
+	 * serves ed25519 and ecdsa), so it offers a type we have no entry
+	 * of. Refused, and accept_new writes nothing down. */
+	{
+		struct hostkey k;
+		char *line, *text;
+
+		hostkey_make(&k, "impostor_rsa", "rsa");
+		line = ud_asprintf("[127.0.0.1]:%d %s\n", W.sshd_port,
+				   k.line_body);
+		spit(file, line);
+		hostkey_free(&k);
+		o.accept_new = 1;
+		assert_int_equal(ud_ssh_exec(&o, W.target, "true", 10000,
+					     NULL, NULL, &status), UD_EAUTH);
+		want = ud_asprintf("%s: host key for [127.0.0.1]:%d has "
+				   "CHANGED (known_hosts has ssh-rsa, the "
+				   "server offers ssh-ed25519 %s): refusing "
+				   "to connect", W.target, W.sshd_port, fp);
+		assert_string_equal(ud_error_last(), want);
+		free(want);
+		text = slurp(file);
+		assert_string_equal(text, line);
+		free(text);
+		free(line);
+	}
 
 	free(fp);
 	free(type);
