@@ -14,6 +14,7 @@
 #include "digest.h"
 #include "errors.h"
 #include "fleet.h"
+#include "log.h"
 #include "ssh.h"
 
 /*
@@ -35,6 +36,8 @@ struct remote {
 	int auth_failed;     /* host key refused or no key accepted */
 	char *rejected;      /* "ref: reason" of the last push, if refused */
 };
+
+#define TAG_PUSH_TRIES 3
 
 struct ud_deployrepo {
 	git_repository *git;
@@ -697,6 +700,8 @@ static int set_origin(git_repository *git, const struct remote *rm)
 	return 0;
 }
 
+static int sync_mirror(struct ud_deployrepo *r);
+
 static int open_remote(struct ud_deployrepo **out, const char *url,
 		       const struct ud_ssh_opts *ssh)
 {
@@ -732,18 +737,25 @@ static int open_remote(struct ud_deployrepo **out, const char *url,
 				       path);
 	if (err < 0 || (err = set_origin(git, rm)) < 0)
 		goto done;
-	/* The mirror is ours alone (the lock): main and the tags follow the
-	 * remote, and a local tag the remote lacks is a leftover. */
-	if ((err = fetch_into(git, url, rm, GIT_FETCH_PRUNE)) < 0)
-		goto done;
 	wrap(&r, git);
 	git = NULL;
 	r->remote = rm;
 	r->lock_fd = fd;
 	rm = NULL;
 	fd = -1;
+	/* The mirror is ours alone (the lock): main and the tags follow the
+	 * remote. */
+	if ((err = sync_mirror(r)) < 0)
+		goto done;
 	*out = r;
+	r = NULL;
 done:
+	if (r) {
+		git_repository_free(r->git);
+		remote_free(r->remote);
+		close(r->lock_fd);
+		free(r);
+	}
 	if (fd >= 0)
 		close(fd);
 	git_repository_free(git);
@@ -1225,7 +1237,7 @@ static int push_main(struct ud_txn *t)
 	why = rm->rejected;
 	rm->rejected = NULL;
 	restore_main(t);
-	if ((err = fetch_into(r->git, rm->url, rm, GIT_FETCH_PRUNE)) < 0)
+	if ((err = sync_mirror(r)) < 0)
 		goto done;
 	err = git_reference_name_to_id(&now, r->git, UD_MAIN_REF);
 	if (err < 0 && err != GIT_ENOTFOUND) {
@@ -1246,28 +1258,167 @@ done:
 	return err;
 }
 
-/* Tags go once main is accepted: a tag names a release that exists. */
-static int push_tags(struct ud_txn *t)
+/* A tag push, tried a few times: a refusal or a dropped connection
+ * right after main was accepted is often passing. 0 or an error, message
+ * set. */
+static int push_tag(struct ud_deployrepo *r, const char *name)
 {
-	char *spec;
-	size_t i;
-	int err = 0;
+	char *spec = ud_asprintf("refs/tags/%s:refs/tags/%s", name, name);
+	int err = 0, attempt;
 
-	for (i = 0; i < t->ntags && !err; i++) {
-		spec = ud_asprintf("refs/tags/%s:refs/tags/%s",
-				   t->tags[i].name, t->tags[i].name);
-		err = push_ref(t->r, spec);
-		free(spec);
+	for (attempt = 0; attempt < TAG_PUSH_TRIES; attempt++) {
+		if (attempt)
+			usleep(200 * 1000 * (useconds_t)attempt);
+		err = push_ref(r, spec);
 		if (err == 1)
-			err = ud_error_set(UD_ERROR,
-					   "%s took main but refused tag %s",
-					   t->r->remote->shown,
-					   t->r->remote->rejected);
-		if (err < 0)
-			ud_error_prefix("committed, but the tag '%s'",
-					t->tags[i].name);
+			err = ud_error_set(UD_ERROR, "%s refused %s",
+					   r->remote->shown,
+					   r->remote->rejected);
+		if (!err)
+			break;
 	}
+	free(spec);
 	return err;
+}
+
+/* A local tag held before a fetch: "refs/tags/<app>/v<n>" and its oid. */
+struct held_tag {
+	char *ref;
+	git_oid id;
+};
+
+struct held_tags {
+	struct held_tag *v;
+	size_t n, a;
+};
+
+static int hold_tag(const char *name, git_oid *id, void *payload)
+{
+	struct held_tags *h = payload;
+
+	if (h->n == h->a) {
+		h->a = h->a ? 2 * h->a : 8;
+		h->v = ud_realloc(h->v, h->a * sizeof(*h->v));
+	}
+	h->v[h->n].ref = ud_strdup(name);
+	git_oid_cpy(&h->v[h->n].id, id);
+	h->n++;
+	return 0;
+}
+
+/* Is refs/tags/<app>/v<n> the tag of a release in main's tree, on a
+ * commit main contains? Only such a tag is ours to give back. */
+static int is_lost_release_tag(struct ud_deployrepo *r, const char *ref,
+			       const git_oid *id, const git_oid *main)
+{
+	const char *name = ref + strlen("refs/tags/"), *slash, *p;
+	git_tree_entry *e = NULL;
+	git_object *obj = NULL, *commit = NULL;
+	char *path;
+	int ok = 0;
+
+	slash = strchr(name, '/');
+	if (!slash || slash == name || slash[1] != 'v' || !slash[2] ||
+	    strchr(slash + 1, '/'))
+		return 0;
+	for (p = slash + 2; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	path = ud_asprintf("apps/%.*s/releases/%s", (int)(slash - name), name,
+			   slash + 2);
+	if (entry_at(r, main, path, &e) == 0 &&
+	    git_object_lookup(&obj, r->git, id, GIT_OBJECT_ANY) == 0 &&
+	    git_object_peel(&commit, obj, GIT_OBJECT_COMMIT) == 0)
+		ok = git_oid_equal(git_object_id(commit), main) ||
+		     git_graph_descendant_of(r->git, main,
+					     git_object_id(commit)) == 1;
+	ud_error_clear();
+	git_error_clear();
+	git_tree_entry_free(e);
+	git_object_free(commit);
+	git_object_free(obj);
+	free(path);
+	return ok;
+}
+
+/*
+ * Fetch main and the tags, dropping local tags the remote does not have
+ * (leftovers), except release tags: a tag that a publish could not push
+ * (push_tags) would otherwise be lost for good, so a local <app>/v<n>
+ * whose release is in main's tree and whose commit main contains is put
+ * back and pushed. SPEC §3: every release is tagged.
+ */
+static int sync_mirror(struct ud_deployrepo *r)
+{
+	struct remote *rm = r->remote;
+	struct held_tags held = { 0 };
+	git_reference *ref = NULL;
+	git_oid main;
+	size_t i;
+	int err;
+
+	if (git_tag_foreach(r->git, hold_tag, &held) < 0) {
+		err = ud_error_set_git(UD_ERROR, "cannot list the tags of the "
+					"cache of %s", rm->shown);
+		goto done;
+	}
+	if ((err = fetch_into(r->git, rm->url, rm, GIT_FETCH_PRUNE)) < 0)
+		goto done;
+	if (git_reference_name_to_id(&main, r->git, UD_MAIN_REF) < 0) {
+		git_error_clear();
+		goto done;
+	}
+	for (i = 0; i < held.n; i++) {
+		const char *name = held.v[i].ref + strlen("refs/tags/");
+
+		if (git_reference_lookup(&ref, r->git, held.v[i].ref) == 0 ||
+		    !is_lost_release_tag(r, held.v[i].ref, &held.v[i].id,
+					 &main)) {
+			git_reference_free(ref);
+			ref = NULL;
+			git_error_clear();
+			continue;
+		}
+		if ((git_reference_create(&ref, r->git, held.v[i].ref,
+					  &held.v[i].id, 0,
+					  "unideploy: release tag to push") < 0 &&
+		     ud_error_set_git(UD_ERROR, "cannot restore it") < 0) ||
+		    push_tag(r, name) < 0)
+			ud_log_warn("release tag %s is still missing on %s: %s",
+				    name, rm->shown, ud_error_last());
+		else
+			ud_log_info("pushed release tag %s to %s", name,
+				    rm->shown);
+		git_reference_free(ref);
+		ref = NULL;
+		ud_error_clear();
+		git_error_clear();
+	}
+done:
+	for (i = 0; i < held.n; i++)
+		free(held.v[i].ref);
+	free(held.v);
+	return err;
+}
+
+/*
+ * Tags go once main is accepted: a tag names a release that exists. From
+ * then on the release is live (agents will boot it), so a tag the remote
+ * still refuses is a warning, not a failure: the local tag stays, and the
+ * next fetch of this mirror (sync_mirror) pushes it.
+ */
+static void push_tags(struct ud_txn *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->ntags; i++) {
+		if (push_tag(t->r, t->tags[i].name) < 0)
+			ud_log_warn("release tag %s was not pushed (%s); the "
+				    "next update of the deployment repository "
+				    "pushes it", t->tags[i].name,
+				    ud_error_last());
+		ud_error_clear();
+	}
 }
 
 int ud_txn_commit(struct ud_txn *t, const char *message, git_oid *out)
@@ -1321,9 +1472,10 @@ int ud_txn_commit(struct ud_txn *t, const char *message, git_oid *out)
 				       git_oid_tostr_s(&id));
 		goto done;
 	}
-	if ((err = create_tags(t, commit, sig)) < 0 ||
-	    (t->r->remote && (err = push_tags(t)) < 0))
+	if ((err = create_tags(t, commit, sig)) < 0)
 		goto done;
+	if (t->r->remote)
+		push_tags(t);
 	if (out)
 		git_oid_cpy(out, &id);
 done:

@@ -47,7 +47,13 @@ int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
  * fetches and pushes go through anonymous remotes built from the URL in
  * memory, so a password or token never reaches the disk, and repos/ is
  * 0700. Each open fetches main and the tags
- * and drops cached tags the remote does not have. An flock on
+ * and drops cached tags the remote does not have, except a release tag
+ * <app>/v<n> whose release is in main's tree and whose commit main
+ * contains: that is a tag a publish could not push, so it is kept and
+ * pushed (SPEC §3: every release is tagged). Once the remote took main
+ * the release exists: ud_txn_commit tries each tag push a few times and,
+ * if the remote still refuses, logs a warning naming the tag and returns
+ * success; the next open (or update) of that mirror pushes it. An flock on
  * repos/<name>.lock serialises processes on this machine for the life of
  * the ud_deployrepo: do not open the same remote URL twice at once in one
  * process (the second open would wait forever). The ssh options are

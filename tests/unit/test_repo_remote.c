@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -547,6 +548,91 @@ static void test_refused_push_is_an_error(void **state)
 	free(hook);
 }
 
+/*
+ * Once the remote took main, the release exists: a tag push refused (here
+ * by a hook, while a flag file exists) is a warning, the number is kept,
+ * and the next update of the mirror pushes the missing tag.
+ */
+static void test_refused_tag_is_pushed_later(void **state)
+{
+	struct ud_deployrepo *r;
+	struct ud_buf out = UD_BUF_INIT;
+	char *hook = ud_asprintf("%s/hooks/pre-receive", W.origin);
+	char *flag = ud_asprintf("%s/refuse-tags", W.tdir);
+	char *script = ud_asprintf(
+		"#!/bin/sh\n"
+		"while read old new ref; do\n"
+		"  case $ref in refs/tags/*) [ -e '%s' ] && "
+		"{ echo 'no tags now' >&2; exit 1; } ;; esac\n"
+		"done\nexit 0\n", flag);
+	char *log = ud_asprintf("%s/stderr", W.tdir), *warning;
+	char *v1, *parent;
+	int n = 0, saved, fd, err;
+
+	(void)state;
+	write_file(hook, script);
+	assert_int_equal(chmod(hook, 0755), 0);
+	write_file(flag, "x");
+	use_cache("cache");
+	r = open_ok();
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	err = publish(r, "release one", &n);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	if (err < 0)
+		fail_msg("publish: %s", ud_error_last());
+	assert_int_equal(n, 1);
+	warning = read_file(log);
+	assert_non_null(strstr(warning, "release tag hello/v1 was not pushed"));
+	assert_non_null(strstr(warning, "pre-receive hook declined"));
+	free(warning);
+	assert_int_equal(git_cli(W.origin, &out, "show",
+				 "main:apps/hello/current", NULL),
+			 0);
+	assert_string_equal(out.ptr, "1");
+	assert_int_not_equal(git_cli(W.origin, &out, "rev-parse", "--verify",
+				     "hello/v1"),
+			     0);
+	ud_deployrepo_free(r);
+
+	/* the remote takes tags again: the next open gives it v1 */
+	assert_int_equal(unlink(flag), 0);
+	r = open_ok();
+	v1 = origin_rev("hello/v1^{commit}");
+	parent = origin_rev("main");
+	assert_string_equal(v1, parent);
+	free(v1);
+	free(parent);
+	assert_int_equal(git_cli(W.origin, &out, "cat-file", "-t", "hello/v1"),
+			 0);
+	assert_string_equal(out.ptr, "tag");
+	/* and publishing goes on, tagged */
+	assert_int_equal(publish(r, "release two", &n), 0);
+	assert_int_equal(n, 2);
+	v1 = origin_rev("hello/v1^{commit}");
+	parent = origin_rev("main~1");
+	assert_string_equal(v1, parent);
+	free(v1);
+	free(parent);
+	v1 = origin_rev("hello/v2^{commit}");
+	parent = origin_rev("main");
+	assert_string_equal(v1, parent);
+	free(v1);
+	free(parent);
+	ud_deployrepo_free(r);
+	ud_buf_free(&out);
+	free(log);
+	free(script);
+	free(flag);
+	free(hook);
+}
+
 #define PUBLISHERS 2
 #define EACH 3
 
@@ -973,6 +1059,9 @@ int main(void)
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_refused_push_is_an_error,
 						test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_refused_tag_is_pushed_later, test_setup,
+			test_teardown),
 		cmocka_unit_test_setup_teardown(test_racing_publishers,
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_key_in_memory, test_setup,
