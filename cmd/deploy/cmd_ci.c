@@ -241,7 +241,7 @@ int cmd_ci(int argc, char **argv)
 	struct ud_buf summary = UD_BUF_INIT, images = UD_BUF_INIT;
 	struct ci ci = { 0 };
 	const char *branch = "main";
-	char *want = NULL, *key = NULL;
+	char *want = NULL;
 	int opt, status = 0;
 
 	p.source = ".";
@@ -256,14 +256,8 @@ int cmd_ci(int argc, char **argv)
 	if (optind != argc)
 		return cli_usage(usage, "unexpected argument '%s'",
 				 argv[optind]);
-	/* The key stays in our memory alone: the app's build command
-	 * inherits this environment and could print it into its log, which
-	 * is committed to the deployment repository. */
-	if (c.ssh.key_text) {
-		key = ud_strdup(c.ssh.key_text);
-		c.ssh.key_text = key;
-	}
-	unsetenv("DEPLOY_SSH_KEY");
+	/* cli_getopt has taken DEPLOY_SSH_KEY out of the environment: the
+	 * key is in our memory alone. */
 
 	detect(&ci);
 	if (ci.pull_request) {
@@ -296,10 +290,6 @@ int cmd_ci(int argc, char **argv)
 	if (p.summary)
 		write_summary(&summary, &images, &ci, status);
 done:
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
 	ud_buf_free(&summary);
 	ud_buf_free(&images);
 	ud_buf_free(&run.hosts);

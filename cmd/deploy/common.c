@@ -5,11 +5,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "cli.h"
 #include "errors.h"
 #include "notify.h"
 #include "release.h"
+
+/* Take the secret `name` out of the environment: a copy on the heap for
+ * the rest of the process (NULL if unset or empty), the original zeroed
+ * in place. unsetenv alone drops only the pointer, while the string
+ * stays in the block /proc/<pid>/environ shows, and the app's build
+ * command (same user) could print it into its build log, which is
+ * committed to the deployment repository. */
+static char *take_secret(const char *name)
+{
+	char *v = getenv(name), *copy = NULL;
+
+	if (!v)
+		return NULL;
+	if (*v)
+		copy = ud_strdup(v);
+	explicit_bzero(v, strlen(v));
+	unsetenv(name);
+	return copy;
+}
+
+/* The key text of $DEPLOY_SSH_KEY, read once per process. */
+static const char *ssh_key(void)
+{
+	static char *key;
+	static int taken;
+	char *b64;
+
+	if (taken)
+		return key;
+	taken = 1;
+	key = take_secret("DEPLOY_SSH_KEY");
+	/* ci/deploy-ci.sh decodes this one into DEPLOY_SSH_KEY; we never
+	 * read it, but it is the same secret. */
+	b64 = take_secret("DEPLOY_SSH_KEY_B64");
+	/* With a key in memory: no core dumps, and /proc/<pid>/mem and
+	 * environ closed to other processes of the same user. */
+	if (key || b64)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (b64) {
+		explicit_bzero(b64, strlen(b64));
+		free(b64);
+	}
+	return key;
+}
 
 int cli_getopt(int argc, char **argv, const char *shortopts,
 	       const struct option *longopts, struct cli_common *c)
@@ -45,6 +90,7 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 			return 'h';
 		case -1:
 			ud_ssh_opts_from_env(&c->ssh);
+			c->ssh.key_text = ssh_key();
 			c->ssh.identity = c->identity;
 			if (c->known_hosts)
 				c->ssh.known_hosts = c->known_hosts;
