@@ -42,7 +42,9 @@ struct remote {
 struct ud_deployrepo {
 	git_repository *git;
 	struct remote *remote; /* NULL: a repository on this machine */
-	int lock_fd;           /* flock on the cache mirror, or -1 */
+	int lock_fd;           /* the cache mirror's lock file, or -1 */
+	char *lock_path;
+	int lock_depth; /* flock held while > 0 */
 };
 
 struct txn_update {
@@ -62,6 +64,7 @@ struct ud_txn {
 	size_t nupdates, aupdates;
 	struct txn_tag *tags;
 	size_t ntags, atags;
+	int locked; /* holds the mirror's lock until commit or free */
 };
 
 /* A repository argument is a path or a file:// URL; anything else needs a
@@ -653,21 +656,53 @@ static char *mirror_name(const struct remote *rm)
 	return name;
 }
 
-/* Another process on this machine works on the same mirror: wait. */
-static int lock_mirror(int *fd, const char *path)
+/*
+ * Another process on this machine updates the same mirror: wait for it.
+ * The lock is held only while the mirror's refs change (a fetch, a
+ * transaction), never across a build, so a wait is short; one that is
+ * not says what it waits for.
+ */
+static int lock_wait(int fd, const char *path)
 {
-	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (*fd < 0)
-		return ud_error_set_errno(UD_ERROR, "cannot open '%s'", path);
-	while (flock(*fd, LOCK_EX) < 0) {
+	long long start = ud_now_ms();
+	useconds_t pause = 10 * 1000;
+	int told = 0;
+
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EINTR)
 			continue;
-		ud_error_set_errno(UD_ERROR, "cannot lock '%s'", path);
-		close(*fd);
-		*fd = -1;
-		return UD_ERROR;
+		if (errno != EWOULDBLOCK)
+			return ud_error_set_errno(UD_ERROR, "cannot lock '%s'",
+						  path);
+		if (!told && ud_now_ms() - start >= 1000) {
+			ud_log_info("waiting for %s", path);
+			told = 1;
+		}
+		usleep(pause);
+		if (pause < 200 * 1000)
+			pause *= 2;
 	}
 	return 0;
+}
+
+/* Re-entrant within one ud_deployrepo: nested transactions on one handle
+ * share the lock. */
+static int mirror_lock(struct ud_deployrepo *r)
+{
+	int err;
+
+	if (r->lock_fd < 0 || r->lock_depth++ > 0)
+		return 0;
+	if ((err = lock_wait(r->lock_fd, r->lock_path)) < 0)
+		r->lock_depth = 0;
+	return err;
+}
+
+static void mirror_unlock(struct ud_deployrepo *r)
+{
+	if (r->lock_fd < 0 || r->lock_depth == 0 || --r->lock_depth > 0)
+		return;
+	flock(r->lock_fd, LOCK_UN);
 }
 
 /*
@@ -726,7 +761,11 @@ static int open_remote(struct ud_deployrepo **out, const char *url,
 		err = ud_error_set_errno(UD_ERROR, "cannot chmod '%s'", dir);
 		goto done;
 	}
-	if ((err = lock_mirror(&fd, lock)) < 0)
+	if ((fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot open '%s'", lock);
+		goto done;
+	}
+	if ((err = lock_wait(fd, lock)) < 0)
 		goto done;
 	err = git_repository_open_ext(&git, path,
 				      GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
@@ -741,11 +780,17 @@ static int open_remote(struct ud_deployrepo **out, const char *url,
 	git = NULL;
 	r->remote = rm;
 	r->lock_fd = fd;
+	r->lock_path = lock;
+	r->lock_depth = 1;
 	rm = NULL;
 	fd = -1;
+	lock = NULL;
 	/* The mirror is ours alone (the lock): main and the tags follow the
-	 * remote. */
-	if ((err = sync_mirror(r)) < 0)
+	 * remote. Reads need no lock: objects never change and libgit2
+	 * moves refs atomically. */
+	err = sync_mirror(r);
+	mirror_unlock(r);
+	if (err < 0)
 		goto done;
 	*out = r;
 	r = NULL;
@@ -754,6 +799,7 @@ done:
 		git_repository_free(r->git);
 		remote_free(r->remote);
 		close(r->lock_fd);
+		free(r->lock_path);
 		free(r);
 	}
 	if (fd >= 0)
@@ -790,6 +836,7 @@ void ud_deployrepo_free(struct ud_deployrepo *r)
 	remote_free(r->remote);
 	if (r->lock_fd >= 0)
 		close(r->lock_fd);
+	free(r->lock_path);
 	free(r);
 	git_libgit2_shutdown();
 }
@@ -1041,16 +1088,31 @@ int ud_deployrepo_write_blob(struct ud_deployrepo *r, const void *data,
 	return 0;
 }
 
+/* A remote repository's transaction holds the mirror's lock from here to
+ * its push, and starts from a fresh fetch. */
 int ud_txn_begin(struct ud_txn **out, struct ud_deployrepo *r)
 {
-	struct ud_txn *t = ud_calloc(1, sizeof(*t));
-	int err = git_reference_name_to_id(&t->base, r->git, UD_MAIN_REF);
+	struct ud_txn *t;
+	int err;
 
 	*out = NULL;
+	if (r->remote) {
+		if ((err = mirror_lock(r)) < 0)
+			return err;
+		if ((err = sync_mirror(r)) < 0) {
+			mirror_unlock(r);
+			return err;
+		}
+	}
+	t = ud_calloc(1, sizeof(*t));
+	t->locked = r->remote != NULL;
+	err = git_reference_name_to_id(&t->base, r->git, UD_MAIN_REF);
 	if (err < 0 && err != GIT_ENOTFOUND) {
-		free(t);
-		return ud_error_set_git(UD_ERROR, "cannot read %s",
-					UD_MAIN_REF);
+		err = ud_error_set_git(UD_ERROR, "cannot read %s",
+				       UD_MAIN_REF);
+		t->r = r;
+		ud_txn_free(t);
+		return err;
 	}
 	t->has_base = err == 0;
 	t->r = r;
@@ -1479,6 +1541,10 @@ int ud_txn_commit(struct ud_txn *t, const char *message, git_oid *out)
 	if (out)
 		git_oid_cpy(out, &id);
 done:
+	if (t->locked) {
+		mirror_unlock(t->r);
+		t->locked = 0;
+	}
 	free(reflog);
 	git_signature_free(sig);
 	free(ups);
@@ -1495,6 +1561,8 @@ void ud_txn_free(struct ud_txn *t)
 
 	if (!t)
 		return;
+	if (t->locked)
+		mirror_unlock(t->r);
 	for (i = 0; i < t->nupdates; i++)
 		free(t->updates[i].path);
 	for (i = 0; i < t->ntags; i++) {

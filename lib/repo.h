@@ -53,10 +53,17 @@ int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
  * pushed (SPEC §3: every release is tagged). Once the remote took main
  * the release exists: ud_txn_commit tries each tag push a few times and,
  * if the remote still refuses, logs a warning naming the tag and returns
- * success; the next open (or update) of that mirror pushes it. An flock on
- * repos/<name>.lock serialises processes on this machine for the life of
- * the ud_deployrepo: do not open the same remote URL twice at once in one
- * process (the second open would wait forever). The ssh options are
+ * success; the next open (or update) of that mirror pushes it.
+ *
+ * An flock on repos/<name>.lock serialises the processes of this machine
+ * only while the mirror is updated: during the fetch of open, and from
+ * ud_txn_begin (which takes it and fetches again, so the snapshot is
+ * fresh) to ud_txn_commit's push or ud_txn_free. In between, reads use the
+ * mirror unlocked (objects never change; refs move atomically), so an open
+ * repository blocks no one. A wait of over a second logs "waiting for
+ * <lock>". Nested transactions on one ud_deployrepo share the lock; do
+ * not run transactions on two handles of the same URL at once in one
+ * process (the second would wait forever). The ssh options are
  * copied. Errors name the URL (without a password): UD_EAUTH for a
  * refused host key ("host key for [h]:p is unknown (ssh-ed25519
  * SHA256:...)") or when no identity was accepted ("no key was accepted

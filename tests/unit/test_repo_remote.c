@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -633,6 +634,90 @@ static void test_refused_tag_is_pushed_later(void **state)
 	free(hook);
 }
 
+/* Can another open file take the mirror's lock right now? */
+static int lock_is_free(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC), free_now;
+
+	assert_true(fd >= 0);
+	free_now = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd); /* drops it again */
+	return free_now;
+}
+
+/*
+ * The mirror's lock is held only while the mirror is updated: an open
+ * repository (a pipeline building for half an hour) does not block
+ * another process on the same cache; a transaction holds it until its
+ * commit.
+ */
+static void test_open_repo_does_not_block(void **state)
+{
+	struct ud_deployrepo *r;
+	struct ud_txn *t = NULL;
+	pid_t pid;
+	char *lock, *cmd;
+	int status, n = 0;
+
+	(void)state;
+	use_cache("cache");
+	r = open_ok();
+	cmd = ud_asprintf("echo %s/cache/repos/*.lock", W.tdir);
+	lock = must_run((char *[]){ "sh", "-c", cmd, NULL });
+	lock[strcspn(lock, "\n")] = '\0';
+	assert_int_equal(access(lock, F_OK), 0);
+	assert_true(lock_is_free(lock));
+
+	/* another process on this machine publishes meanwhile */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ud_deployrepo *b = NULL;
+		struct ud_ssh_opts o;
+		int err;
+
+		signal(SIGABRT, SIG_DFL);
+		alarm(120); /* blocked for good: die rather than hang */
+		ssh_opts(&o);
+		err = ud_deployrepo_open_ex(&b, W.url, &o);
+		if (!err)
+			err = publish(b, "from the other process", &n);
+		if (err < 0)
+			fprintf(stderr, "child: %s\n", ud_error_last());
+		ud_deployrepo_free(b);
+		_exit(err < 0 ? 1 : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	/* a transaction holds it, from begin (which sees the other
+	 * process's release) to commit */
+	assert_int_equal(ud_txn_begin(&t, r), 0);
+	assert_false(lock_is_free(lock));
+	assert_int_equal(ud_txn_put(t, "x", "x\n", 2), 0);
+	assert_int_equal(ud_txn_commit(t, "After the other", NULL), 0);
+	assert_true(lock_is_free(lock));
+	ud_txn_free(t);
+	assert_true(lock_is_free(lock));
+	{
+		char *tag = origin_rev("hello/v1^{commit}");
+		char *parent = origin_rev("main~1");
+
+		assert_string_equal(tag, parent);
+		free(tag);
+		free(parent);
+	}
+	/* a transaction given up releases it too */
+	assert_int_equal(ud_txn_begin(&t, r), 0);
+	assert_false(lock_is_free(lock));
+	ud_txn_free(t);
+	assert_true(lock_is_free(lock));
+	ud_deployrepo_free(r);
+	free(lock);
+	free(cmd);
+}
+
 #define PUBLISHERS 2
 #define EACH 3
 
@@ -1062,6 +1147,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_refused_tag_is_pushed_later, test_setup,
 			test_teardown),
+		cmocka_unit_test_setup_teardown(test_open_repo_does_not_block,
+						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_racing_publishers,
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_key_in_memory, test_setup,
