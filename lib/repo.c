@@ -304,10 +304,18 @@ static int parse_remote(struct remote *rm, const char *url)
 	rm->url = ud_strdup(url);
 	rm->port = 22;
 	if ((sep = strstr(url, "://"))) {
+		/* SPEC §4: http:// and git:// carry no authentication, and
+		 * the manifest's sha256 comes from the same repository, so
+		 * nothing would catch a forged release. */
+		if (strncmp(url, "ssh://", 6) && strncmp(url, "https://", 8))
+			return ud_error_set(UD_EINVALID,
+					    "deployment repository URL '%.*s"
+					    "...': use ssh:// or https://",
+					    (int)(sep + 3 - url), url);
 		scheme = 1;
 		rm->is_ssh = !strncmp(url, "ssh://", 6);
 		if (!rm->is_ssh)
-			rm->port = !strncmp(url, "http://", 7) ? 80 : 443;
+			rm->port = 443;
 		a = sep + 3;
 		len = strcspn(a, "/");
 	} else {

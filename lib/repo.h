@@ -73,7 +73,10 @@ int ud_deployrepo_open(struct ud_deployrepo **out, const char *url);
 struct ud_ssh_opts;
 int ud_deployrepo_open_ex(struct ud_deployrepo **out, const char *url,
 			  const struct ud_ssh_opts *ssh);
-/* Is url a remote (ssh://, https://, http://, or scp-like user@host:path)? */
+/* Is url a remote (ssh://, https://, http://, or scp-like user@host:path)?
+ * http:// and git:// count as remote so that ud_deployrepo_open_ex and
+ * ud_deployrepo_fetch_ex refuse them, UD_EINVALID "deployment repository
+ * URL 'http://...': use ssh:// or https://" (unauthenticated transports). */
 int ud_deployrepo_is_remote(const char *url);
 void ud_deployrepo_free(struct ud_deployrepo *r);
 git_repository *ud_deployrepo_git(struct ud_deployrepo *r);

@@ -272,6 +272,40 @@ static void test_is_remote(void **state)
 	assert_false(ud_deployrepo_is_remote("./a:b"));
 }
 
+/* SPEC §4: no unauthenticated transport, for the CLI or the agent. */
+static void test_plain_transports_refused(void **state)
+{
+	static const char *urls[] = {
+		"http://deployer:s3cret@example.org/deploy.git",
+		"git://example.org/deploy.git",
+		"ftp://example.org/deploy.git",
+	};
+	static const char *schemes[] = { "'http://...'", "'git://...'",
+					  "'ftp://...'" };
+	struct ud_deployrepo *r = NULL;
+	char *mirror = ud_asprintf("%s/home/mirror.git", W.dir);
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		assert_int_equal(ud_deployrepo_open_ex(&r, urls[i], NULL),
+				 UD_EINVALID);
+		assert_null(r);
+		assert_non_null(strstr(ud_error_last(), schemes[i]));
+		assert_non_null(strstr(ud_error_last(),
+				       "use ssh:// or https://"));
+		assert_null(strstr(ud_error_last(), "s3cret"));
+		assert_int_equal(ud_deployrepo_fetch_ex(&r, mirror, urls[i],
+							NULL),
+				 UD_EINVALID);
+		assert_null(r);
+		assert_non_null(strstr(ud_error_last(),
+				       "use ssh:// or https://"));
+	}
+	assert_int_not_equal(access(mirror, F_OK), 0);
+	free(mirror);
+}
+
 static void test_open_reads_fleet(void **state)
 {
 	struct ud_deployrepo *r;
@@ -1134,6 +1168,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_is_remote),
+		cmocka_unit_test(test_plain_transports_refused),
 		cmocka_unit_test_setup_teardown(test_open_reads_fleet,
 						test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_reaches_origin,
