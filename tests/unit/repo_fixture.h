@@ -11,9 +11,14 @@
 #include <string.h>
 
 #include "buf.h"
+#include "digest.h"
 #include "errors.h"
+#include "manifest.h"
+#include "release.h"
 #include "repo.h"
 #include "run.h"
+
+#define FIXTURE_IMAGE "unix-x86_64.img"
 
 struct fixture {
 	char dir[64];
@@ -66,6 +71,51 @@ static inline int git_cli(const char *gitdir, struct ud_buf *out,
 	ud_buf_rtrim(out);
 	free(dirarg);
 	return status;
+}
+
+/*
+ * Publish a release of `app` whose one image holds `content` (and, when
+ * `log` is set, a build log naming it); *n is its number. Usable in
+ * forked children: no cmocka assertion on the way.
+ */
+static inline int fixture_publish(struct ud_deployrepo *r, const char *app,
+				  const char *content, int log, int *n)
+{
+	struct ud_manifest *m = ud_manifest_new();
+	struct ud_manifest_image img = { 0 };
+	struct ud_release_blob file = { FIXTURE_IMAGE, { { 0 } } };
+	char *text = ud_asprintf("building %s\n", content);
+	git_oid log_id;
+	int err;
+
+	m->app = ud_strdup(app);
+	memcpy(m->source.commit, "0123456789abcdef0123456789abcdef01234567",
+	       41);
+	m->source.ref = ud_strdup("refs/heads/main");
+	m->source.subject = ud_strdup(content);
+	m->source.author = ud_strdup("Ada <ada@example.org>");
+	m->build.command = ud_strdup("make");
+	m->build.builder = ud_strdup("builder");
+	img.target = "unix";
+	img.arch = "x86_64";
+	img.file = FIXTURE_IMAGE;
+	ud_sha256_mem(img.sha256, content, strlen(content));
+	img.size = strlen(content);
+	img.compression = UD_COMP_NONE;
+	ud_manifest_add_image(m, &img);
+
+	if ((err = ud_deployrepo_write_blob(r, content, strlen(content),
+					    &file.oid)) < 0 ||
+	    (log && (err = ud_deployrepo_write_blob(r, text, strlen(text),
+						    &log_id)) < 0) ||
+	    (err = ud_release_publish(r, m, &file, 1,
+				      log ? &log_id : NULL)) < 0)
+		goto done;
+	*n = m->release;
+done:
+	free(text);
+	ud_manifest_free(m);
+	return err;
 }
 
 #endif

@@ -31,45 +31,14 @@ const char *__lsan_default_suppressions(void)
 }
 
 #define COMMIT_ID "0123456789abcdef0123456789abcdef01234567"
-#define IMAGE "unix-x86_64.img"
+#define IMAGE FIXTURE_IMAGE
 
-/* Publish a release of `app` whose image holds `content`; returns n.
- * Usable in forked children: no cmocka assertion on the way. */
+/* Publish a release of `app` whose image holds `content`, with a build
+ * log; returns n. */
 static int publish(struct ud_deployrepo *r, const char *app,
 		   const char *content, int *n)
 {
-	struct ud_manifest *m = ud_manifest_new();
-	struct ud_manifest_image img = { 0 };
-	struct ud_release_blob file = { IMAGE, { { 0 } } };
-	char *log = ud_asprintf("building %s\n", content);
-	git_oid log_id;
-	int err;
-
-	m->app = ud_strdup(app);
-	memcpy(m->source.commit, COMMIT_ID, 41);
-	m->source.ref = ud_strdup("refs/heads/main");
-	m->source.subject = ud_strdup(content);
-	m->source.author = ud_strdup("Ada <ada@example.org>");
-	m->build.command = ud_strdup("make");
-	m->build.builder = ud_strdup("builder");
-	img.target = "unix";
-	img.arch = "x86_64";
-	img.file = IMAGE;
-	ud_sha256_mem(img.sha256, content, strlen(content));
-	img.size = strlen(content);
-	img.compression = UD_COMP_NONE;
-	ud_manifest_add_image(m, &img);
-
-	if ((err = ud_deployrepo_write_blob(r, content, strlen(content),
-					    &file.oid)) < 0 ||
-	    (err = ud_deployrepo_write_blob(r, log, strlen(log), &log_id)) < 0 ||
-	    (err = ud_release_publish(r, m, &file, 1, &log_id)) < 0)
-		goto done;
-	*n = m->release;
-done:
-	free(log);
-	ud_manifest_free(m);
-	return err;
+	return fixture_publish(r, app, content, 1, n);
 }
 
 static void publish_ok(struct ud_deployrepo *r, const char *app,

@@ -474,39 +474,10 @@ static void test_lost_race_is_a_conflict(void **state)
 	free(head);
 }
 
-#define IMAGE "unix-x86_64.img"
-
 /* Usable in forked children: no cmocka assertion on the way. */
 static int publish(struct ud_deployrepo *r, const char *content, int *n)
 {
-	struct ud_manifest *m = ud_manifest_new();
-	struct ud_manifest_image img = { 0 };
-	struct ud_release_blob file = { IMAGE, { { 0 } } };
-	int err;
-
-	m->app = ud_strdup("hello");
-	memcpy(m->source.commit, "0123456789abcdef0123456789abcdef01234567",
-	       41);
-	m->source.ref = ud_strdup("refs/heads/main");
-	m->source.subject = ud_strdup(content);
-	m->source.author = ud_strdup("Ada <ada@example.org>");
-	m->build.command = ud_strdup("make");
-	m->build.builder = ud_strdup("builder");
-	img.target = "unix";
-	img.arch = "x86_64";
-	img.file = IMAGE;
-	ud_sha256_mem(img.sha256, content, strlen(content));
-	img.size = strlen(content);
-	img.compression = UD_COMP_NONE;
-	ud_manifest_add_image(m, &img);
-	if ((err = ud_deployrepo_write_blob(r, content, strlen(content),
-					    &file.oid)) < 0 ||
-	    (err = ud_release_publish(r, m, &file, 1, NULL)) < 0)
-		goto done;
-	*n = m->release;
-done:
-	ud_manifest_free(m);
-	return err;
+	return fixture_publish(r, "hello", content, 0, n);
 }
 
 /* A stale machine's publish is renumbered after the refused push. */
