@@ -18,17 +18,10 @@
 
 int ud_build_cache_dir(char **out, const char *app)
 {
-	const char *root = getenv("DEPLOY_CACHE_ROOT");
-	char *base, *dir;
+	char *base = ud_cache_root(), *dir;
 	int err;
 
-	if (root && *root)
-		base = ud_strdup(root);
-	else if ((root = getenv("XDG_CACHE_HOME")) && *root)
-		base = ud_asprintf("%s/unideploy", root);
-	else if ((root = getenv("HOME")) && *root)
-		base = ud_asprintf("%s/.cache/unideploy", root);
-	else
+	if (!base)
 		base = ud_asprintf("/tmp/unideploy-cache-%ld", (long)getuid());
 	dir = ud_asprintf("%s/%s", base, app);
 	free(base);

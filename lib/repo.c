@@ -628,19 +628,10 @@ static int fetch_into(git_repository *git, const char *url,
 	return err;
 }
 
-/* $DEPLOY_CACHE_ROOT, else $XDG_CACHE_HOME/unideploy, else
- * ~/.cache/unideploy. */
+/* The mirrors live in the user's cache (ud_cache_root). */
 static int cache_root(char **out)
 {
-	const char *s;
-
-	if ((s = getenv("DEPLOY_CACHE_ROOT")) && *s)
-		*out = ud_strdup(s);
-	else if ((s = getenv("XDG_CACHE_HOME")) && *s)
-		*out = ud_asprintf("%s/unideploy", s);
-	else if ((s = getenv("HOME")) && *s)
-		*out = ud_asprintf("%s/.cache/unideploy", s);
-	else
+	if (!(*out = ud_cache_root()))
 		return ud_error_set(UD_EINVALID,
 				    "no cache directory for remote deployment "
 				    "repositories: set DEPLOY_CACHE_ROOT or "
