@@ -142,6 +142,7 @@ struct agent {
 	struct proxy *proxy;
 	struct agent_state st; /* reconcile thread only */
 	struct ud_strvec verified; /* image digests checked since start */
+	const char *kvm_path; /* NULL: /dev/kvm (tests point it elsewhere) */
 	char *backends_dir; /* templates/backends; NULL: found next to the
 			       binary (source tree or PREFIX/share) */
 
@@ -204,21 +205,20 @@ int supervise_open_log(const char *path);
 void agent_save(struct agent *a);
 
 /*
- * backend.c: how an instance of each images[].target is started and
- * stopped (unix: the image itself; qemu; hvt, xen, firecracker rendered
- * from templates/backends). The supervisor spawns the command in its own
- * session with the console (stdout and stderr) appended to in->log, the
- * instance's environment markers set, and health checked on
- * 127.0.0.1:in->port.
+ * backend.c: the agent's side of the backend table (backend.h). The
+ * supervisor spawns the command in its own session with the console
+ * (stdout and stderr) appended to in->log and the instance's environment
+ * markers set.
  */
 /* Can this host run `target` images for `arch`? Checked at sync time,
  * before anything is swapped: UD_ENOTFOUND "backend xen needs xl on host
- * edge1" when its program is missing, UD_EINVALID for an unknown target
- * or an arch this host cannot boot. */
+ * edge1" when its program is missing, "backend hvt needs /dev/kvm on host
+ * edge1 (...)" without KVM, UD_EINVALID for an unknown target or an arch
+ * this host cannot boot. */
 int backend_check(struct agent *a, const char *target, const char *arch);
 /* The command line (argv[0] a path) that runs instance `in` of app's
  * release m from its image, in rundir (where a backend may write config
- * files). in->port is the host port the instance must answer on. */
+ * files). */
 int backend_command(struct agent *a, const struct app *app,
 		    const struct ud_manifest *m, const char *target,
 		    const struct instance *in, const char *rundir,

@@ -1,25 +1,19 @@
 /*
- * backend.c: the command line of an instance per images[].target (see
- * agent.h). unix runs the image itself. The VM backends (qemu, hvt, xen,
- * firecracker) are described by templates/backends/<target>.args (the
- * command line, one argument per line) and, for xen and firecracker, a
- * config file rendered into the app's run directory: what a host needs
- * changed is then a template edit, not a rebuild. docs/backends.md.
+ * backend.c: the table of backends (backend.h), the template engine the VM
+ * rows share, and the agent's side of it: backend_check/command/shutdown
+ * (agent.h) turn an app and an instance into the small environment a row
+ * sees. What each target does of its own is in backend_<target>.c.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "backend.h"
 #include "buf.h"
 #include "errors.h"
 #include "log.h"
@@ -27,82 +21,40 @@
 
 /* Where the agent looks for programs when its own PATH is unset. */
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-/* The accelerator probe: a tiny boot each way, never longer than this. */
-#define PROBE_TIMEOUT_MS 10000
 
-static const char *const vm_targets[] = { "qemu", "hvt", "xen",
-					  "firecracker", NULL };
+static const struct backend *const table[] = {
+	&backend_unix, &backend_qemu, &backend_hvt, &backend_spt,
+	&backend_xen,  &backend_firecracker,
+};
+#define NBACKENDS (sizeof(table) / sizeof(*table))
 
-static int is_vm_target(const char *target)
+const struct backend *backend_find(const char *target)
 {
 	size_t i;
 
-	for (i = 0; vm_targets[i]; i++)
-		if (!strcmp(vm_targets[i], target))
-			return 1;
-	return 0;
-}
-
-/* The config file a backend renders besides its command line, if any. */
-static const char *config_ext(const char *target)
-{
-	if (!strcmp(target, "xen"))
-		return "cfg";
-	if (!strcmp(target, "firecracker"))
-		return "json";
+	for (i = 0; target && i < NBACKENDS; i++)
+		if (!strcmp(table[i]->target, target))
+			return table[i];
 	return NULL;
 }
 
-/* The directory above the binary's that holds templates/backends: bin/
- * in the source tree, build/san/bin for the sanitizer build, PREFIX/bin
- * once installed (PREFIX/share/unideploy/templates). */
-static char *templates_dir(struct agent *a)
+const char *backend_names(void)
 {
-	static const char *const under[] = {
-		"templates/backends", "share/unideploy/templates/backends"
-	};
-	char *exe, *slash, *try;
-	int up;
-	size_t i;
+	static char names[128];
+	size_t i, off = 0;
 
-	if (a->backends_dir)
-		return ud_strdup(a->backends_dir);
-	if (!(exe = realpath("/proc/self/exe", NULL)))
-		return ud_strdup("/usr/local/share/unideploy/templates/backends");
-	for (up = 0; up < 4 && (slash = strrchr(exe, '/')) && slash != exe;
-	     up++) {
-		*slash = '\0';
-		if (up == 0)
-			continue;
-		for (i = 0; i < sizeof(under) / sizeof(*under); i++) {
-			try = ud_asprintf("%s/%s", exe, under[i]);
-			if (access(try, F_OK) == 0) {
-				free(exe);
-				return try;
-			}
-			free(try);
-		}
-	}
-	free(exe);
-	return ud_strdup("/usr/local/share/unideploy/templates/backends");
+	if (names[0])
+		return names;
+	for (i = 0; i < NBACKENDS; i++)
+		off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s",
+					i == 0		  ? "" :
+					i + 1 == NBACKENDS ? " and " :
+							     ", ",
+					table[i]->target);
+	return names;
 }
 
-static int read_template(struct agent *a, const char *target, const char *ext,
-			 struct ud_buf *out, char **path)
-{
-	char *dir = templates_dir(a);
-	int err;
-
-	*path = ud_asprintf("%s/%s.%s", dir, target, ext);
-	free(dir);
-	out->max = 1024 * 1024;
-	if ((err = ud_buf_read_file(out, *path)) < 0)
-		ud_error_prefix("backend %s", target);
-	return err;
-}
-
-/* The program's absolute path, from the agent's PATH; NULL if none. */
-static char *find_program(const char *name)
+char *backend_find_program(const char *name)
 {
 	const char *path = getenv("PATH"), *p, *end;
 
@@ -124,42 +76,100 @@ static char *find_program(const char *name)
 	return NULL;
 }
 
+char *backend_vm_name(const struct backend_inst *in)
+{
+	return ud_asprintf("ud-%s-%d", in->app, in->id);
+}
+
 /* Placeholders */
 
-struct vars {
-	const char *name[16], *value[16];
+#define MAX_VARS 32
+
+struct backend_vars {
+	const char *name[MAX_VARS];
+	char *value[MAX_VARS];
+	unsigned char raw[MAX_VARS]; /* goes into a config as it is */
 	size_t n;
-	/* Multi-valued ones, alone on an .args line. */
-	const char *lname[4];
-	const struct ud_strvec *list[4];
+	const char *lname[MAX_VARS];
+	struct ud_strvec list[MAX_VARS];
 	size_t nl;
 	/* Escape for the config format: quoted strings of xl or JSON. */
 	int json;
 };
 
-static void var(struct vars *v, const char *name, const char *value)
-{
-	v->name[v->n] = name;
-	v->value[v->n++] = value;
-}
-
-static void list(struct vars *v, const char *name, const struct ud_strvec *l)
-{
-	v->lname[v->nl] = name;
-	v->list[v->nl++] = l;
-}
-
-static const char *lookup(const struct vars *v, const char *name, size_t len)
+static size_t var_slot(struct backend_vars *v, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < v->n; i++)
-		if (strlen(v->name[i]) == len && !memcmp(v->name[i], name, len))
+		if (!strcmp(v->name[i], name))
+			break;
+	if (i == v->n) {
+		if (v->n == MAX_VARS)
+			abort(); /* a programming error: the names are ours */
+		v->name[v->n++] = name;
+	} else {
+		free(v->value[i]);
+	}
+	return i;
+}
+
+void backend_var(struct backend_vars *v, const char *name, const char *value)
+{
+	size_t i = var_slot(v, name);
+
+	v->value[i] = ud_strdup(value ? value : "");
+	v->raw[i] = 0;
+}
+
+void backend_var_raw(struct backend_vars *v, const char *name,
+		     const char *value)
+{
+	size_t i = var_slot(v, name);
+
+	v->value[i] = ud_strdup(value ? value : "");
+	v->raw[i] = 1;
+}
+
+struct ud_strvec *backend_list(struct backend_vars *v, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < v->nl; i++)
+		if (!strcmp(v->lname[i], name))
+			return &v->list[i];
+	if (v->nl == MAX_VARS)
+		abort();
+	v->lname[v->nl] = name;
+	ud_strvec_init(&v->list[v->nl]);
+	return &v->list[v->nl++];
+}
+
+static void vars_free(struct backend_vars *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++)
+		free(v->value[i]);
+	for (i = 0; i < v->nl; i++)
+		ud_strvec_free(&v->list[i]);
+	v->n = v->nl = 0;
+}
+
+static const char *lookup(const struct backend_vars *v, const char *name,
+			  size_t len, int *raw)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++)
+		if (strlen(v->name[i]) == len && !memcmp(v->name[i], name, len)) {
+			*raw = v->raw[i];
 			return v->value[i];
+		}
 	return NULL;
 }
 
-static const struct ud_strvec *lookup_list(const struct vars *v,
+static const struct ud_strvec *lookup_list(const struct backend_vars *v,
 					   const char *line)
 {
 	size_t i, len = strlen(line);
@@ -169,28 +179,30 @@ static const struct ud_strvec *lookup_list(const struct vars *v,
 	for (i = 0; i < v->nl; i++)
 		if (strlen(v->lname[i]) == len - 4 &&
 		    !memcmp(v->lname[i], line + 2, len - 4))
-			return v->list[i];
+			return &v->list[i];
 	return NULL;
 }
 
 /* Fill in the {{name}}s of one line (config) or argument (args). Values
  * of a config go inside its quoted strings: refuse what would end them. */
 static int substitute(struct ud_buf *out, const char *text, const char *where,
-		      int lineno, const struct vars *v, int escape)
+		      int lineno, const struct backend_vars *v, int escape)
 {
 	const char *p = text, *open, *close, *val;
+	int raw = 0;
 
 	while ((open = strstr(p, "{{"))) {
 		ud_buf_put(out, p, (size_t)(open - p));
 		if (!(close = strstr(open + 2, "}}")))
 			return ud_error_set(UD_EINVALID, "%s:%d: unclosed {{",
 					    where, lineno);
-		if (!(val = lookup(v, open + 2, (size_t)(close - open - 2))))
+		if (!(val = lookup(v, open + 2, (size_t)(close - open - 2),
+				   &raw)))
 			return ud_error_set(UD_EINVALID,
 					    "%s:%d: unknown placeholder %.*s",
 					    where, lineno,
 					    (int)(close - open + 2), open);
-		if (escape && strpbrk(val, "\"\\\n"))
+		if (escape && !raw && strpbrk(val, "\"\\\n"))
 			return ud_error_set(UD_EINVALID,
 					    "%s:%d: the value of %.*s (%s) "
 					    "cannot go into a quoted string",
@@ -206,7 +218,7 @@ static int substitute(struct ud_buf *out, const char *text, const char *where,
 /* An .args template: one argument per line, # comments and blank lines
  * skipped. */
 static int render_args(const char *text, const char *where,
-		       const struct vars *v, struct ud_strvec *argv)
+		       const struct backend_vars *v, struct ud_strvec *argv)
 {
 	char *copy = ud_strdup(text), *line, *save = NULL;
 	struct ud_buf arg = UD_BUF_INIT;
@@ -242,7 +254,7 @@ done:
 }
 
 static int render_config(const char *text, const char *where,
-			 const struct vars *v, struct ud_buf *out)
+			 const struct backend_vars *v, struct ud_buf *out)
 {
 	char *copy = ud_strdup(text), *line, *save = NULL;
 	int lineno = 0, err = 0;
@@ -270,47 +282,95 @@ static int render_config(const char *text, const char *where,
 	return err;
 }
 
-/* Checks */
-
-static int host_arch_only(struct agent *a, const char *target,
-			  const char *arch)
+static int read_template(const struct backend_env *env, const char *target,
+			 const char *ext, struct ud_buf *out, char **path)
 {
-	if (!strcmp(arch, ud_host_arch()))
-		return 0;
-	return ud_error_set(UD_EINVALID,
-			    "backend %s cannot boot %s images on host %s "
-			    "(%s)",
-			    target, arch, a->conf->host, ud_host_arch());
+	int err;
+
+	*path = ud_asprintf("%s/%s.%s", env->templates, target, ext);
+	out->max = 1024 * 1024;
+	if ((err = ud_buf_read_file(out, *path)) < 0)
+		ud_error_prefix("backend %s", target);
+	return err;
 }
 
-/* The program a backend runs: the first argument of its template. */
-static int backend_program(struct agent *a, const char *target,
-			   const char *arch, char **prog)
+/* The placeholders every template may use. */
+static void common_vars(const struct backend *b, const struct backend_inst *in,
+			const char *config, struct backend_vars *v)
+{
+	char num[16], *name = backend_vm_name(in), *cmdline;
+	struct ud_buf joined = UD_BUF_INIT;
+	size_t i;
+
+	for (i = 0; in->args && i < in->args->n; i++) {
+		if (i)
+			ud_buf_putc(&joined, ' ');
+		ud_buf_puts(&joined, in->args->v[i]);
+	}
+	cmdline = ud_buf_detach(&joined);
+	backend_var(v, "arch", in->arch);
+	backend_var(v, "image", in->image);
+	backend_var(v, "initrd", in->initrd);
+	snprintf(num, sizeof(num), "%d",
+		 in->m && in->m->run.memory_mb > 0 ? in->m->run.memory_mb : 64);
+	backend_var(v, "memory_mb", num);
+	backend_var(v, "name", name);
+	backend_var(v, "config", config);
+	snprintf(num, sizeof(num), "%d", in->port);
+	backend_var(v, "port", num);
+	snprintf(num, sizeof(num), "%d", in->m ? in->m->run.port : 0);
+	backend_var(v, "run_port", num);
+	backend_var(v, "cmdline", cmdline);
+	backend_var(v, "rundir", in->rundir);
+	/* The first network device, as the xen and firecracker templates
+	 * name it: the agent's tap on its bridge, or without a host network
+	 * ud<id> on xenbr0, the host's own setup. */
+	{
+		char *tap = ud_asprintf("ud%d", in->id);
+
+		backend_var(v, "tap", in->nnets ? in->nets[0].tap : tap);
+		free(tap);
+	}
+	backend_var(v, "bridge", in->bridge ? in->bridge : "xenbr0");
+	backend_var(v, "mac", in->mac);
+	backend_var(v, "ip", in->ip);
+	backend_var(v, "gateway", in->gateway);
+	backend_var(v, "accel", "");
+	backend_var(v, "qmp", "");
+	ud_strvec_free(backend_list(v, "args"));
+	for (i = 0; in->args && i < in->args->n; i++)
+		ud_strvec_push(backend_list(v, "args"), in->args->v[i]);
+	/* Every row's lists exist, empty unless its prepare fills them. */
+	backend_list(v, "net");
+	backend_list(v, "append");
+	backend_list(v, "machine");
+	backend_list(v, "devices");
+	backend_list(v, "initrd_args");
+	backend_list(v, "drives_args");
+	backend_var_raw(v, "drives", "");
+	(void)b;
+	free(name);
+	free(cmdline);
+}
+
+/* The program a template runs: its first argument, with only {{arch}}
+ * known (the rest rendered empty). */
+static int template_program(const struct backend_env *env,
+			    const struct backend *b, const char *arch,
+			    char **prog)
 {
 	struct ud_buf t = UD_BUF_INIT;
 	struct ud_strvec argv = UD_STRVEC_INIT;
-	struct ud_strvec none = UD_STRVEC_INIT;
-	/* Only {{arch}} matters for the program's name. */
-	static const char *const others[] = { "image", "memory_mb", "name",
-					      "config", "qmp", "tap", "port",
-					      "run_port", "accel", "cmdline",
-					      "rundir" };
-	struct vars v = { 0 };
+	struct backend_inst none = { .app = "", .arch = arch, .image = "",
+				     .rundir = "" };
+	struct backend_vars v = { 0 };
 	char *where = NULL;
-	size_t i;
 	int err;
 
 	*prog = NULL;
-	if ((err = read_template(a, target, "args", &t, &where)) < 0)
+	if ((err = read_template(env, b->target, "args", &t, &where)) < 0)
 		goto done;
-	/* Only {{arch}} matters for the program's name. */
-	var(&v, "arch", arch);
-	for (i = 0; i < sizeof(others) / sizeof(*others); i++)
-		var(&v, others[i], "");
-	list(&v, "args", &none);
-	list(&v, "net", &none);
-	list(&v, "append", &none);
-	list(&v, "machine", &none);
+	common_vars(b, &none, "", &v);
 	if ((err = render_args(t.ptr, where, &v, &argv)) < 0)
 		goto done;
 	if (argv.n == 0) {
@@ -319,234 +379,255 @@ static int backend_program(struct agent *a, const char *target,
 	}
 	*prog = ud_strdup(argv.v[0]);
 done:
+	vars_free(&v);
 	free(where);
 	ud_buf_free(&t);
 	ud_strvec_free(&argv);
 	return err;
 }
 
-int backend_check(struct agent *a, const char *target, const char *arch)
+static int render_command(const struct backend_env *env,
+			  const struct backend *b,
+			  const struct backend_inst *in, struct ud_strvec *argv)
 {
-	char *prog = NULL, *path = NULL;
+	struct ud_strvec rendered = UD_STRVEC_INIT;
+	struct ud_buf t = UD_BUF_INIT, cfg = UD_BUF_INIT;
+	struct backend_vars v = { 0 };
+	char *where = NULL, *cfg_where = NULL, *config = NULL, *prog;
+	size_t i;
 	int err;
 
-	if (!strcmp(target, "unix"))
-		return host_arch_only(a, target, arch);
-	if (!is_vm_target(target))
-		return ud_error_set(UD_EINVALID,
-				    "unknown target %s (this agent boots "
-				    "unix, qemu, hvt, xen and firecracker)",
-				    target);
-	/* qemu emulates other architectures; the others virtualise the
-	 * host's own. */
-	if (strcmp(target, "qemu") && (err = host_arch_only(a, target, arch)) < 0)
-		return err;
-	if (ud_name_check_arch(arch) < 0)
-		return ud_error_set(UD_EINVALID, "invalid arch '%s'", arch);
-	if ((err = backend_program(a, target, arch, &prog)) < 0)
+	if (b->config_ext)
+		config = ud_asprintf("%s/%d.%s", in->rundir, in->id,
+				     b->config_ext);
+	common_vars(b, in, config, &v);
+	if (b->prepare && (err = b->prepare(env, in, &v)) < 0)
 		goto done;
-	if (!(path = find_program(prog)))
+	if (config) {
+		if ((err = read_template(env, b->target, b->config_ext, &t,
+					 &cfg_where)) < 0)
+			goto done;
+		v.json = !strcmp(b->config_ext, "json");
+		if ((err = render_config(t.ptr, cfg_where, &v, &cfg)) < 0 ||
+		    (err = ud_write_file_atomic(config, cfg.ptr, cfg.size,
+						0640)) < 0)
+			goto done;
+		ud_buf_free(&t);
+		v.json = 0;
+	}
+	if ((err = read_template(env, b->target, "args", &t, &where)) < 0 ||
+	    (err = render_args(t.ptr, where, &v, &rendered)) < 0)
+		goto done;
+	if (rendered.n == 0) {
+		err = ud_error_set(UD_EINVALID, "%s: no command", where);
+		goto done;
+	}
+	if (!(prog = backend_find_program(rendered.v[0]))) {
 		err = ud_error_set(UD_ENOTFOUND, "backend %s needs %s on host %s",
-				   target, prog, a->conf->host);
+				   b->target, rendered.v[0], env->host);
+		goto done;
+	}
+	ud_strvec_push(argv, "");
+	free(argv->v[argv->n - 1]);
+	argv->v[argv->n - 1] = prog;
+	for (i = 1; i < rendered.n; i++)
+		ud_strvec_push(argv, rendered.v[i]);
 done:
-	free(prog);
-	free(path);
+	vars_free(&v);
+	free(where);
+	free(cfg_where);
+	free(config);
+	ud_buf_free(&t);
+	ud_buf_free(&cfg);
+	ud_strvec_free(&rendered);
 	return err;
 }
 
-/* qemu's accelerator */
-
-/*
- * A multiboot kernel of 41 bytes (the a.out kludge: header, then code
- * loaded at 1 MiB) that writes the byte 0xa5 (no text qemu
- * prints on stderr contains it) to COM1 and halts: how long qemu takes
- * to get there is its start-up cost with an accelerator.
- */
-static const unsigned char probe_kernel[] = {
-	0x02, 0xb0, 0xad, 0x1b,		/* magic */
-	0x00, 0x00, 0x01, 0x00,		/* flags: address fields valid */
-	0xfe, 0x4f, 0x51, 0xe4,		/* checksum */
-	0x00, 0x00, 0x10, 0x00,		/* header_addr */
-	0x00, 0x00, 0x10, 0x00,		/* load_addr */
-	0x00, 0x00, 0x00, 0x00,		/* load_end_addr: whole file */
-	0x00, 0x00, 0x00, 0x00,		/* bss_end_addr: none */
-	0x20, 0x00, 0x10, 0x00,		/* entry_addr: the code below */
-	0xba, 0xf8, 0x03, 0x00, 0x00,	/* mov $0x3f8, %edx */
-	0xb0, 0xa5,			/* mov $0xa5, %al */
-	0xee,				/* out %al, (%dx) */
-	0xf4,				/* 1: hlt */
-	0xeb, 0xfd,			/* jmp 1b */
-};
-
-static int kvm_usable(void)
+int backend_argv(const struct backend_env *env, const struct backend *b,
+		 const struct backend_inst *in, struct ud_strvec *argv)
 {
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	close(fd);
-	return 1;
+	if (b->flags & BACKEND_TEMPLATE)
+		return render_command(env, b, in, argv);
+	return b->command(env, in, argv);
 }
 
-/* Milliseconds from exec to the probe's byte on the console; -1 if it did
- * not come within timeout_ms. */
-static long long probe_boot(struct agent *a, const char *qemu,
-			    const char *kernel, const char *accel,
-			    long long timeout_ms)
-{
-	const char *argv[] = { qemu, "-kernel", kernel, "-m", "16",
-			       "-nodefaults", "-no-user-config", "-display",
-			       "none", "-accel", accel, "-serial", "stdio",
-			       NULL };
-	struct ud_strvec env = UD_STRVEC_INIT;
-	long long t0 = ud_now_ms(), ms = -1, left;
-	struct pollfd pfd;
-	int fds[2];
-	pid_t pid;
-	char c;
+/* run.args placeholders */
 
-	/* The instances' marker: an agent killed mid-probe finds it as an
-	 * orphan when it starts again. */
-	ud_env_set(&env, "PATH", DEFAULT_PATH);
-	ud_env_set(&env, "UNIDEPLOY_STATE_DIR", a->conf->state_dir);
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		ud_strvec_free(&env);
-		return -1;
+int backend_fill_args(struct ud_strvec *out, const struct ud_strvec *args,
+		      const char *ip, int prefix, const char *gateway,
+		      const char *mac, const char *what)
+{
+	struct ud_buf arg = UD_BUF_INIT;
+	char ipv4[32] = "", pfx[8] = "", mask[16] = "";
+	size_t i;
+	int err = 0;
+
+	if (ip) {
+		uint32_t m = prefix ? 0xffffffffu << (32 - prefix) : 0;
+
+		snprintf(ipv4, sizeof(ipv4), "%s/%d", ip, prefix);
+		snprintf(pfx, sizeof(pfx), "%d", prefix);
+		snprintf(mask, sizeof(mask), "%u.%u.%u.%u", m >> 24,
+			 (m >> 16) & 255, (m >> 8) & 255, m & 255);
 	}
-	if (ud_spawn(&pid, (char *const *)argv, env.v, NULL, fds[1]) < 0) {
-		ud_error_clear();
-		close(fds[0]);
-		close(fds[1]);
-		ud_strvec_free(&env);
-		return -1;
+	for (i = 0; args && i < args->n; i++) {
+		const char *p = args->v[i], *open, *close;
+
+		ud_buf_clear(&arg);
+		while ((open = strstr(p, "{{"))) {
+			const char *val = NULL;
+			size_t len;
+
+			ud_buf_put(&arg, p, (size_t)(open - p));
+			if (!(close = strstr(open + 2, "}}"))) {
+				err = ud_error_set(UD_EINVALID,
+						   "run.args: unclosed {{ in "
+						   "'%s'",
+						   args->v[i]);
+				goto done;
+			}
+			len = (size_t)(close - open - 2);
+#define IS(s) (len == sizeof(s) - 1 && !memcmp(open + 2, s, len))
+			if (IS("ipv4"))
+				val = ipv4;
+			else if (IS("ip"))
+				val = ip;
+			else if (IS("prefix"))
+				val = pfx;
+			else if (IS("netmask"))
+				val = mask;
+			else if (IS("gateway"))
+				val = gateway;
+			else if (IS("mac"))
+				val = mac;
+			else {
+				err = ud_error_set(UD_EINVALID,
+						   "run.args: unknown "
+						   "placeholder %.*s (known: "
+						   "{{ipv4}}, {{ip}}, "
+						   "{{prefix}}, {{netmask}}, "
+						   "{{gateway}}, {{mac}})",
+						   (int)len + 4, open);
+				goto done;
+			}
+#undef IS
+			if (!val || !*val) {
+				err = ud_error_set(UD_EINVALID,
+						   "run.args: %.*s: %s has no "
+						   "network address to fill "
+						   "in",
+						   (int)len + 4, open, what);
+				goto done;
+			}
+			ud_buf_puts(&arg, val);
+			p = close + 2;
+		}
+		ud_buf_puts(&arg, p);
+		ud_strvec_push(out, arg.ptr);
 	}
-	close(fds[1]);
-	pfd.fd = fds[0];
-	pfd.events = POLLIN;
-	while ((left = timeout_ms - (ud_now_ms() - t0)) > 0 &&
-	       poll(&pfd, 1, (int)left) > 0) {
-		if (read(fds[0], &c, 1) != 1)
-			break;
-		if (c == (char)0xa5) {
-			ms = ud_now_ms() - t0;
-			break;
+done:
+	ud_buf_free(&arg);
+	return err;
+}
+
+/* The agent's side */
+
+/* The directory above the binary's that holds templates/backends: bin/
+ * in the source tree, build/san/bin for the sanitizer build, PREFIX/bin
+ * once installed (PREFIX/share/unideploy/templates). */
+static char *templates_dir(struct agent *a)
+{
+	static const char *const under[] = {
+		"templates/backends", "share/unideploy/templates/backends"
+	};
+	char *exe, *slash, *try;
+	int up;
+	size_t i;
+
+	if (a->backends_dir)
+		return ud_strdup(a->backends_dir);
+	if (!(exe = realpath("/proc/self/exe", NULL)))
+		return ud_strdup("/usr/local/share/unideploy/templates/backends");
+	for (up = 0; up < 4 && (slash = strrchr(exe, '/')) && slash != exe;
+	     up++) {
+		*slash = '\0';
+		if (up == 0)
+			continue;
+		for (i = 0; i < sizeof(under) / sizeof(*under); i++) {
+			try = ud_asprintf("%s/%s", exe, under[i]);
+			if (access(try, F_OK) == 0) {
+				free(exe);
+				return try;
+			}
+			free(try);
 		}
 	}
-	close(fds[0]);
-	ud_stop_group(pid, 1000);
-	ud_error_clear();
-	ud_strvec_free(&env);
-	return ms;
+	free(exe);
+	return ud_strdup("/usr/local/share/unideploy/templates/backends");
 }
 
-/*
- * KVM when /dev/kvm opens and the image is of the host's arch, unless TCG
- * starts faster: under nested virtualisation KVM's start-up can cost more
- * than a tiny unikernel's whole boot (or KVM may not run the guest at
- * all). Measured once per agent, on the first qemu boot, best of two
- * tries each; KVM only gets as long as TCG took, since slower loses.
- */
-static const char *qemu_accel(struct agent *a, const char *qemu,
-			      const char *arch)
-{
-	static const char *chosen;
-	char *dir = NULL, *kernel = NULL;
-	long long kvm = -1, tcg = -1, t;
-	int i;
+struct env_hold {
+	struct backend_env env;
+	char *templates;
+};
 
-	if (strcmp(arch, ud_host_arch()) || !kvm_usable())
-		return "tcg";
-	/* The probe is an x86 kernel; elsewhere trust KVM. */
-	if (strcmp(arch, "x86_64"))
-		return "kvm";
-	if (chosen)
-		return chosen;
-	dir = ud_asprintf("%s/tmp", a->conf->state_dir);
-	kernel = ud_asprintf("%s/accel-probe.elf", dir);
-	if (ud_mkdir_p(dir, 0750) < 0 ||
-	    ud_write_file_atomic(kernel, probe_kernel, sizeof(probe_kernel),
-				 0640) < 0) {
-		ud_log_warn("qemu accelerator probe: %s; using kvm",
-			    ud_error_last());
-		ud_error_clear();
-		chosen = "kvm";
-		goto done;
-	}
-	for (i = 0; i < 2; i++) {
-		if ((t = probe_boot(a, qemu, kernel, "tcg", PROBE_TIMEOUT_MS)) >=
-			    0 &&
-		    (tcg < 0 || t < tcg))
-			tcg = t;
-		t = probe_boot(a, qemu, kernel, "kvm",
-			       tcg >= 0 ? tcg + 1 : PROBE_TIMEOUT_MS);
-		if (t >= 0 && (kvm < 0 || t < kvm))
-			kvm = t;
-	}
-	chosen = kvm >= 0 && (tcg < 0 || kvm <= tcg) ? "kvm" : "tcg";
-	ud_log_info("qemu start-up to the first console byte: kvm %s%lld ms, "
-		    "tcg %lld ms: using %s",
-		    kvm < 0 ? "over " : "", kvm < 0 ? tcg : kvm, tcg, chosen);
-	unlink(kernel);
-done:
-	free(dir);
-	free(kernel);
-	return chosen;
+static void env_of(struct agent *a, struct env_hold *h)
+{
+	h->templates = templates_dir(a);
+	h->env.host = a->conf->host;
+	h->env.state_dir = a->conf->state_dir;
+	h->env.templates = h->templates;
+	h->env.kvm = a->kvm_path ? a->kvm_path : "/dev/kvm";
 }
 
-/* Instances */
-
-static const char *run_env(const struct ud_manifest *m, const char *name)
+/* The image's arch against the row: no program or device looked at. */
+static int check_arch(struct agent *a, const struct backend *b,
+		      const char *target, const char *arch)
 {
-	return ud_env_get(&m->run.env, name);
-}
-
-/* Where the instance's port goes: "net" (user networking, a host forward
- * to run.port) or "serial" (COM2 as a TCP server on the port). */
-static int port_via(const struct ud_manifest *m, const char **via)
-{
-	const char *v = run_env(m, "UNIDEPLOY_PORT_VIA");
-
-	*via = v ? v : "net";
-	if (strcmp(*via, "net") && strcmp(*via, "serial"))
+	if (!b)
 		return ud_error_set(UD_EINVALID,
-				    "run.env UNIDEPLOY_PORT_VIA is '%s': "
-				    "\"net\" or \"serial\"",
-				    *via);
+				    "unknown target %s (this agent boots %s)",
+				    target, backend_names());
+	if ((b->flags & BACKEND_OWN_ARCH) && strcmp(arch, ud_host_arch()))
+		return ud_error_set(UD_EINVALID,
+				    "backend %s cannot boot %s images on host "
+				    "%s (%s)",
+				    target, arch, a->conf->host,
+				    ud_host_arch());
+	if (ud_name_check_arch(arch) < 0)
+		return ud_error_set(UD_EINVALID, "invalid arch '%s'", arch);
 	return 0;
 }
 
-static int qemu_lists(const struct ud_manifest *m, const char *arch, int port,
-		      struct ud_strvec *net, struct ud_strvec *machine)
+int backend_check(struct agent *a, const char *target, const char *arch)
 {
-	const char *via;
-	int err;
+	const struct backend *b = backend_find(target);
+	struct env_hold h;
+	char *prog = NULL, *path = NULL;
+	int err, fd;
 
-	if ((err = port_via(m, &via)) < 0)
+	if ((err = check_arch(a, b, target, arch)) < 0)
 		return err;
-	if (!strcmp(via, "serial")) {
-		ud_strvec_push(net, "-chardev");
-		ud_strvec_pushf(net,
-				"socket,id=s1,host=127.0.0.1,port=%d,server=on,"
-				"wait=off",
-				port);
-		ud_strvec_push(net, "-device");
-		ud_strvec_push(net, "isa-serial,chardev=s1");
-	} else if (m->run.port > 0) {
-		ud_strvec_push(net, "-netdev");
-		ud_strvec_pushf(net,
-				"user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d",
-				port, m->run.port);
-		ud_strvec_push(net, "-device");
-		ud_strvec_push(net, "virtio-net-pci,netdev=n0");
+	env_of(a, &h);
+	if ((b->flags & BACKEND_TEMPLATE) &&
+	    (err = template_program(&h.env, b, arch, &prog)) == 0 &&
+	    !(path = backend_find_program(prog)))
+		err = ud_error_set(UD_ENOTFOUND, "backend %s needs %s on host %s",
+				   target, prog, a->conf->host);
+	if (!err && (b->flags & BACKEND_KVM)) {
+		if ((fd = open(h.env.kvm, O_RDWR | O_CLOEXEC)) < 0)
+			err = ud_error_set(UD_ENOTFOUND,
+					   "backend %s needs %s on host %s "
+					   "(%s)",
+					   target, h.env.kvm, a->conf->host,
+					   strerror(errno));
+		else
+			close(fd);
 	}
-	/* Only x86 has a default machine that boots -kernel. */
-	if (strcmp(arch, "x86_64") && strcmp(arch, "i386")) {
-		ud_strvec_push(machine, "-machine");
-		ud_strvec_push(machine, "virt");
-		ud_strvec_push(machine, "-cpu");
-		ud_strvec_push(machine, "max");
-	}
-	return 0;
+	free(prog);
+	free(path);
+	free(h.templates);
+	return err;
 }
 
 static const struct ud_manifest_image *inst_image(const struct ud_manifest *m,
@@ -560,283 +641,70 @@ static const struct ud_manifest_image *inst_image(const struct ud_manifest *m,
 	return NULL;
 }
 
-static char *join(const struct ud_strvec *sv, const char *sep)
-{
-	struct ud_buf b = UD_BUF_INIT;
-	size_t i;
-
-	for (i = 0; i < sv->n; i++) {
-		if (i)
-			ud_buf_puts(&b, sep);
-		ud_buf_puts(&b, sv->v[i]);
-	}
-	return ud_buf_detach(&b);
-}
-
-static char *qmp_name(const struct instance *in)
-{
-	return ud_asprintf("qmp-%d.sock", in->id);
-}
-
-static int vm_command(struct agent *a, const struct app *app,
-		      const struct ud_manifest *m, const char *target,
-		      const struct instance *in, const char *rundir,
-		      struct ud_strvec *argv)
-{
-	const struct ud_manifest_image *img = inst_image(m, in);
-	struct ud_strvec net = UD_STRVEC_INIT, machine = UD_STRVEC_INIT;
-	struct ud_strvec append = UD_STRVEC_INIT, rendered = UD_STRVEC_INIT;
-	struct ud_buf t = UD_BUF_INIT, cfg = UD_BUF_INIT;
-	struct vars v = { 0 };
-	const char *ext = config_ext(target), *arch, *accel = "";
-	char *where = NULL, *cfg_where = NULL, *image = NULL, *name = NULL;
-	char *config = NULL, *qmp = NULL, *cmdline = NULL, *prog = NULL;
-	char mem[16], port[16], run_port[16], tap[32];
-	int err;
-
-	arch = img ? img->arch : ud_host_arch();
-	if ((err = backend_check(a, target, arch)) < 0)
-		goto done;
-	image = image_path(a, in->sha256);
-	name = ud_asprintf("ud-%s-%d", app->name, in->id);
-	qmp = qmp_name(in);
-	cmdline = join(&m->run.args, " ");
-	snprintf(mem, sizeof(mem), "%d",
-		 m->run.memory_mb > 0 ? m->run.memory_mb : 64);
-	snprintf(port, sizeof(port), "%d", in->port);
-	snprintf(run_port, sizeof(run_port), "%d", m->run.port);
-	snprintf(tap, sizeof(tap), "ud%d", in->id);
-	if (ext)
-		config = ud_asprintf("%s/%d.%s", rundir, in->id, ext);
-	if (!strcmp(target, "qemu")) {
-		if ((err = qemu_lists(m, arch, in->port, &net, &machine)) < 0)
-			goto done;
-		if (m->run.args.n) {
-			ud_strvec_push(&append, "-append");
-			ud_strvec_push(&append, cmdline);
-		}
-	}
-
-	var(&v, "arch", arch);
-	var(&v, "image", image);
-	var(&v, "memory_mb", mem);
-	var(&v, "name", name);
-	var(&v, "config", config ? config : "");
-	var(&v, "qmp", qmp);
-	var(&v, "tap", tap);
-	var(&v, "port", port);
-	var(&v, "run_port", run_port);
-	var(&v, "cmdline", cmdline);
-	var(&v, "rundir", rundir);
-	list(&v, "args", &m->run.args);
-	list(&v, "net", &net);
-	list(&v, "append", &append);
-	list(&v, "machine", &machine);
-
-	if (config) {
-		if ((err = read_template(a, target, ext, &t, &cfg_where)) < 0)
-			goto done;
-		v.json = !strcmp(ext, "json");
-		if ((err = render_config(t.ptr, cfg_where, &v, &cfg)) < 0 ||
-		    (err = ud_write_file_atomic(config, cfg.ptr, cfg.size,
-						0640)) < 0)
-			goto done;
-		ud_buf_free(&t);
-		v.json = 0;
-	}
-	/* The program's name first: the accelerator probe needs it. */
-	if ((err = backend_program(a, target, arch, &prog)) < 0)
-		goto done;
-	if (!strcmp(target, "qemu")) {
-		char *qemu = find_program(prog);
-
-		accel = run_env(m, "UNIDEPLOY_QEMU_ACCEL");
-		if (!accel)
-			accel = qemu ? qemu_accel(a, qemu, arch) : "tcg";
-		free(qemu);
-	}
-	var(&v, "accel", accel);
-	if ((err = read_template(a, target, "args", &t, &where)) < 0 ||
-	    (err = render_args(t.ptr, where, &v, &rendered)) < 0)
-		goto done;
-	ud_strvec_push(argv, "");
-	free(argv->v[0]);
-	if (!(argv->v[0] = find_program(rendered.v[0]))) {
-		argv->v[0] = ud_strdup(rendered.v[0]);
-		err = ud_error_set(UD_ENOTFOUND, "backend %s needs %s on host %s",
-				   target, rendered.v[0], a->conf->host);
-		goto done;
-	}
-	for (size_t i = 1; i < rendered.n; i++)
-		ud_strvec_push(argv, rendered.v[i]);
-done:
-	free(where);
-	free(cfg_where);
-	free(image);
-	free(name);
-	free(config);
-	free(qmp);
-	free(cmdline);
-	free(prog);
-	ud_buf_free(&t);
-	ud_buf_free(&cfg);
-	ud_strvec_free(&net);
-	ud_strvec_free(&machine);
-	ud_strvec_free(&append);
-	ud_strvec_free(&rendered);
-	return err;
-}
-
 int backend_command(struct agent *a, const struct app *app,
 		    const struct ud_manifest *m, const char *target,
 		    const struct instance *in, const char *rundir,
 		    struct ud_strvec *argv)
 {
-	size_t i;
+	const struct backend *b = backend_find(target);
+	const struct ud_manifest_image *img = inst_image(m, in);
+	struct backend_inst bi = { 0 };
+	struct ud_strvec args = UD_STRVEC_INIT;
+	struct env_hold h = { 0 };
+	char *image = image_path(a, in->sha256);
+	char *what = ud_asprintf("instance %d of %s", in->id, app->name);
+	int err;
 
-	if (strcmp(target, "unix"))
-		return vm_command(a, app, m, target, in, rundir, argv);
-	ud_strvec_push(argv, "");
-	free(argv->v[0]);
-	argv->v[0] = image_path(a, in->sha256);
-	for (i = 0; i < m->run.args.n; i++)
-		ud_strvec_push(argv, m->run.args.v[i]);
-	return 0;
-}
-
-/* Shutdown */
-
-static char *rundir_of(struct agent *a, const struct app *app)
-{
-	return ud_asprintf("%s/apps/%s/run", a->conf->state_dir, app->name);
-}
-
-/* Read one QMP message (a line), up to timeout_ms. */
-static int qmp_read(int fd, struct ud_buf *line, int timeout_ms)
-{
-	long long until = ud_now_ms() + timeout_ms;
-	struct pollfd pfd = { fd, POLLIN, 0 };
-	char c;
-
-	ud_buf_clear(line);
-	while (ud_now_ms() < until &&
-	       poll(&pfd, 1, (int)(until - ud_now_ms())) > 0) {
-		if (read(fd, &c, 1) != 1)
-			return -1;
-		if (c == '\n')
-			return 0;
-		ud_buf_putc(line, c);
-	}
-	return -1;
-}
-
-static int qmp_send(int fd, const char *cmd, struct ud_buf *reply)
-{
-	size_t len = strlen(cmd);
-
-	if (write(fd, cmd, len) != (ssize_t)len)
-		return -1;
-	/* Events may come first; the answer is {"return": ...}. */
-	do {
-		if (qmp_read(fd, reply, 2000) < 0)
-			return -1;
-	} while (!strstr(reply->ptr, "\"return\"") &&
-		 !strstr(reply->ptr, "\"error\""));
-	return strstr(reply->ptr, "\"return\"") ? 0 : -1;
-}
-
-/*
- * QMP "quit" on the instance's socket. sun_path holds 108 bytes, which a
- * deep state_dir can pass: the directory is then reached through its file
- * descriptor's /proc link.
- */
-static int qemu_quit(struct agent *a, const struct app *app,
-		     const struct instance *in)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct ud_buf reply = UD_BUF_INIT;
-	char *dir = rundir_of(a, app), *name = qmp_name(in), *path;
-	int dfd = -1, fd = -1, asked = 0;
-
-	path = ud_asprintf("%s/%s", dir, name);
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		free(path);
-		if ((dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-			goto done;
-		path = ud_asprintf("/proc/self/fd/%d/%s", dfd, name);
-	}
-	if (strlen(path) >= sizeof(sa.sun_path))
+	bi.arch = img ? img->arch : ud_host_arch();
+	if ((err = check_arch(a, b, target, bi.arch)) < 0)
 		goto done;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	env_of(a, &h);
+	bi.app = app->name;
+	bi.id = in->id;
+	bi.m = m;
+	bi.image = image;
+	bi.rundir = rundir;
+	bi.port = in->port;
+	if ((err = backend_fill_args(&args, &m->run.args, NULL, 0, NULL, NULL,
+				     what)) < 0)
 		goto done;
-	if (qmp_read(fd, &reply, 2000) < 0 ||
-	    qmp_send(fd, "{\"execute\": \"qmp_capabilities\"}\n", &reply) < 0)
-		goto done;
-	asked = qmp_send(fd, "{\"execute\": \"quit\"}\n", &reply) == 0;
+	bi.args = &args;
+	err = backend_argv(&h.env, b, &bi, argv);
 done:
-	if (!asked)
-		ud_log_info("%s: instance %d: no answer on its QMP socket %s",
-			    app->name, in->id, path);
-	if (fd >= 0)
-		close(fd);
-	/* Through the directory's fd while it is still ours: once closed,
-	 * another thread may reuse its number. */
-	if (dfd >= 0) {
-		unlinkat(dfd, name, 0);
-		close(dfd);
-	} else {
-		unlink(path);
-	}
-	ud_buf_free(&reply);
-	free(path);
-	free(dir);
-	free(name);
-	return asked;
-}
-
-/* `xl destroy`: xl create -F exits once its domain is gone. */
-static int xen_destroy(const struct app *app, const struct instance *in)
-{
-	char *xl = find_program("xl"), *name;
-	const char *argv[] = { NULL, "destroy", NULL, NULL };
-	struct ud_run_opts opts = { .timeout_ms = 10000 };
-	int status = -1;
-
-	if (!xl)
-		return 0;
-	name = ud_asprintf("ud-%s-%d", app->name, in->id);
-	argv[0] = xl;
-	argv[2] = name;
-	if (ud_run((char *const *)argv, &opts, &status) < 0 || status != 0) {
-		ud_log_warn("%s: xl destroy %s: %s", app->name, name,
-			    status > 0 ? "failed" : ud_error_last());
-		ud_error_clear();
-	}
-	free(xl);
-	free(name);
-	return status == 0;
+	ud_strvec_free(&args);
+	free(h.templates);
+	free(image);
+	free(what);
+	return err;
 }
 
 int backend_shutdown(struct agent *a, const struct app *app,
 		     const struct instance *in)
 {
-	const char *target = app->place.target ? app->place.target : "unix";
+	const struct backend *b =
+		backend_find(app->place.target ? app->place.target : "unix");
+	struct backend_inst bi = { 0 };
+	struct env_hold h;
+	char *rundir;
 	int asked = 0;
 
-	if (!strcmp(target, "qemu"))
-		asked = qemu_quit(a, app, in);
-	else if (!strcmp(target, "xen"))
-		asked = xen_destroy(app, in);
-	if (config_ext(target)) {
-		char *dir = rundir_of(a, app);
-		char *cfg = ud_asprintf("%s/%d.%s", dir, in->id,
-					config_ext(target));
+	if (!b)
+		return 0;
+	env_of(a, &h);
+	rundir = ud_asprintf("%s/apps/%s/run", a->conf->state_dir, app->name);
+	bi.app = app->name;
+	bi.id = in->id;
+	bi.rundir = rundir;
+	if (b->shutdown)
+		asked = b->shutdown(&h.env, &bi);
+	if (b->config_ext) {
+		char *cfg = ud_asprintf("%s/%d.%s", rundir, in->id,
+					b->config_ext);
 
 		unlink(cfg);
 		free(cfg);
-		free(dir);
 	}
+	free(rundir);
+	free(h.templates);
 	return asked;
 }
