@@ -183,7 +183,8 @@ static void tap_create_on_bridge(void **state)
 		sys_read("udtap0", "master", text, sizeof(text));
 		assert_string_equal(text, "udbr0");
 		sys_read("udtap0", "tun_flags", text, sizeof(text));
-		assert_string_equal(text, "0x1002"); /* IFF_TAP|IFF_NO_PI */
+		/* IFF_TAP | IFF_NO_PI | IFF_PERSIST */
+		assert_string_equal(text, "0x1802");
 		sys_read("udtap0", "owner", text, sizeof(text));
 		assert_string_equal(text, "1000");
 		sys_read("udtap0", "group", text, sizeof(text));
