@@ -42,6 +42,7 @@ static int have_sysfs;
 static void fresh_netns(void)
 {
 	if (have_ns < 0) {
+		errno = EPERM; /* for the message when not root */
 		have_ns = geteuid() == 0 && unshare(CLONE_NEWNS) == 0 &&
 			  mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ==
 				  0;
