@@ -11,7 +11,7 @@ test)  pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2
 openssh-server openssh-client dnsutils qemu-system-x86 python3 openssl cpio" ;;
 bench) pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2
 openssh-server openssh-client dnsutils qemu-system-x86 python3 openssl
-hyperfine xz-utils zstd wrk systemd" ;;
+hyperfine xz-utils zstd wrk systemd cpio" ;;
 esac
 missing=""
 for p in $pkgs; do
