@@ -8,10 +8,10 @@ pkgs="gcc make pkg-config libgit2-dev libcurl4-openssl-dev libjansson-dev
 libssh2-1-dev libarchive-dev libssl-dev"
 case $stage in
 test)  pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2
-openssh-server openssh-client dnsutils qemu-system-x86 python3 openssl" ;;
+openssh-server openssh-client dnsutils qemu-system-x86 python3 openssl cpio" ;;
 bench) pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2
 openssh-server openssh-client dnsutils qemu-system-x86 python3 openssl
-hyperfine xz-utils zstd wrk systemd" ;;
+hyperfine xz-utils zstd wrk systemd cpio" ;;
 esac
 missing=""
 for p in $pkgs; do
