@@ -11,8 +11,11 @@
  *
  * Build-time knobs: -DVERSION='"v2"', -DHEALTH_STATUS=503 (a release
  * that fails its health check), -DSTARTUP_DELAY_MS=N (boots slowly, like a
- * VM: it listens only after N ms, which holds a swap open for tests). Anything malformed gets a 400 and the
- * connection is closed; no input makes it crash.
+ * VM: it listens only after N ms, which holds a swap open for tests),
+ * -DSTARTUP_GATE='"/path"' (listens only once that file exists: a swap
+ * held open for exactly as long as a test needs, however busy the
+ * machine). Anything malformed gets a 400 and the connection is closed;
+ * no input makes it crash.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* accept4, strcasestr; the app build passes no -D */
@@ -367,6 +370,10 @@ int main(void)
 
 	if (STARTUP_DELAY_MS > 0)
 		sleep_ms(STARTUP_DELAY_MS);
+#ifdef STARTUP_GATE
+	while (access(STARTUP_GATE, F_OK) < 0)
+		sleep_ms(20);
+#endif
 	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		perror("pong: socket");
 		return 1;

@@ -74,28 +74,31 @@ has_instance_besides() {
 @test "agent killed with -9 during a swap, then restarted: exactly one instance serving, no orphan" {
 	release_version v1
 	v1_pid=$(instance_pids)
-	# v2 boots slowly: the swap stays open for 3 s
-	write_deploy_json "$(pong_build_cmd -DSTARTUP_DELAY_MS=3000)"
+	# v2 listens only once $T/gate exists: the swap stays open until the
+	# test lets it finish, however busy the machine is
+	write_deploy_json "$(pong_build_cmd "-DSTARTUP_GATE='\"$T/gate\"'")"
 	set_version v2
 	commit_all "pong v2"
 	push 3>&- &
 	pusher=$!
 	# the moment the v2 instance exists, the swap is under way: kill the agent
-	wait_until 60 has_instance_besides "$v1_pid"
+	wait_until 120 has_instance_besides "$v1_pid"
 	# still booting: v1 serves
 	[ "$(answer)" = "pong v1" ]
 	kill -KILL "$AGENT_PID"
 	wait "$AGENT_PID" || true
 	AGENT_PID=
 	wait "$pusher" || true
-	# a fresh agent takes over
+	# a fresh agent takes over; v2 may come up now
+	touch "$T/gate"
 	start_agent
 	agent_cli sync
 	[ "$(current_release)" = 2 ]
-	wait_until 20 answer_is "pong v2"
-	[ "$(instance_count)" -eq 1 ]
-	# the v1 instance did not survive as an orphan
-	gone "$v1_pid"
+	wait_until 60 answer_is "pong v2"
+	# the v1 instance did not survive as an orphan, nor did the v2 one
+	# the killed agent had started: one instance is left
+	wait_until 60 gone "$v1_pid"
+	wait_until 60 instances_are 1
 	# and a second sync changes nothing
 	pid=$(instance_pids)
 	agent_cli sync

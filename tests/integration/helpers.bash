@@ -64,21 +64,22 @@ current_release() { dgit show "main:apps/$APP/current"; }
 tags() { dgit tag -l "$APP/v*" | sort -V | tr '\n' ' '; }
 
 # GET through the placement's listen address; prints the body.
-answer() { curl -s --max-time 5 "http://$LISTEN${1:-/}"; }
+answer() { curl -s --max-time 10 "http://$LISTEN${1:-/}"; }
 answer_is() { [ "$(answer)" = "$1" ]; }
 
 # PIDs of the processes running an executable under the state dir: the
 # instances the agent started.
+# One find, not a readlink per process: on a busy machine a loop of forks
+# over /proc takes seconds, longer than the idle stops the tests watch.
 instance_pids() {
-	local p exe
-	for p in /proc/[0-9]*; do
-		exe=$(readlink "$p/exe" 2>/dev/null) || continue
-		case $exe in "$T/state/"*) echo "${p#/proc/}" ;; esac
-	done
+	find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$T/state/*" \
+		2>/dev/null | cut -d/ -f3
 }
 # gone PID: the process has exited (a zombie counts: it serves nothing).
 gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 instance_count() { instance_pids | wc -l; }
+# For wait_until (its arguments are expanded once, before it polls):
+instances_are() { [ "$(instance_count)" -eq "$1" ]; }
 
 # Every live process started from this test (mark in its environment, the
 # agent's instance marker for a state dir under $T, which VMs carry too, or

@@ -20,7 +20,6 @@ summon_setup() {
 status_json() { agent_cli status --json; }
 app_field() { status_json | jq -r ".apps.$APP.$1"; }
 # For wait_until (its arguments are expanded once, before it polls):
-instances_are() { [ "$(instance_count)" -eq "$1" ]; }
 field_is() { [ "$(app_field "$1")" = "$2" ]; }
 
 # Count instance processes every 20 ms until $T/watch.stop; the highest
@@ -50,7 +49,8 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	t=$(curl -sS --max-time 20 -o "$T/body" -w '%{time_total}' "http://$LISTEN/")
 	[ "$(cat "$T/body")" = "pong v1" ]
 	echo "first request answered in ${t}s (boot included)" >&3
-	[ "$(instance_count)" -eq 1 ]
+	# one wake, one boot (counted, not sampled from /proc: on a busy
+	# machine the idle stop may already have come)
 	[ "$(app_field wakes)" -eq 1 ]
 	[ "$(app_field boots)" -eq 1 ]
 	[ "$(app_field cold_start_ms.samples)" -eq 1 ]
@@ -59,30 +59,35 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	# machine, so no claim on which one answers)
 	[ "$(answer)" = "pong v1" ]
 	# idle for 2 s: stopped, back to zero
-	wait_until 10 instances_are 0
-	wait_until 5 field_is instances 0
-	# and the next request wakes it again
+	wait_until 30 instances_are 0
+	wait_until 30 field_is instances 0
+	# and the next request wakes it again (the warm request above may
+	# have woken it once more on a slow machine: count from here)
+	wakes=$(app_field wakes)
 	[ "$(answer)" = "pong v1" ]
-	[ "$(app_field wakes)" -eq 2 ]
+	wakes=$((wakes + 1))
+	[ "$(app_field wakes)" -eq "$wakes" ]
 	run agent_cli status
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"2 wakes"* ]]
+	[[ "$output" == *"$wakes wakes"* ]]
 	[[ "$output" == *"cold start p50"* ]]
 	# deploy status: SPEC's keys as they were, the figures beside them
 	run deploy status --json
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .apps.pong.hosts.local.state <<<"$output")" = summonable ]
-	[ "$(jq -r .apps.pong.hosts.local.wakes <<<"$output")" -eq 2 ]
-	[ "$(jq -r .apps.pong.hosts.local.cold_start_ms.samples <<<"$output")" -eq 2 ]
+	[ "$(jq -r .apps.pong.hosts.local.wakes <<<"$output")" -eq "$wakes" ]
+	[ "$(jq -r .apps.pong.hosts.local.cold_start_ms.samples <<<"$output")" -eq "$wakes" ]
 	jq -e '.apps.pong.hosts.local.connections >= 0' <<<"$output"
 	run deploy status
 	[ "$status" -eq 0 ]
 	grep -Eq '^APP +HOST +DESIRED +RUNNING +STATE +INSTANCES +CONNS +WAKES +COLD' <<<"$output"
-	grep -Eq '^pong +local +v1 +v1 +summonable +[01] +[0-9]+ +2 +[0-9.]+/[0-9.]+ ms' <<<"$output"
+	grep -Eq '^pong +local +v1 +v1 +summonable +[01] +[0-9]+ +'"$wakes"' +[0-9.]+/[0-9.]+ ms' <<<"$output"
 }
 
 @test "a burst of slow concurrent requests scales out and never past max_instances" {
-	summon_setup "--idle-stop 2 --max-instances 3 --concurrency 1"
+	# idle stop 5 s: on a busy machine the eight clients may start over
+	# seconds, and an instance stopped between them would boot again
+	summon_setup "--idle-stop 5 --max-instances 3 --concurrency 1"
 	# each instance takes 300 ms to boot: repeated demand must not over-boot
 	write_deploy_json "$(pong_build_cmd -DSTARTUP_DELAY_MS=300)"
 	release_version v1
@@ -103,7 +108,7 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	[ "$(app_field boots)" -le 3 ]
 	[ "$(app_field instances)" -le 3 ]
 	# the surplus stops when idle, then the last one too
-	wait_until 15 instances_are 0
+	wait_until 60 instances_are 0
 }
 
 @test "host cap on instances: scale-out is refused, the running instance keeps serving" {
