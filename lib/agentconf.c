@@ -1,6 +1,7 @@
 #include "agentconf.h"
 #include "buf.h"
 #include "errors.h"
+#include "ipam.h"
 #include "jsonutil.h"
 #include "names.h"
 #include "net.h"
@@ -13,8 +14,9 @@
 /* Every key agent.json may hold; a new setting starts here. */
 static const char *const agentconf_keys[] = {
 	"host", "repo", "state_dir", "control", "poll_s", "ssh_key",
-	"known_hosts", "limits", "dns", NULL
+	"known_hosts", "limits", "dns", "network", NULL
 };
+static const char *const network_keys[] = { "bridge", "subnet", NULL };
 static const char *const limits_keys[] = { "max_instances", "max_memory_mb",
 					    NULL };
 static const char *const dns_keys[] = { "listen", "zone", NULL };
@@ -141,6 +143,37 @@ static int parse_extras(struct ud_agentconf *c, const json_t *root,
 			return err;
 		c->dns_listen = ud_strdup(listen);
 	}
+
+	if ((err = get_obj(root, "network", name, network_keys, &o)) < 0)
+		return err;
+	if (o) {
+		const char *bridge = NULL, *subnet = NULL;
+		char *where = ud_asprintf("%s: network.subnet", name);
+		size_t i, blen;
+
+		if ((err = ud_json_get_str(o, "bridge", name, "network", 1,
+					   &bridge)) < 0 ||
+		    (err = ud_json_get_str(o, "subnet", name, "network", 1,
+					   &subnet)) < 0 ||
+		    (err = ud_subnet_parse(&c->net_subnet, subnet, where)) < 0) {
+			free(where);
+			return err;
+		}
+		free(where);
+		/* An interface name: IFNAMSIZ, no path or shell tricks. */
+		blen = strlen(bridge);
+		for (i = 0; i < blen; i++)
+			if (!isalnum((unsigned char)bridge[i]) &&
+			    !strchr("_-.", bridge[i]))
+				break;
+		if (blen == 0 || blen > 15 || i < blen || bridge[0] == '.')
+			return ud_error_set(UD_EINVALID,
+					    "%s: network.bridge: '%s' is not "
+					    "an interface name (1 to 15 of "
+					    "A-Z a-z 0-9 _ - .)",
+					    name, bridge);
+		c->net_bridge = ud_strdup(bridge);
+	}
 	return 0;
 }
 
@@ -240,5 +273,6 @@ void ud_agentconf_free(struct ud_agentconf *c)
 	free(c->known_hosts);
 	free(c->dns_listen);
 	free(c->dns_zone);
+	free(c->net_bridge);
 	free(c);
 }

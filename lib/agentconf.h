@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "ipam.h"
+
 struct ud_agentconf {
 	char *host;      /* this host's name in fleet.json */
 	char *repo;      /* deployment repository URL or path */
@@ -24,6 +26,13 @@ struct ud_agentconf {
 	 * is stored lower case with its trailing dot. */
 	char *dns_listen;
 	char *dns_zone;
+	/* "network": {"bridge": "ud0", "subnet": "10.200.0.0/24"}: VM
+	 * instances get a tap on the bridge (created with the subnet's first
+	 * address, the gateway, when missing) and an address of their own;
+	 * net_bridge NULL: no host network (qemu falls back to user-mode
+	 * networking). */
+	char *net_bridge;
+	struct ud_subnet net_subnet;
 };
 
 /* Load and validate; unknown keys are errors; UD_ENOTFOUND if the file is

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "agentconf.h"
@@ -41,6 +42,7 @@ struct boot_job {
 	struct agent *a;
 	char *app;
 	int id;             /* the instance's */
+	char host[16];      /* where it answers */
 	int port;
 	char *log;
 	struct ud_health health; /* a copy */
@@ -58,7 +60,9 @@ struct instance {
 	char sha256[UD_SHA256_HEX];
 	pid_t pid; /* 0: not running */
 	unsigned long long starttime;
-	int port;
+	int port;     /* where it answers: a host port, or run.port at addr */
+	uint32_t addr; /* its own address on the host network; 0: none, it
+			  answers on 127.0.0.1 */
 	char *log;
 	/* Not persisted: */
 	int child;           /* spawned by this process: reap with waitpid */
@@ -216,6 +220,14 @@ void agent_save(struct agent *a);
  * edge1 (...)" without KVM, UD_EINVALID for an unknown target or an arch
  * this host cannot boot. */
 int backend_check(struct agent *a, const char *target, const char *arch);
+/* Is the image at `image` (called `what` in messages) one `target` can
+ * run, with everything it declares at hand? Checked at sync time, before
+ * anything is swapped: a Solo5 image of another ABI ("hvt-x86_64.img is a
+ * Solo5 hvt image; it cannot run as spt"), a non-ELF as hvt, a network
+ * device on a host without a network: UD_EINVALID. */
+int backend_check_image(struct agent *a, const char *target,
+			const char *image, const char *what,
+			const struct ud_manifest *m);
 /* The command line (argv[0] a path) that runs instance `in` of app's
  * release m from its image, in rundir (where a backend may write config
  * files). */
@@ -228,6 +240,29 @@ int backend_command(struct agent *a, const struct app *app,
  * 0 when the backend has no such way. */
 int backend_shutdown(struct agent *a, const struct app *app,
 		     const struct instance *in);
+
+/* network.c: the host network of VM instances (agent.json "network"). */
+/* Create the bridge with the gateway address if it is missing (at start;
+ * nothing to do without a network). */
+int network_start(struct agent *a);
+/* The network devices an instance of `target` from `image` gets, by the
+ * name the image knows them (Solo5's manifest), or "net0" for a VM with
+ * one virtio-net/vif device; none for unix, and none for qemu without a
+ * host network (user-mode networking). UD_EINVALID when the image needs a
+ * network the host does not have. */
+int network_devices(struct agent *a, const char *target, const char *image,
+		    struct ud_strvec *names);
+/* Give `in` an address (it keeps the one it has) and nnets taps. */
+int network_attach(struct agent *a, struct app *app, struct instance *in,
+		   size_t nnets);
+/* Remove its taps and free its address (the instance stopped). */
+void network_detach(struct agent *a, struct instance *in);
+/* After adopting: remove the taps of instances that are gone. */
+void network_sweep(struct agent *a);
+int network_tap_name(struct agent *a, int id, size_t k, char out[16]);
+void network_mac(struct agent *a, int id, size_t k, char out[18]);
+/* Where an instance answers: its own address, or 127.0.0.1. */
+void inst_host(const struct instance *in, char out[16]);
 
 /* control_server.c */
 int control_start(struct agent *a, pthread_t *thread, int *fd);

@@ -16,8 +16,10 @@
 #include "backend.h"
 #include "buf.h"
 #include "errors.h"
+#include "ipam.h"
 #include "log.h"
 #include "names.h"
+#include "solo5.h"
 
 /* Where the agent looks for programs when its own PATH is unset. */
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -649,10 +651,14 @@ int backend_command(struct agent *a, const struct app *app,
 	const struct backend *b = backend_find(target);
 	const struct ud_manifest_image *img = inst_image(m, in);
 	struct backend_inst bi = { 0 };
-	struct ud_strvec args = UD_STRVEC_INIT;
+	struct ud_strvec args = UD_STRVEC_INIT, names = UD_STRVEC_INIT;
+	struct backend_net nets[8];
+	char taps[8][UD_IFNAME_STRLEN], macs[8][UD_MAC_STRLEN];
+	char ip[UD_IP_STRLEN], gw[UD_IP_STRLEN];
 	struct env_hold h = { 0 };
 	char *image = image_path(a, in->sha256);
 	char *what = ud_asprintf("instance %d of %s", in->id, app->name);
+	size_t k;
 	int err;
 
 	bi.arch = img ? img->arch : ud_host_arch();
@@ -665,13 +671,35 @@ int backend_command(struct agent *a, const struct app *app,
 	bi.image = image;
 	bi.rundir = rundir;
 	bi.port = in->port;
-	if ((err = backend_fill_args(&args, &m->run.args, NULL, 0, NULL, NULL,
-				     what)) < 0)
+	if ((err = network_devices(a, target, image, &names)) < 0)
+		goto done;
+	for (k = 0; k < names.n && k < 8; k++) {
+		if ((err = network_tap_name(a, in->id, k, taps[k])) < 0)
+			goto done;
+		network_mac(a, in->id, k, macs[k]);
+		nets[k].name = names.v[k];
+		nets[k].tap = taps[k];
+		nets[k].mac = macs[k];
+	}
+	bi.nets = nets;
+	bi.nnets = k;
+	if (in->addr && k) {
+		ud_ip_format(ip, in->addr);
+		ud_ip_format(gw, ud_subnet_gateway(&a->conf->net_subnet));
+		bi.ip = ip;
+		bi.gateway = gw;
+		bi.prefix = a->conf->net_subnet.prefix;
+		bi.mac = macs[0];
+		bi.bridge = a->conf->net_bridge;
+	}
+	if ((err = backend_fill_args(&args, &m->run.args, bi.ip, bi.prefix,
+				     bi.gateway, bi.mac, what)) < 0)
 		goto done;
 	bi.args = &args;
 	err = backend_argv(&h.env, b, &bi, argv);
 done:
 	ud_strvec_free(&args);
+	ud_strvec_free(&names);
 	free(h.templates);
 	free(image);
 	free(what);
@@ -707,4 +735,27 @@ int backend_shutdown(struct agent *a, const struct app *app,
 	free(rundir);
 	free(h.templates);
 	return asked;
+}
+
+int backend_check_image(struct agent *a, const char *target,
+			const char *image, const char *what,
+			const struct ud_manifest *m)
+{
+	struct ud_solo5_image img = { 0 };
+	struct ud_strvec nets = UD_STRVEC_INIT;
+	int err;
+
+	(void)m;
+	if ((err = ud_solo5_read_file(&img, image)) < 0) {
+		ud_error_prefix("%s", what);
+		goto done;
+	}
+	if ((err = ud_solo5_check_target(&img, what, target)) < 0)
+		goto done;
+	/* The devices it declares must be there to attach. */
+	err = network_devices(a, target, image, &nets);
+done:
+	ud_strvec_free(&nets);
+	ud_solo5_image_free(&img);
+	return err;
 }

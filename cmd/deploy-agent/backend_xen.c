@@ -38,7 +38,9 @@ static int xen_shutdown(const struct backend_env *env,
 
 const struct backend backend_xen = {
 	.target = "xen",
-	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH | BACKEND_NETWORK,
+	/* xl makes the vif itself ({{tap}} on {{bridge}}): the agent makes
+	 * no tap for it. */
+	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH,
 	.config_ext = "cfg",
 	.shutdown = xen_shutdown,
 };

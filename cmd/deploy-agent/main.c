@@ -539,6 +539,10 @@ static int cmd_run(const char *config, int verbose)
 	}
 	ud_log_info("deploy-agent starting: host %s, repository %s, state %s",
 		    a.conf->host, a.conf->repo, a.conf->state_dir);
+	if ((err = network_start(&a)) < 0) {
+		rc = die(err, "network");
+		goto done;
+	}
 	if ((err = proxy_start(&a.proxy, agent_demand, &a)) < 0) {
 		rc = die(err, "proxy");
 		goto done;

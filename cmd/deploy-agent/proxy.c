@@ -72,6 +72,7 @@ struct handle {
 struct instance {
 	struct instance *next;
 	int id;
+	uint32_t addr; /* host order; 0: loopback */
 	int port;
 	int ready;   /* in the app's current backend set */
 	size_t open; /* connections attached, connecting ones included */
@@ -644,7 +645,7 @@ static void attach(struct proxy *p, struct conn *c, struct instance *in)
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)in->port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_addr.s_addr = htonl(in->addr ? in->addr : INADDR_LOOPBACK);
 	if (watch(p, c->bfd, &c->hb) < 0) {
 		ud_log_warn("proxy: %s: epoll: %s", c->app->name,
 			    strerror(errno));
@@ -1141,6 +1142,7 @@ void proxy_set_backends(struct proxy *p, const char *app,
 				pp = &(*pp)->next;
 			*pp = in;
 		}
+		in->addr = b[i].addr;
 		in->port = b[i].port;
 		in->ready = 1;
 	}

@@ -1,7 +1,7 @@
 /*
  * proxy.h: the agent's front door. For each placed app the agent listens on
  * the placement's `listen` address and forwards every connection to one of
- * the app's ready instances (127.0.0.1:<port>). Switching the set of
+ * the app's ready instances (127.0.0.1:<port>, or a VM's own address). Switching the set of
  * backends never touches connections already open, which is what makes a
  * swap zero-downtime: new connections go to the new instance while the old
  * one drains.
@@ -18,12 +18,14 @@
 #define UD_AGENT_PROXY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct proxy;
 
 struct proxy_backend {
-	int id;   /* the instance's id, for proxy_active() */
-	int port; /* it listens on 127.0.0.1:port */
+	int id;        /* the instance's id, for proxy_active() */
+	uint32_t addr; /* its IPv4 address (host order); 0: 127.0.0.1 */
+	int port;      /* it listens on addr:port */
 };
 
 /* Called from the proxy thread, without the proxy's lock held, when a

@@ -421,9 +421,15 @@ static int prepare(struct agent *a, struct ud_deployrepo *repo,
 				   target, arch);
 		goto done;
 	}
-	if ((err = backend_check(a, (*img)->target, (*img)->arch)) < 0)
+	if ((err = backend_check(a, (*img)->target, (*img)->arch)) < 0 ||
+	    (err = ensure_image(a, repo, head, m, *img)) < 0)
 		goto done;
-	err = ensure_image(a, repo, head, m, *img);
+	{
+		char *path = image_path(a, (*img)->sha256);
+
+		err = backend_check_image(a, target, path, (*img)->file, m);
+		free(path);
+	}
 done:
 	if (err < 0)
 		ud_manifest_free(m);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "ipam.h"
 #include "buf.h"
 #include "errors.h"
 #include "jsonutil.h"
@@ -211,12 +212,23 @@ json_t *state_to_json(const struct agent_state *st)
 			 * process to track; it is started afresh if needed. */
 			if (in->pid <= 0)
 				continue;
-			json_array_append_new(insts, json_pack(
+			json_t *io = json_pack(
 				"{s:i, s:i, s:s, s:I, s:I, s:i, s:s}",
 				"id", in->id, "release", in->release,
 				"sha256", in->sha256, "pid", (json_int_t)in->pid,
 				"starttime", (json_int_t)in->starttime,
-				"port", in->port, "log", in->log ? in->log : ""));
+				"port", in->port, "log", in->log ? in->log : "");
+
+			/* Its address on the host network: never given to
+			 * another instance while this one lives. */
+			if (in->addr) {
+				char ip[UD_IP_STRLEN];
+
+				ud_ip_format(ip, in->addr);
+				json_object_set_new(io, "address",
+						    json_string(ip));
+			}
+			json_array_append_new(insts, io);
 		}
 		json_object_set_new(o, "instances", insts);
 		json_object_set_new(apps, app->name, o);
@@ -262,9 +274,10 @@ static int instance_from_json(struct app *app, const json_t *o,
 			      const char *name, const char *where)
 {
 	static const char *const keys[] = { "id", "release", "sha256", "pid",
-		"starttime", "port", "log", NULL };
+		"starttime", "port", "log", "address", NULL };
 	long long id, release, pid, starttime, port;
-	const char *sha, *log;
+	const char *sha, *log, *addr = NULL;
+	uint32_t ip = 0;
 	struct instance *in;
 	int err;
 
@@ -283,8 +296,14 @@ static int instance_from_json(struct app *app, const json_t *o,
 				   (long long)1 << 62, &starttime)) < 0 ||
 	    (err = ud_json_get_int(o, "port", name, where, 1, 0, 65535,
 				   &port)) < 0 ||
-	    (err = ud_json_get_str(o, "log", name, where, 1, &log)) < 0)
+	    (err = ud_json_get_str(o, "log", name, where, 1, &log)) < 0 ||
+	    (err = ud_json_get_str(o, "address", name, where, 0, &addr)) < 0)
 		return err;
+	if (addr && ud_ip_parse(&ip, addr) < 0)
+		return ud_error_set(UD_EINVALID,
+				    "%s: %s.address: '%s' is not an IPv4 "
+				    "address",
+				    name, where, addr);
 	if (!ud_sha256_valid(sha))
 		return ud_error_set(UD_EINVALID,
 				    "%s: %s.sha256: must be 64 hex digits",
@@ -295,6 +314,7 @@ static int instance_from_json(struct app *app, const json_t *o,
 	in->pid = (pid_t)pid;
 	in->starttime = (unsigned long long)starttime;
 	in->port = (int)port;
+	in->addr = ip;
 	in->log = ud_strdup(log);
 	return 0;
 }

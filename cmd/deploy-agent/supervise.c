@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "errors.h"
 #include "health.h"
+#include "ipam.h"
 #include "log.h"
 #include "net.h"
 #include "release.h"
@@ -36,6 +37,14 @@
 #define LOG_CAP (8 * 1024 * 1024)
 /* Adopted instances get one short health check, not a full boot wait. */
 #define ADOPT_HEALTH_MS 5000
+
+void inst_host(const struct instance *in, char out[16])
+{
+	if (in->addr)
+		ud_ip_format(out, in->addr);
+	else
+		strcpy(out, "127.0.0.1");
+}
 
 char *image_path(struct agent *a, const char *sha256)
 {
@@ -131,6 +140,7 @@ void supervise_stop(struct agent *a, struct app *app, struct instance *in)
 		ud_log_info("%s: stopping instance %d (release %d, pid %d)",
 			    app->name, in->id, in->release, (int)in->pid);
 	inst_kill(a, app, in);
+	network_detach(a, in);
 	app_inst_remove(app, in);
 }
 
@@ -162,6 +172,7 @@ void supervise_backends(struct agent *a, struct app *app)
 
 		if (in->ready && in->pid > 0) {
 			b[n].id = in->id;
+			b[n].addr = in->addr;
 			b[n].port = in->port;
 			n++;
 		}
@@ -196,8 +207,10 @@ static int inst_spawn(struct agent *a, struct app *app,
 		      const struct ud_manifest *m, struct instance *in)
 {
 	struct ud_strvec argv = UD_STRVEC_INIT, env = UD_STRVEC_INIT;
-	char *rundir = NULL, *logdir = NULL;
-	char buf[32];
+	struct ud_strvec nets = UD_STRVEC_INIT;
+	const char *target = app->place.target ? app->place.target : "unix";
+	char *rundir = NULL, *logdir = NULL, *image = NULL;
+	char buf[32], host[16];
 	int fd = -1, err;
 	size_t i;
 
@@ -206,7 +219,15 @@ static int inst_spawn(struct agent *a, struct app *app,
 	if ((err = ud_mkdir_p(rundir, 0750)) < 0 ||
 	    (err = ud_mkdir_p(logdir, 0750)) < 0)
 		goto done;
-	if ((err = ud_net_free_port(&in->port)) < 0)
+	/* A VM on the host network answers on run.port at its own address;
+	 * anything else on a free port of 127.0.0.1. */
+	image = image_path(a, in->sha256);
+	if ((err = network_devices(a, target, image, &nets)) < 0 ||
+	    (err = network_attach(a, app, in, nets.n)) < 0)
+		goto done;
+	if (in->addr)
+		in->port = m->run.port;
+	else if ((err = ud_net_free_port(&in->port)) < 0)
 		goto done;
 	free(in->log);
 	in->log = ud_asprintf("%s/%d-%d.log", logdir, in->release, in->id);
@@ -215,10 +236,7 @@ static int inst_spawn(struct agent *a, struct app *app,
 		goto done;
 	}
 
-	if ((err = backend_command(a, app, m,
-				   app->place.target ? app->place.target :
-						       "unix",
-				   in, rundir, &argv)) < 0)
+	if ((err = backend_command(a, app, m, target, in, rundir, &argv)) < 0)
 		goto done;
 
 	/* A clean environment: the agent's own must not leak into apps. */
@@ -257,13 +275,17 @@ static int inst_spawn(struct agent *a, struct app *app,
 		in->starttime = 0;
 		ud_error_clear();
 	}
-	ud_log_info("%s: started instance %d of release %d (pid %d, port %d)",
-		    app->name, in->id, in->release, (int)in->pid, in->port);
+	inst_host(in, host);
+	ud_log_info("%s: started instance %d of release %d (pid %d, %s:%d)",
+		    app->name, in->id, in->release, (int)in->pid, host,
+		    in->port);
 done:
 	if (fd >= 0)
 		close(fd);
 	free(rundir);
 	free(logdir);
+	free(image);
+	ud_strvec_free(&nets);
 	ud_strvec_free(&argv);
 	ud_strvec_free(&env);
 	return err;
@@ -294,9 +316,11 @@ static int inst_wait_healthy(struct agent *a, const struct ud_manifest *m,
 			     struct instance *in, int timeout_ms)
 {
 	struct alive al = { a, in };
+	char host[16];
 	int err;
 
-	err = ud_health_wait(&m->health, "127.0.0.1", in->port, in->log,
+	inst_host(in, host);
+	err = ud_health_wait(&m->health, host, in->port, in->log,
 			     timeout_ms, alive_cb, &al);
 	if (err < 0)
 		ud_error_prefix("health check");
@@ -588,7 +612,7 @@ static void *boot_main(void *arg)
 	struct boot_job *j = arg;
 	struct agent *a = j->a;
 
-	j->err = ud_health_wait(&j->health, "127.0.0.1", j->port, j->log,
+	j->err = ud_health_wait(&j->health, j->host, j->port, j->log,
 				j->timeout_ms, job_alive, j);
 	if (j->err < 0)
 		j->why = ud_asprintf("health check: %s", ud_error_last());
@@ -649,6 +673,7 @@ static int boot_async(struct agent *a, struct app *app, int cold,
 	j->app = ud_strdup(app->name);
 	j->id = in->id;
 	j->port = in->port;
+	inst_host(in, j->host);
 	j->log = ud_strdup(in->log);
 	j->health.kind = m->health.kind;
 	j->health.http_path = m->health.http_path ?
@@ -987,9 +1012,13 @@ static void adopt_app(struct agent *a, struct app *app,
 		if (app->manifest)
 			err = inst_wait_healthy(a, app->manifest, in,
 						ADOPT_HEALTH_MS);
-		else
-			err = ud_health_tcp_once("127.0.0.1", in->port,
+		else {
+			char host[16];
+
+			inst_host(in, host);
+			err = ud_health_tcp_once(host, in->port,
 						 ADOPT_HEALTH_MS);
+		}
 		if (err < 0) {
 			ud_log_warn("%s: adopted instance %d: %s", app->name,
 				    in->id, ud_error_last());
@@ -1037,6 +1066,7 @@ void supervise_adopt(struct agent *a)
 		adopt_app(a, a->st.apps[i], repo, fleet);
 	agent_save(a);
 	stop_orphans(a);
+	network_sweep(a);
 	ud_fleet_free(fleet);
 	ud_deployrepo_free(repo);
 	agent_publish(a);

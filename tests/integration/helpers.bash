@@ -63,8 +63,13 @@ manifest() { dgit show "main:apps/$APP/releases/$1/manifest.json"; }
 current_release() { dgit show "main:apps/$APP/current"; }
 tags() { dgit tag -l "$APP/v*" | sort -V | tr '\n' ' '; }
 
+# A suite whose agent runs in a network namespace of its own (a VM host
+# network) sets NS_EXEC="ip netns exec NAME" before setup_world: the agent
+# and every client of its listen addresses run there.
+NS_EXEC=
+
 # GET through the placement's listen address; prints the body.
-answer() { curl -s --max-time 10 "http://$LISTEN${1:-/}"; }
+answer() { $NS_EXEC curl -s --max-time 10 "http://$LISTEN${1:-/}"; }
 answer_is() { [ "$(answer)" = "$1" ]; }
 
 # PIDs of the processes running an executable under the state dir: the
@@ -107,7 +112,7 @@ no_leftovers() { [ -z "$(leftover_pids)" ]; }
 
 start_agent() {
 	# fd 3 closed: bats waits for every holder of it before finishing
-	env UD_IT_MARK="$T" "$AGENT_BIN" --config "$T/agent.json" run \
+	$NS_EXEC env UD_IT_MARK="$T" "$AGENT_BIN" --config "$T/agent.json" run \
 		>>"$T/agent.log" 2>&1 3>&- &
 	AGENT_PID=$!
 	if ! wait_until 10 test -S "$T/agent.sock"; then
@@ -183,7 +188,7 @@ start_load() {
 		(
 			ok=0 bad=0
 			while [ ! -e "$T/load.stop" ]; do
-				if body=$(curl -sf --max-time 10 "http://$LISTEN/"); then
+				if body=$($NS_EXEC curl -sf --max-time 10 "http://$LISTEN/"); then
 					ok=$((ok + 1))
 					echo "$body" >>"$T/load.$i.bodies"
 				else
@@ -233,8 +238,8 @@ setup_world() {
 	deploy place "$APP" --hosts local --listen "$LISTEN"
 
 	jq -n --arg repo "$DREPO" --arg state "$T/state" --arg ctl "unix:$T/agent.sock" \
-		'{host: "local", repo: $repo, state_dir: $state, control: $ctl, poll_s: 3600}' \
-		>"$T/agent.json"
+		'{host: "local", repo: $repo, state_dir: $state, control: $ctl, poll_s: 3600}' |
+		jq "${AGENT_JQ:-.}" >"$T/agent.json"
 	start_agent
 
 	git clone -q "$APPREPO" "$W" 2>/dev/null

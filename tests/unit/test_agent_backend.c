@@ -89,6 +89,15 @@ static int setup(void **state)
 	f->conf.state_dir = f->dir;
 	f->a.conf = &f->conf;
 	f->a.images_dir = ud_asprintf("%s/images", f->dir);
+	/* The instance's image: not an ELF, so it declares no devices. */
+	assert_int_equal(ud_mkdir_p(f->a.images_dir, 0755), 0);
+	{
+		char *img = ud_asprintf("%s/%s", f->a.images_dir, SHA);
+
+		assert_int_equal(
+			ud_write_file_atomic(img, "#!/bin/sh\n", 10, 0644), 0);
+		free(img);
+	}
 	f->a.backends_dir = f->templates;
 	f->app.name = "blog";
 	ud_placement_init(&f->app.place);

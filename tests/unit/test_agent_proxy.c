@@ -387,7 +387,7 @@ static void expect_eof(int fd)
 
 static void set_one(struct fixture *f, const char *app, struct backend *b)
 {
-	struct proxy_backend pb = { b->id, b->port };
+	struct proxy_backend pb = { .id = b->id, .port = b->port };
 
 	proxy_set_backends(f->p, app, &pb, 1);
 }
@@ -700,7 +700,8 @@ static void test_least_loaded(void **state)
 	struct fixture *f = *state;
 	struct backend *b1 = backend_start(1, ECHO);
 	struct backend *b2 = backend_start(2, ECHO);
-	struct proxy_backend pb[2] = { { 1, b1->port }, { 2, b2->port } };
+	struct proxy_backend pb[2] = { { .id = 1, .port = b1->port },
+					 { .id = 2, .port = b2->port } };
 	int c[6];
 
 	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
@@ -838,7 +839,7 @@ static void test_refused_backend(void **state)
 {
 	struct fixture *f = *state;
 	struct backend *b = backend_start(1, ECHO);
-	struct proxy_backend pb[2];
+	struct proxy_backend pb[2] = { { 0 } };
 	int dead, fd, i;
 
 	assert_int_equal(ud_net_free_port(&dead), 0);
