@@ -119,7 +119,7 @@ static void relpath(void **state)
 
 static void target(void **state)
 {
-	const char *const ok[] = { "unix", "qemu", "hvt", "xen",
+	const char *const ok[] = { "unix", "qemu", "hvt", "spt", "xen",
 				   "firecracker", NULL };
 	const char *const bad[] = { "", "Unix", "docker", "unix ", NULL };
 
