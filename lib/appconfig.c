@@ -346,15 +346,20 @@ static int build_from_json(struct ud_appconfig *c, const json_t *root,
 static int image_from_json(struct ud_image_spec *img, const json_t *obj,
 			   const char *name, const char *where)
 {
-	static const char *const keys[] = { "target", "arch", "path", NULL };
+	static const char *const keys[] = {
+		"target", "arch", "path", "initrd", NULL
+	};
 	const char *target = NULL, *arch = ud_host_arch(), *path = NULL;
+	const char *initrd = NULL;
 	int err;
 
 	if ((err = ud_json_check_keys(obj, name, where, keys)) < 0 ||
 	    (err = ud_json_get_str(obj, "target", name, where, 1,
 				   &target)) < 0 ||
 	    (err = ud_json_get_str(obj, "arch", name, where, 0, &arch)) < 0 ||
-	    (err = ud_json_get_str(obj, "path", name, where, 1, &path)) < 0)
+	    (err = ud_json_get_str(obj, "path", name, where, 1, &path)) < 0 ||
+	    (err = ud_json_get_str(obj, "initrd", name, where, 0,
+				   &initrd)) < 0)
 		return err;
 	if ((err = ud_name_check_target(target)) < 0) {
 		ud_error_prefix("%s: %s.target", name, where);
@@ -368,10 +373,31 @@ static int image_from_json(struct ud_image_spec *img, const json_t *obj,
 		ud_error_prefix("%s: %s.path", name, where);
 		return err;
 	}
+	if (initrd) {
+		if ((err = ud_name_check_relpath(initrd)) < 0) {
+			ud_error_prefix("%s: %s.initrd", name, where);
+			return err;
+		}
+		/* Only a VM booted from a kernel file takes a ramdisk with
+		 * it: a Solo5 tender, a process or xl's cfg (not ours to
+		 * write per image) would silently drop it. */
+		if (!ud_target_takes_initrd(target))
+			return ud_error_set(UD_EINVALID,
+					    "%s: %s.initrd: target %s cannot "
+					    "boot an initrd (only qemu and "
+					    "firecracker can)",
+					    name, where, target);
+	}
 	img->target = ud_strdup(target);
 	img->arch = ud_strdup(arch);
 	img->path = ud_strdup(path);
+	img->initrd = initrd ? ud_strdup(initrd) : NULL;
 	return 0;
+}
+
+int ud_target_takes_initrd(const char *target)
+{
+	return !strcmp(target, "qemu") || !strcmp(target, "firecracker");
 }
 
 static int images_from_json(struct ud_appconfig *c, const json_t *root,
@@ -467,6 +493,7 @@ void ud_appconfig_free(struct ud_appconfig *c)
 		free(c->images[i].target);
 		free(c->images[i].arch);
 		free(c->images[i].path);
+		free(c->images[i].initrd);
 	}
 	free(c->images);
 	ud_run_spec_free(&c->run);

@@ -16,6 +16,8 @@ struct ud_image_spec {
 	char *target; /* unix, qemu, hvt, xen, firecracker */
 	char *arch;   /* default: ud_host_arch() */
 	char *path;   /* relative to the export of the tree */
+	char *initrd; /* the same, or NULL: an initial ramdisk booted with
+			 the kernel (qemu and firecracker only) */
 };
 
 struct ud_run_spec {
@@ -43,6 +45,9 @@ struct ud_appconfig {
 int ud_appconfig_parse(struct ud_appconfig **out, const char *name,
 		       const char *text, size_t len);
 void ud_appconfig_free(struct ud_appconfig *c);
+
+/* 1 when images of `target` may carry an initrd (qemu, firecracker). */
+int ud_target_takes_initrd(const char *target);
 
 /* The "run" and "health" objects, shared with manifest.json (which records
  * them so the agent knows how to run a release). `where` is their key path

@@ -46,8 +46,10 @@ void ud_build_free(struct ud_build *b)
 	free(b->workdir);
 	free(b->srcdir);
 	free(b->cache_dir);
-	for (size_t i = 0; i < b->nimages; i++)
+	for (size_t i = 0; i < b->nimages; i++) {
 		free(b->images[i].path);
+		free(b->images[i].initrd);
+	}
 	free(b->images);
 	ud_buf_free(&b->log);
 	free(b);
@@ -101,12 +103,14 @@ done:
 	return err;
 }
 
-/* The image at `rel` must be a regular file inside the export, also after
- * resolving symlinks: a build must not publish /etc/shadow. */
-static int collect_image(struct ud_build *b, const struct ud_image_spec *s,
-			 struct ud_build_image *img)
+/* The file at `rel` must be a regular file inside the export, also after
+ * resolving symlinks: a build must not publish /etc/shadow. `kind` says
+ * what it is in messages ("image", "initrd"). */
+static int collect_file(struct ud_build *b, const struct ud_image_spec *s,
+			const char *kind, const char *rel, char **path,
+			char *sha256, uint64_t *size)
 {
-	char *joined = ud_asprintf("%s/%s", b->srcdir, s->path);
+	char *joined = ud_asprintf("%s/%s", b->srcdir, rel);
 	char *real = NULL, *root = NULL;
 	struct stat st;
 	size_t rootlen;
@@ -114,9 +118,9 @@ static int collect_image(struct ud_build *b, const struct ud_image_spec *s,
 
 	if (!(real = realpath(joined, NULL))) {
 		err = ud_error_set(UD_ENOTFOUND,
-				   "image %s (%s/%s) was not produced by the "
+				   "%s %s (%s/%s) was not produced by the "
 				   "build",
-				   s->path, s->target, s->arch);
+				   kind, rel, s->target, s->arch);
 		goto done;
 	}
 	if (!(root = realpath(b->srcdir, NULL))) {
@@ -127,24 +131,38 @@ static int collect_image(struct ud_build *b, const struct ud_image_spec *s,
 	rootlen = strlen(root);
 	if (strncmp(real, root, rootlen) != 0 || real[rootlen] != '/') {
 		err = ud_error_set(UD_EINVALID,
-				   "image %s resolves outside the build "
+				   "%s %s resolves outside the build "
 				   "directory",
-				   s->path);
+				   kind, rel);
 		goto done;
 	}
 	if (stat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
 		err = ud_error_set(UD_EINVALID,
-				   "image %s is not a regular file", s->path);
+				   "%s %s is not a regular file", kind, rel);
 		goto done;
 	}
-	img->spec = s;
-	img->path = real;
+	*path = real;
 	real = NULL;
-	err = ud_sha256_file(img->sha256, &img->size, img->path);
+	err = ud_sha256_file(sha256, size, *path);
 done:
 	free(joined);
 	free(real);
 	free(root);
+	return err;
+}
+
+static int collect_image(struct ud_build *b, const struct ud_image_spec *s,
+			 struct ud_build_image *img)
+{
+	int err;
+
+	img->spec = s;
+	if ((err = collect_file(b, s, "image", s->path, &img->path,
+				img->sha256, &img->size)) < 0)
+		return err;
+	if (s->initrd)
+		err = collect_file(b, s, "initrd", s->initrd, &img->initrd,
+				   img->initrd_sha256, &img->initrd_size);
 	return err;
 }
 
@@ -203,10 +221,11 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 
 	b->images = ud_calloc(b->cfg->nimages, sizeof(*b->images));
 	for (i = 0; i < b->cfg->nimages; i++) {
+		/* Counted first: a half-collected image is freed too. */
+		b->nimages++;
 		if ((err = collect_image(b, &b->cfg->images[i],
 					 &b->images[i])) < 0)
 			goto done;
-		b->nimages++;
 	}
 done:
 	ud_strvec_free(&env);

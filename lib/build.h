@@ -24,6 +24,10 @@ struct ud_build_image {
 	char *path;                       /* absolute, inside the export */
 	char sha256[UD_SHA256_HEX];
 	uint64_t size;
+	/* spec->initrd, collected the same way; initrd NULL when none. */
+	char *initrd;
+	char initrd_sha256[UD_SHA256_HEX];
+	uint64_t initrd_size;
 };
 
 struct ud_build {

@@ -25,6 +25,7 @@ static void image_clear(struct ud_manifest_image *img)
 	free(img->target);
 	free(img->arch);
 	free(img->file);
+	free(img->initrd_file);
 }
 
 void ud_manifest_free(struct ud_manifest *m)
@@ -65,6 +66,7 @@ void ud_manifest_add_image(struct ud_manifest *m,
 	dst->target = dup_or_null(img->target);
 	dst->arch = dup_or_null(img->arch);
 	dst->file = dup_or_null(img->file);
+	dst->initrd_file = dup_or_null(img->initrd_file);
 }
 
 static void strvec_copy(struct ud_strvec *dst, const struct ud_strvec *src)
@@ -233,11 +235,56 @@ static int build_from_json(struct ud_manifest *m, const json_t *root,
 	return 0;
 }
 
+/* "initrd": {"file", "sha256", "size"}, optional: manifests written
+ * before initrds existed have none. */
+static int initrd_from_json(struct ud_manifest_image *img, const json_t *obj,
+			    const char *name, const char *where)
+{
+	static const char *const keys[] = { "file", "sha256", "size", NULL };
+	const char *file = NULL, *sha256 = NULL;
+	char *path = ud_asprintf("%s.initrd", where);
+	long long size = 0;
+	json_t *o = json_object_get(obj, "initrd");
+	int err = 0;
+
+	if (!o || json_is_null(o))
+		goto done;
+	if (!json_is_object(o)) {
+		err = ud_error_set(UD_EINVALID, "%s: %s: must be an object",
+				   name, path);
+		goto done;
+	}
+	if ((err = ud_json_check_keys(o, name, path, keys)) < 0 ||
+	    (err = ud_json_get_str(o, "file", name, path, 1, &file)) < 0 ||
+	    (err = ud_json_get_str(o, "sha256", name, path, 1, &sha256)) < 0 ||
+	    (err = ud_json_get_int(o, "size", name, path, 1, 0, LLONG_MAX,
+				   &size)) < 0)
+		goto done;
+	if ((err = ud_name_check_image_file(file)) < 0) {
+		ud_error_prefix("%s: %s.file", name, path);
+		goto done;
+	}
+	if (!is_lower_hex(sha256, 64)) {
+		err = ud_error_set(UD_EINVALID,
+				   "%s: %s.sha256: must be 64 lowercase hex "
+				   "digits",
+				   name, path);
+		goto done;
+	}
+	memcpy(img->initrd_sha256, sha256, UD_SHA256_HEX);
+	img->initrd_size = (uint64_t)size;
+	img->initrd_file = ud_strdup(file);
+done:
+	free(path);
+	return err;
+}
+
 static int image_from_json(struct ud_manifest_image *img, const json_t *obj,
 			   const char *name, const char *where)
 {
 	static const char *const keys[] = {
-		"target", "arch", "file", "sha256", "size", "compression", NULL
+		"target", "arch", "file", "sha256", "size", "compression",
+		"initrd", NULL
 	};
 	const char *target = NULL, *arch = NULL, *file = NULL;
 	const char *sha256 = NULL, *compression = NULL;
@@ -283,6 +330,30 @@ static int image_from_json(struct ud_manifest_image *img, const json_t *obj,
 	img->target = ud_strdup(target);
 	img->arch = ud_strdup(arch);
 	img->file = ud_strdup(file);
+	return initrd_from_json(img, obj, name, where);
+}
+
+/* Every file of a release has a name of its own in the release dir:
+ * `file` (at key path `key`) against the files of images[0..upto). */
+static int file_taken(const struct ud_manifest *m, size_t upto,
+		      const char *file, const char *name, const char *key)
+{
+	size_t j;
+
+	for (j = 0; j < upto; j++) {
+		const struct ud_manifest_image *o = &m->images[j];
+
+		if (!strcmp(o->file, file))
+			return ud_error_set(UD_EINVALID,
+					    "%s: %s: '%s' is already used by "
+					    "images[%zu]",
+					    name, key, file, j);
+		if (o->initrd_file && !strcmp(o->initrd_file, file))
+			return ud_error_set(UD_EINVALID,
+					    "%s: %s: '%s' is already used by "
+					    "images[%zu].initrd",
+					    name, key, file, j);
+	}
 	return 0;
 }
 
@@ -307,17 +378,33 @@ static int images_from_json(struct ud_manifest *m, const json_t *root,
 
 		free(where);
 		where = ud_asprintf("images[%zu]", i);
-		if ((err = image_from_json(img, obj, name, where)) < 0)
-			goto done;
+		/* Counted first: a half-read image is freed too. */
+		err = image_from_json(img, obj, name, where);
 		m->nimages++;
-		for (j = 0; j < i; j++) {
-			if (!strcmp(m->images[j].file, img->file)) {
-				err = ud_error_set(UD_EINVALID,
-						   "%s: %s.file: '%s' is "
-						   "already used by images[%zu]",
-						   name, where, img->file, j);
-				goto done;
+		if (err < 0)
+			goto done;
+		{
+			char *k = ud_asprintf("%s.file", where);
+
+			err = file_taken(m, i, img->file, name, k);
+			free(k);
+			if (!err && img->initrd_file) {
+				k = ud_asprintf("%s.initrd.file", where);
+				err = file_taken(m, i, img->initrd_file, name,
+						 k);
+				if (!err && !strcmp(img->initrd_file,
+						    img->file))
+					err = ud_error_set(
+						UD_EINVALID,
+						"%s: %s: '%s' is already used "
+						"by %s",
+						name, k, img->file, where);
+				free(k);
 			}
+			if (err < 0)
+				goto done;
+		}
+		for (j = 0; j < i; j++) {
 			if (!strcmp(m->images[j].target, img->target) &&
 			    !strcmp(m->images[j].arch, img->arch)) {
 				err = ud_error_set(UD_EINVALID,
@@ -457,6 +544,15 @@ int ud_manifest_format(struct ud_buf *out, const struct ud_manifest *m)
 		json_object_set_new(
 			o, "compression",
 			str_or_empty(ud_compression_name(img->compression)));
+		if (img->initrd_file)
+			json_object_set_new(
+				o, "initrd",
+				json_pack("{s:o, s:o, s:I}", "file",
+					  str_or_empty(img->initrd_file),
+					  "sha256",
+					  str_or_empty(img->initrd_sha256),
+					  "size",
+					  (json_int_t)img->initrd_size));
 		json_array_append_new(images, o);
 	}
 	json_object_set_new(root, "images", images);

@@ -24,6 +24,12 @@ struct ud_manifest_image {
 	char sha256[UD_SHA256_HEX];
 	uint64_t size; /* uncompressed */
 	enum ud_compression compression;
+	/* The initial ramdisk booted with it ("initrd": {"file", "sha256",
+	 * "size"}, stored with the image's compression); initrd_file NULL
+	 * when it has none. */
+	char *initrd_file;
+	char initrd_sha256[UD_SHA256_HEX];
+	uint64_t initrd_size;
 };
 
 struct ud_manifest {

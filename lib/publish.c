@@ -17,6 +17,13 @@ char *ud_publish_image_name(const char *target, const char *arch,
 			   ud_compression_suffix(c));
 }
 
+char *ud_publish_initrd_name(const char *target, const char *arch,
+			     enum ud_compression c)
+{
+	return ud_asprintf("%s-%s.initrd%s", target, arch,
+			   ud_compression_suffix(c));
+}
+
 static int has_image(const struct ud_build *b, const char *target,
 		     const char *arch)
 {
@@ -53,14 +60,13 @@ int ud_publish_check_placement(const struct ud_fleet *f,
 	return 0;
 }
 
-static int store_image(struct ud_deployrepo *r,
-		       const struct ud_build_image *img, enum ud_compression c,
-		       git_oid *oid)
+static int store_file(struct ud_deployrepo *r, const char *path,
+		      enum ud_compression c, git_oid *oid)
 {
 	struct ud_buf data = UD_BUF_INIT;
 	int err;
 
-	if ((err = ud_compress_file(&data, img->path, c)) < 0)
+	if ((err = ud_compress_file(&data, path, c)) < 0)
 		goto done;
 	err = ud_deployrepo_write_blob(r, data.ptr, data.size, oid);
 done:
@@ -75,7 +81,7 @@ int ud_publish_build(struct ud_deployrepo *r, const struct ud_build *b,
 	struct ud_release_blob *files = NULL;
 	char host[HOST_NAME_MAX + 1] = "unknown";
 	git_oid log_oid;
-	size_t i;
+	size_t i, nfiles = 0;
 	int err;
 
 	gethostname(host, sizeof(host) - 1);
@@ -105,15 +111,17 @@ int ud_publish_build(struct ud_deployrepo *r, const struct ud_build *b,
 			goto done;
 	}
 
-	files = ud_calloc(b->nimages, sizeof(*files));
+	/* An image and its initrd each: at most two files per image. */
+	files = ud_calloc(2 * b->nimages, sizeof(*files));
 	for (i = 0; i < b->nimages; i++) {
 		const struct ud_build_image *img = &b->images[i];
 		struct ud_manifest_image mi = { 0 };
 		char *name = ud_publish_image_name(img->spec->target,
 						   img->spec->arch, c);
 
-		files[i].name = name;
-		if ((err = store_image(r, img, c, &files[i].oid)) < 0)
+		files[nfiles++].name = name;
+		if ((err = store_file(r, img->path, c,
+				      &files[nfiles - 1].oid)) < 0)
 			goto done;
 		mi.target = img->spec->target;
 		mi.arch = img->spec->arch;
@@ -121,15 +129,27 @@ int ud_publish_build(struct ud_deployrepo *r, const struct ud_build *b,
 		memcpy(mi.sha256, img->sha256, sizeof(mi.sha256));
 		mi.size = img->size;
 		mi.compression = c;
+		if (img->initrd) {
+			name = ud_publish_initrd_name(img->spec->target,
+						      img->spec->arch, c);
+			files[nfiles++].name = name;
+			if ((err = store_file(r, img->initrd, c,
+					      &files[nfiles - 1].oid)) < 0)
+				goto done;
+			mi.initrd_file = name;
+			memcpy(mi.initrd_sha256, img->initrd_sha256,
+			       sizeof(mi.initrd_sha256));
+			mi.initrd_size = img->initrd_size;
+		}
 		ud_manifest_add_image(m, &mi);
 	}
 	if ((err = ud_deployrepo_write_blob(r, b->log.ptr, b->log.size,
 					    &log_oid)) < 0)
 		goto done;
-	err = ud_release_publish(r, m, files, b->nimages, &log_oid);
+	err = ud_release_publish(r, m, files, nfiles, &log_oid);
 done:
 	if (files) {
-		for (i = 0; i < b->nimages; i++)
+		for (i = 0; i < nfiles; i++)
 			free((char *)files[i].name);
 		free(files);
 	}

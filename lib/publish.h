@@ -32,4 +32,8 @@ int ud_publish_build(struct ud_deployrepo *r, const struct ud_build *b,
 char *ud_publish_image_name(const char *target, const char *arch,
 			    enum ud_compression c);
 
+/* Its initrd's: "<target>-<arch>.initrd[.gz|.xz|.zst]". Caller frees. */
+char *ud_publish_initrd_name(const char *target, const char *arch,
+			     enum ud_compression c);
+
 #endif

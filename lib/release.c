@@ -295,7 +295,7 @@ int ud_release_rollback(struct ud_deployrepo *r, const char *app, int to,
 	struct ud_release_blob *files = NULL;
 	git_oid head, log, *logp = NULL;
 	char *path = NULL;
-	size_t i;
+	size_t i, nfiles = 0;
 	int err, current;
 
 	if (out)
@@ -308,15 +308,21 @@ int ud_release_rollback(struct ud_deployrepo *r, const char *app, int to,
 	if ((err = ud_deployrepo_head(r, &head)) < 0 ||
 	    (err = ud_release_manifest(r, &head, app, to, &target)) < 0)
 		goto done;
-	files = ud_calloc(target->nimages, sizeof(*files));
-	for (i = 0; i < target->nimages; i++) {
+	/* The images and their initrds, the same blobs. */
+	files = ud_calloc(2 * target->nimages, sizeof(*files));
+	for (i = 0; i < 2 * target->nimages; i++) {
+		const char *file = i % 2 ? target->images[i / 2].initrd_file
+					 : target->images[i / 2].file;
+
+		if (!file)
+			continue;
 		free(path);
-		path = ud_asprintf("apps/%s/releases/%d/%s", app, to,
-				   target->images[i].file);
-		files[i].name = target->images[i].file;
+		path = ud_asprintf("apps/%s/releases/%d/%s", app, to, file);
+		files[nfiles].name = file;
 		if ((err = ud_deployrepo_blob_id(r, &head, path,
-						 &files[i].oid)) < 0)
+						 &files[nfiles].oid)) < 0)
 			goto done;
+		nfiles++;
 	}
 	free(path);
 	path = ud_asprintf("apps/%s/releases/%d/build.log", app, to);
@@ -328,7 +334,7 @@ int ud_release_rollback(struct ud_deployrepo *r, const char *app, int to,
 	m->release = 0;
 	free(m->created_at);
 	m->created_at = NULL;
-	if ((err = ud_release_publish(r, m, files, target->nimages, logp)) < 0)
+	if ((err = ud_release_publish(r, m, files, nfiles, logp)) < 0)
 		goto done;
 	if (out) {
 		*out = m;

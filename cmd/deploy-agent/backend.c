@@ -350,6 +350,7 @@ static void common_vars(const struct backend *b, const struct backend_inst *in,
 	backend_list(v, "initrd_args");
 	backend_list(v, "drives_args");
 	backend_var_raw(v, "drives", "");
+	backend_var_raw(v, "boot_initrd", "");
 	(void)b;
 	free(name);
 	free(cmdline);
@@ -656,7 +657,7 @@ int backend_command(struct agent *a, const struct app *app,
 	char taps[8][UD_IFNAME_STRLEN], macs[8][UD_MAC_STRLEN];
 	char ip[UD_IP_STRLEN], gw[UD_IP_STRLEN];
 	struct env_hold h = { 0 };
-	char *image = image_path(a, in->sha256);
+	char *image = image_path(a, in->sha256), *initrd = NULL;
 	char *what = ud_asprintf("instance %d of %s", in->id, app->name);
 	size_t k;
 	int err;
@@ -669,6 +670,19 @@ int backend_command(struct agent *a, const struct app *app,
 	bi.id = in->id;
 	bi.m = m;
 	bi.image = image;
+	if (img && img->initrd_file) {
+		/* The publish refuses this; a hand-made manifest may not. */
+		if (!(b->flags & BACKEND_INITRD)) {
+			err = ud_error_set(UD_EINVALID,
+					   "release %d: backend %s cannot boot "
+					   "an initrd (%s)",
+					   m->release, target,
+					   img->initrd_file);
+			goto done;
+		}
+		initrd = image_path(a, img->initrd_sha256);
+		bi.initrd = initrd;
+	}
 	bi.rundir = rundir;
 	bi.port = in->port;
 	if ((err = network_devices(a, target, image, &names)) < 0)
@@ -702,6 +716,7 @@ done:
 	ud_strvec_free(&names);
 	free(h.templates);
 	free(image);
+	free(initrd);
 	free(what);
 	return err;
 }

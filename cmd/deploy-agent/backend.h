@@ -83,6 +83,7 @@ enum {
 	BACKEND_SOLO5 = 1 << 3,    /* devices from the image's manifest note */
 	BACKEND_NETWORK = 1 << 4,  /* gets a tap and an address when the host
 				      has a network */
+	BACKEND_INITRD = 1 << 5,   /* boots an image's initrd with it */
 };
 
 struct backend {

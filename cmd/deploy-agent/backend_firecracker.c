@@ -1,7 +1,8 @@
 /*
  * backend_firecracker.c: a Firecracker microVM described by the rendered
  * firecracker.json (templates/backends), booted with `--no-api`; its
- * serial console is stdout (the instance log). Needs KVM.
+ * serial console is stdout (the instance log). Needs KVM. The image's
+ * initrd, if any, is boot-source's initrd_path.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -32,13 +33,26 @@ static int fc_prepare(const struct backend_env *env,
 	}
 	backend_var_raw(v, "drives", drives.size ? drives.ptr : "");
 	ud_buf_free(&drives);
+	/* boot-source's optional key, with its comma: absent without one. */
+	if (in->initrd) {
+		json_t *p = json_string(in->initrd);
+		char *text = p ? json_dumps(p, JSON_ENCODE_ANY) : NULL;
+
+		if (text)
+			ud_buf_printf(&drives, " \"initrd_path\": %s,", text);
+		backend_var_raw(v, "boot_initrd",
+				drives.size ? drives.ptr : "");
+		free(text);
+		json_decref(p);
+		ud_buf_free(&drives);
+	}
 	return 0;
 }
 
 const struct backend backend_firecracker = {
 	.target = "firecracker",
 	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH | BACKEND_KVM |
-		 BACKEND_NETWORK,
+		 BACKEND_NETWORK | BACKEND_INITRD,
 	.config_ext = "json",
 	.prepare = fc_prepare,
 };

@@ -380,7 +380,7 @@ done:
 
 const struct backend backend_qemu = {
 	.target = "qemu",
-	.flags = BACKEND_TEMPLATE | BACKEND_NETWORK,
+	.flags = BACKEND_TEMPLATE | BACKEND_NETWORK | BACKEND_INITRD,
 	.prepare = qemu_prepare,
 	.shutdown = qemu_quit,
 };

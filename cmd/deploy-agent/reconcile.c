@@ -188,9 +188,18 @@ static void fsync_dir(const char *dir)
  * trusted only by its name and only after one re-check per agent start (a
  * crash cannot leave a partial file under that name, but a disk can rot).
  */
-static int ensure_image(struct agent *a, struct ud_deployrepo *repo,
-			const git_oid *head, const struct ud_manifest *m,
-			const struct ud_manifest_image *img)
+/* One file of a release: an image or its initrd (`kind`, for messages). */
+struct release_file {
+	const char *kind;
+	const char *file;
+	const char *sha256;
+	uint64_t size;
+	enum ud_compression compression;
+};
+
+static int ensure_file(struct agent *a, struct ud_deployrepo *repo,
+		       const git_oid *head, const struct ud_manifest *m,
+		       const struct release_file *img)
 {
 	static unsigned counter;
 	struct ud_buf blob = UD_BUF_INIT;
@@ -201,9 +210,9 @@ static int ensure_image(struct agent *a, struct ud_deployrepo *repo,
 
 	if (!ud_sha256_valid(img->sha256))
 		return ud_error_set(UD_EINVALID,
-				    "release %d: image sha256 is not 64 hex "
+				    "release %d: %s sha256 is not 64 hex "
 				    "digits",
-				    m->release);
+				    m->release, img->kind);
 	if ((err = ud_name_check_image_file(img->file)) < 0)
 		return err;
 	path = image_path(a, img->sha256);
@@ -239,17 +248,17 @@ static int ensure_image(struct agent *a, struct ud_deployrepo *repo,
 	}
 	if (strcmp(got, img->sha256)) {
 		err = ud_error_set(UD_EINVALID,
-				   "image digest mismatch: manifest says %s, "
-				   "image is %s",
-				   img->sha256, got);
+				   "%s digest mismatch: manifest says %s, "
+				   "%s is %s",
+				   img->kind, img->sha256, img->kind, got);
 		goto done;
 	}
 	if (size != img->size) {
 		err = ud_error_set(UD_EINVALID,
-				   "image size mismatch: manifest says %llu "
-				   "bytes, image is %llu bytes",
-				   (unsigned long long)img->size,
-				   (unsigned long long)size);
+				   "%s size mismatch: manifest says %llu "
+				   "bytes, %s is %llu bytes",
+				   img->kind, (unsigned long long)img->size,
+				   img->kind, (unsigned long long)size);
 		goto done;
 	}
 	if (fsync(fd) < 0 || fchmod(fd, 0755) < 0) {
@@ -268,8 +277,9 @@ static int ensure_image(struct agent *a, struct ud_deployrepo *repo,
 	}
 	fsync_dir(a->images_dir);
 	ud_strvec_push(&a->verified, img->sha256);
-	ud_log_info("%s: release %d: image %s unpacked (%llu bytes)", m->app,
-		    m->release, img->sha256, (unsigned long long)size);
+	ud_log_info("%s: release %d: %s %s unpacked (%llu bytes)", m->app,
+		    m->release, img->kind, img->sha256,
+		    (unsigned long long)size);
 done:
 	if (fd >= 0)
 		close(fd);
@@ -280,6 +290,26 @@ done:
 	free(tmp);
 	free(path);
 	return err;
+}
+
+/* The image and its initrd, if it has one: both under images/<sha256>,
+ * both checked the same way. */
+static int ensure_image(struct agent *a, struct ud_deployrepo *repo,
+			const git_oid *head, const struct ud_manifest *m,
+			const struct ud_manifest_image *img)
+{
+	struct release_file f = { "image", img->file, img->sha256, img->size,
+				  img->compression };
+	int err;
+
+	if ((err = ensure_file(a, repo, head, m, &f)) < 0 ||
+	    !img->initrd_file)
+		return err;
+	f.kind = "initrd";
+	f.file = img->initrd_file;
+	f.sha256 = img->initrd_sha256;
+	f.size = img->initrd_size;
+	return ensure_file(a, repo, head, m, &f);
 }
 
 static size_t count_release(const struct app *app, int release)
@@ -666,6 +696,12 @@ static int image_in_use(struct agent *a, const char *sha)
 
 		if (!strcmp(app->image, sha))
 			return 1;
+		/* The serving release's initrds: a restart boots them. */
+		for (j = 0; app->manifest && j < app->manifest->nimages; j++)
+			if (app->manifest->images[j].initrd_file &&
+			    !strcmp(app->manifest->images[j].initrd_sha256,
+				    sha))
+				return 1;
 		for (j = 0; j < app->ninst; j++)
 			if (!strcmp(app->inst[j]->sha256, sha))
 				return 1;

@@ -107,6 +107,29 @@ int cmd_build(int argc, char **argv)
 		}
 		putchar('\n');
 		free(name);
+		if (!img->initrd)
+			continue;
+		name = ud_publish_initrd_name(img->spec->target,
+					      img->spec->arch, UD_COMP_NONE);
+		printf("-----> initrd %s/%s: %llu bytes, sha256 %s",
+		       img->spec->target, img->spec->arch,
+		       (unsigned long long)img->initrd_size,
+		       img->initrd_sha256);
+		if (out) {
+			char *dst = ud_asprintf("%s/%s", out, name);
+
+			if ((err = copy_file(img->initrd, dst)) < 0) {
+				putchar('\n');
+				free(dst);
+				free(name);
+				status = cli_fail(err, "--out");
+				goto done;
+			}
+			printf(" -> %s", dst);
+			free(dst);
+		}
+		putchar('\n');
+		free(name);
 	}
 	printf("-----> build done in %.1f s (nothing published)\n",
 	       (double)b->duration_ms / 1000.0);

@@ -142,6 +142,12 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 		printf("-----> image %s/%s: %s, sha256 %s\n",
 		       b->images[i].spec->target, b->images[i].spec->arch, size,
 		       b->images[i].sha256);
+		if (!b->images[i].initrd)
+			continue;
+		human_size(size, sizeof(size), b->images[i].initrd_size);
+		printf("-----> initrd %s/%s: %s, sha256 %s\n",
+		       b->images[i].spec->target, b->images[i].spec->arch, size,
+		       b->images[i].initrd_sha256);
 	}
 	if ((err = ud_publish_build(r, b, comp, &m)) < 0) {
 		status = fail(p, err, what);
@@ -165,6 +171,17 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 				      m->images[i].arch,
 				      (unsigned long long)m->images[i].size,
 				      m->images[i].sha256);
+		for (size_t i = 0; i < m->nimages; i++)
+			if (m->images[i].initrd_file)
+				ud_buf_printf(
+					p->summary_images,
+					"| %s | %s/%s initrd | %llu bytes | "
+					"`%s` |\n",
+					m->images[i].initrd_file,
+					m->images[i].target, m->images[i].arch,
+					(unsigned long long)
+						m->images[i].initrd_size,
+					m->images[i].initrd_sha256);
 	}
 
 	if (p->no_signal) {

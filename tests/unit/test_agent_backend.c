@@ -237,6 +237,68 @@ static void test_qemu_net(void **state)
 	ud_strvec_free(&argv);
 }
 
+static const char INITRD[] =
+	"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+static void add_initrd(struct fixture *f)
+{
+	f->m->images[0].initrd_file = ud_strdup("qemu-x86_64.initrd");
+	memcpy(f->m->images[0].initrd_sha256, INITRD, sizeof(INITRD));
+}
+
+/* An image's initrd goes to the backends that boot one, from
+ * images/<its sha256>; the others refuse it. */
+static void test_initrd(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_strvec argv;
+	struct ud_buf cfg = UD_BUF_INIT;
+	json_error_t je;
+	json_t *got;
+	char *path, *initrd = ud_asprintf("%s/images/%s", f->dir, INITRD);
+	const char *const want[] = {
+		"@BIN/qemu-system-x86_64", "-kernel", "@IMG", "-initrd",
+		initrd, "-m", "48", "-nodefaults", "-no-user-config",
+		"-display", "none", "-accel", "tcg", "-serial", "stdio",
+		"-qmp", "unix:qmp-7.sock,server=on,wait=off", "-netdev",
+		"user,id=n0,hostfwd=tcp:127.0.0.1:40123-:8080", "-device",
+		"virtio-net-pci,netdev=n0", NULL
+	};
+
+	set_image(f, "qemu", "x86_64");
+	add_initrd(f);
+	fake_program(f, "qemu-system-x86_64");
+	ud_strvec_push(&f->m->run.env, "UNIDEPLOY_QEMU_ACCEL=tcg");
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, want);
+	ud_strvec_free(&argv);
+
+	set_image(f, "firecracker", ud_host_arch());
+	add_initrd(f);
+	fake_program(f, "firecracker");
+	assert_int_equal(command(f, &argv), 0);
+	ud_strvec_free(&argv);
+	path = ud_asprintf("%s/7.json", f->rundir);
+	assert_int_equal(ud_buf_read_file(&cfg, path), 0);
+	assert_non_null(got = json_loadb(cfg.ptr, cfg.size, 0, &je));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(got, "boot-source"),
+				    "initrd_path")),
+			    initrd);
+	json_decref(got);
+	free(path);
+	ud_buf_free(&cfg);
+
+	set_image(f, "hvt", ud_host_arch());
+	add_initrd(f);
+	fake_program(f, "solo5-hvt");
+	assert_int_equal(command(f, &argv), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(),
+			       "backend hvt cannot boot an initrd"));
+	ud_strvec_free(&argv);
+	free(initrd);
+}
+
 static void test_qemu_serial_other_arch(void **state)
 {
 	struct fixture *f = *state;
@@ -627,6 +689,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kvm_check, setup, teardown),
 		cmocka_unit_test(test_fill_args),
 		cmocka_unit_test_setup_teardown(test_xen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_initrd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_firecracker, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_template_errors, setup,

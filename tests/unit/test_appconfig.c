@@ -156,6 +156,24 @@ static void serial_keep_fields(void **state)
 	ud_appconfig_free(c);
 }
 
+static void initrd_fields(void **state)
+{
+	struct ud_appconfig *c = parse_case("initrd");
+
+	(void)state;
+	assert_int_equal(c->nimages, 3);
+	assert_string_equal(c->images[0].initrd, "dist/rootfs.cpio");
+	assert_string_equal(c->images[1].initrd, "initrd.img");
+	assert_null(c->images[2].initrd);
+	assert_true(ud_target_takes_initrd("qemu"));
+	assert_true(ud_target_takes_initrd("firecracker"));
+	assert_false(ud_target_takes_initrd("hvt"));
+	assert_false(ud_target_takes_initrd("spt"));
+	assert_false(ud_target_takes_initrd("xen"));
+	assert_false(ud_target_takes_initrd("unix"));
+	ud_appconfig_free(c);
+}
+
 /* run and health go into manifests as JSON and must come back the same. */
 static void run_health_round_trip(void **state)
 {
@@ -211,6 +229,7 @@ int main(void)
 		cmocka_unit_test(spec_example_fields),
 		cmocka_unit_test(minimal_defaults),
 		cmocka_unit_test(serial_keep_fields),
+		cmocka_unit_test(initrd_fields),
 		cmocka_unit_test(run_health_round_trip),
 		cmocka_unit_test(absent_objects_give_defaults),
 	};

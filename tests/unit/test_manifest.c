@@ -142,6 +142,33 @@ static void format_matches_stored_form(void **state)
 	free(text);
 }
 
+/* An image's initrd: its own file and digest, the image's compression;
+ * written in the same stored form, absent when there is none. */
+static void initrd_fields(void **state)
+{
+	struct ud_manifest *m, *d;
+	char *input, *text;
+
+	(void)state;
+	m = parse_valid("initrd", &input);
+	assert_null(m->images[0].initrd_file);
+	assert_string_equal(m->images[1].initrd_file,
+			    "qemu-x86_64.initrd.zst");
+	assert_int_equal(m->images[1].initrd_size, 4096);
+	assert_int_equal(strspn(m->images[1].initrd_sha256, "c"), 64);
+	text = format(m);
+	assert_string_equal(text, input);
+	free(text);
+	d = ud_manifest_dup(m);
+	assert_string_equal(d->images[1].initrd_file,
+			    "qemu-x86_64.initrd.zst");
+	assert_string_equal(d->images[1].initrd_sha256,
+			    m->images[1].initrd_sha256);
+	ud_manifest_free(d);
+	ud_manifest_free(m);
+	free(input);
+}
+
 static void defaults_and_rollback(void **state)
 {
 	struct ud_manifest *m;
@@ -229,6 +256,7 @@ int main(void)
 		cmocka_unit_test(full_fields),
 		cmocka_unit_test(format_matches_stored_form),
 		cmocka_unit_test(defaults_and_rollback),
+		cmocka_unit_test(initrd_fields),
 		cmocka_unit_test(build_format_parse),
 	};
 	return run_with_cases("manifest", fixed, sizeof(fixed) / sizeof(fixed[0]),

@@ -412,6 +412,63 @@ static void test_multi_arch(void **state)
 	ud_fleet_free(fleet);
 }
 
+#define INITRD_JSON                                                          \
+	"{\"app\": \"hello\",\n"                                             \
+	" \"build\": {\"command\": \"mkdir -p d && printf kernel > d/k && " \
+	"printf ramdisk > d/r.cpio && printf u > d/u\"},\n"                    \
+	" \"images\": [\n"                                                   \
+	"  {\"target\": \"unix\", \"arch\": \"x86_64\", \"path\": \"d/u\"},\n" \
+	"  {\"target\": \"qemu\", \"arch\": \"x86_64\", \"path\": \"d/k\", " \
+	"\"initrd\": \"d/r.cpio\"}]}\n"
+
+/* An initrd is built, stored and recorded next to its image, with a
+ * digest of its own, and a rollback reuses its blob. */
+static void test_initrd(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_manifest *m = NULL, *back = NULL, *rb = NULL;
+	const struct ud_manifest_image *q;
+	struct ud_buf b = UD_BUF_INIT;
+	char sha[UD_SHA256_HEX];
+
+	build_json(f, INITRD_JSON, 1);
+	assert_null(f->b->images[0].initrd);
+	assert_non_null(f->b->images[1].initrd);
+	assert_int_equal(f->b->images[1].initrd_size, 7);
+	ud_sha256_mem(sha, "ramdisk", 7);
+	assert_string_equal(f->b->images[1].initrd_sha256, sha);
+	if (ud_publish_build(f->r, f->b, UD_COMP_GZIP, &m) < 0)
+		fail_msg("publish: %s", ud_error_last());
+	read_release_file(f, 1, "manifest.json", &b);
+	assert_int_equal(ud_manifest_parse(&back, "manifest.json", b.ptr,
+					   b.size),
+			 0);
+	assert_null(ud_manifest_pick(back, "unix", "x86_64")->initrd_file);
+	assert_non_null(q = ud_manifest_pick(back, "qemu", "x86_64"));
+	assert_string_equal(q->initrd_file, "qemu-x86_64.initrd.gz");
+	assert_string_equal(q->initrd_sha256, sha);
+	assert_int_equal(q->initrd_size, 7);
+	read_release_file(f, 1, "qemu-x86_64.initrd.gz", &b);
+	assert_true(b.size > 0);
+	/* A rollback to release 1 carries it too. */
+	ud_manifest_free(m);
+	m = NULL;
+	if (ud_publish_build(f->r, f->b, UD_COMP_NONE, &m) < 0)
+		fail_msg("publish: %s", ud_error_last());
+	if (ud_release_rollback(f->r, "hello", 1, &rb) < 0)
+		fail_msg("rollback: %s", ud_error_last());
+	assert_int_equal(rb->release, 3);
+	read_release_file(f, 3, "qemu-x86_64.initrd.gz", &b);
+	assert_true(b.size > 0);
+	assert_string_equal(
+		ud_manifest_pick(rb, "qemu", "x86_64")->initrd_sha256, sha);
+
+	ud_buf_free(&b);
+	ud_manifest_free(m);
+	ud_manifest_free(back);
+	ud_manifest_free(rb);
+}
+
 static void test_image_name(void **state)
 {
 	static const struct {
@@ -445,6 +502,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_multi_arch, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_initrd, setup, teardown),
 		cmocka_unit_test(test_image_name),
 	};
 	int rc;
