@@ -179,3 +179,18 @@ teardown() {
 	[ -z "$(addresses)" ]
 	! grep -qs "stand-in solo5-spt ran" "$T"/state/apps/$APP/logs/*.log
 }
+
+@test "a release whose guest never gets healthy leaves the old VM serving, and no VM, tap or address of its own" {
+	release_version v1
+	[ "$(answer)" = "pong v1" ]
+	tap1=$(taps) a1=$(addresses) q1=$(qemu_pids)
+	write_micro_app '.health.http = "/missing" | .health.timeout_s = 30 | .health.on_failure = "keep"'
+	set_version v2
+	commit_all "micro v2, never healthy"
+	push
+	grep -q "local: micro v2 failed: health check" <<<"$PUSH_OUT"
+	[ "$(answer)" = "pong v1" ]
+	wait_until 30 test "$(qemu_pids)" = "$q1"
+	[ "$(taps)" = "$tap1" ]
+	[ "$(addresses)" = "$a1" ]
+}
