@@ -144,7 +144,7 @@ bad:
 int ud_name_check_target(const char *target)
 {
 	static const char *const targets[] = {
-		"unix", "qemu", "hvt", "xen", "firecracker", NULL
+		"unix", "qemu", "hvt", "spt", "xen", "firecracker", NULL
 	};
 	size_t i;
 
@@ -153,7 +153,7 @@ int ud_name_check_target(const char *target)
 			return 0;
 	return ud_error_set(UD_EINVALID,
 			    "invalid target '%s': must be one of unix, qemu, "
-			    "hvt, xen, firecracker",
+			    "hvt, spt, xen, firecracker",
 			    target ? target : "");
 }
 

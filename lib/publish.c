@@ -75,6 +75,20 @@ int ud_publish_check_images(const struct ud_build *b)
 			break;
 		}
 		err = ud_solo5_check_target(&img, s->path, s->target);
+		for (size_t d = 0; !err && img.is_solo5 && d < img.ndevices;
+		     d++) {
+			const struct ud_solo5_device *dev = &img.devices[d];
+
+			if (dev->type != UD_SOLO5_BLOCK_BASIC ||
+			    ud_run_spec_block(&b->cfg->run, dev->name))
+				continue;
+			err = ud_error_set(UD_EINVALID,
+					   "%s: Solo5 block device '%s' has "
+					   "no volume: add \"%s\": "
+					   "{\"size_mb\": N} to run.block in "
+					   "deploy.json",
+					   s->path, dev->name, dev->name);
+		}
 		ud_solo5_image_free(&img);
 	}
 	return err;

@@ -484,22 +484,28 @@ static void test_initrd(void **state)
 }
 
 /* deploy.json building `target` from a copy of `src`. */
-static char *copy_json(const char *target, const char *src)
+static char *copy_json_run(const char *target, const char *src,
+			   const char *run)
 {
 	return ud_asprintf("{\"app\": \"hello\", \"build\": {\"command\": "
 			   "\"cp %s app.img\"}, \"images\": [{\"target\": "
-			   "\"%s\", \"path\": \"app.img\"}]}",
-			   src, target);
+			   "\"%s\", \"path\": \"app.img\"}], \"run\": %s}",
+			   src, target, run);
+}
+
+static char *copy_json(const char *target, const char *src)
+{
+	return copy_json_run(target, src, "{}");
 }
 
 /* The publish refuses an image its target cannot run, before anything
  * is stored: main does not move. */
-static void refused(struct fixture *f, const char *target, const char *src,
-		    const char *msg)
+static void refused_run(struct fixture *f, const char *target,
+			const char *src, const char *run, const char *msg)
 {
 	struct ud_manifest *m = NULL;
 	git_oid before, after;
-	char *json = copy_json(target, src);
+	char *json = copy_json_run(target, src, run);
 	int n = 0;
 
 	ud_build_free(f->b);
@@ -516,6 +522,12 @@ static void refused(struct fixture *f, const char *target, const char *src,
 	assert_int_equal(ud_release_current(f->r, NULL, "hello", &n),
 			 UD_ENOTFOUND);
 	free(json);
+}
+
+static void refused(struct fixture *f, const char *target, const char *src,
+		    const char *msg)
+{
+	refused_run(f, target, src, "{}", msg);
 }
 
 static void test_check_images(void **state)
@@ -536,6 +548,38 @@ static void test_check_images(void **state)
 	refused(f, "hvt", spt, "app.img");
 	refused(f, "unix", hvt, "app.img");
 	refused(f, "firecracker", hvt, "app.img");
+	/* A block device needs its volume in run.block. */
+	{
+		static const struct dev devs[] = {
+			{ "service0", UD_SOLO5_NET_BASIC },
+			{ "storage", UD_SOLO5_BLOCK_BASIC },
+		};
+		char *blk = ud_asprintf("%s/blk.spt", f->dir);
+
+		assert_int_equal(solo5_fixture_write(blk, FIX_SPT, devs, 2), 0);
+		refused_run(f, "spt", blk, "{}",
+			    "app.img: Solo5 block device 'storage' has no "
+			    "volume: add \"storage\": {\"size_mb\": N} to "
+			    "run.block in deploy.json");
+		refused_run(f, "spt", blk,
+			    "{\"block\": {\"other\": {\"size_mb\": 1}}}",
+			    "'storage' has no volume");
+		ud_build_free(f->b);
+		f->b = NULL;
+		json = copy_json_run("spt", blk, "{\"block\": {\"storage\": "
+						 "{\"size_mb\": 64}}}");
+		build_json(f, json, 1);
+		if (ud_publish_build(f->r, f->b, UD_COMP_NONE, &m) < 0)
+			fail_msg("publish: %s", ud_error_last());
+		assert_int_equal(m->release, 1);
+		assert_int_equal(m->run.nblock, 1);
+		assert_string_equal(m->run.block[0].name, "storage");
+		assert_int_equal(m->run.block[0].size_mb, 64);
+		ud_manifest_free(m);
+		m = NULL;
+		free(json);
+		free(blk);
+	}
 	/* The right one goes through. */
 	ud_build_free(f->b);
 	f->b = NULL;
@@ -543,7 +587,7 @@ static void test_check_images(void **state)
 	build_json(f, json, 1);
 	if (ud_publish_build(f->r, f->b, UD_COMP_NONE, &m) < 0)
 		fail_msg("publish: %s", ud_error_last());
-	assert_int_equal(m->release, 1);
+	assert_int_equal(m->release, 2);
 	ud_manifest_free(m);
 	free(json);
 	free(hvt);
