@@ -87,11 +87,101 @@ static void run_spec_defaults(struct ud_run_spec *r)
 	ud_strvec_init(&r->env);
 }
 
+/* A Solo5 device name (MFT_NAME_SIZE 68 with its NUL), also a file
+ * name under state_dir/volumes/<app>/. */
+static int device_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 67)
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+static int block_from_json(struct ud_run_spec *out, const json_t *obj,
+			   const char *name, const char *where)
+{
+	static const char *const keys[] = { "size_mb", NULL };
+	char *path = subpath(where, "block"), *sub = NULL;
+	const char *k;
+	json_t *v, *val;
+	long long n;
+	int err = 0;
+
+	if (!(v = json_object_get(obj, "block")))
+		goto done;
+	if (!json_is_object(v)) {
+		err = ud_error_set(UD_EINVALID, "%s: %s: must be an object",
+				   name, path);
+		goto done;
+	}
+	out->block = ud_calloc(json_object_size(v) + 1, sizeof(*out->block));
+	json_object_foreach(v, k, val) {
+		if (!device_name_ok(k)) {
+			err = ud_error_set(UD_EINVALID,
+					   "%s: %s: invalid device name '%s': "
+					   "must match [a-z0-9_]{1,67}",
+					   name, path, k);
+			goto done;
+		}
+		free(sub);
+		sub = ud_asprintf("%s.%s", path, k);
+		if (!json_is_object(val)) {
+			err = ud_error_set(UD_EINVALID,
+					   "%s: %s: must be an object",
+					   name, sub);
+			goto done;
+		}
+		n = 0;
+		if ((err = ud_json_check_keys(val, name, sub, keys)) < 0 ||
+		    (err = ud_json_get_int(val, "size_mb", name, sub, 1, 1,
+					   1048576, &n)) < 0)
+			goto done;
+		out->block[out->nblock].name = ud_strdup(k);
+		out->block[out->nblock++].size_mb = (int)n;
+	}
+done:
+	free(sub);
+	free(path);
+	return err;
+}
+
+const struct ud_block_spec *ud_run_spec_block(const struct ud_run_spec *r,
+					      const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->nblock; i++)
+		if (!strcmp(r->block[i].name, name))
+			return &r->block[i];
+	return NULL;
+}
+
+void ud_run_spec_copy(struct ud_run_spec *dst, const struct ud_run_spec *src)
+{
+	size_t i;
+
+	run_spec_defaults(dst);
+	dst->port = src->port;
+	dst->memory_mb = src->memory_mb;
+	for (i = 0; i < src->args.n; i++)
+		ud_strvec_push(&dst->args, src->args.v[i]);
+	for (i = 0; i < src->env.n; i++)
+		ud_strvec_push(&dst->env, src->env.v[i]);
+	if (src->nblock)
+		dst->block = ud_calloc(src->nblock, sizeof(*dst->block));
+	for (i = 0; i < src->nblock; i++) {
+		dst->block[i].name = ud_strdup(src->block[i].name);
+		dst->block[i].size_mb = src->block[i].size_mb;
+	}
+	dst->nblock = src->nblock;
+}
+
 int ud_run_spec_from_json(struct ud_run_spec *out, const json_t *obj,
 			  const char *name, const char *where)
 {
 	static const char *const keys[] = {
-		"port", "memory_mb", "args", "env", NULL
+		"port", "memory_mb", "args", "env", "block", NULL
 	};
 	char *args_path = subpath(where, "args");
 	long long n;
@@ -136,7 +226,9 @@ int ud_run_spec_from_json(struct ud_run_spec *out, const json_t *obj,
 			ud_strvec_push(&out->args, json_string_value(a));
 		}
 	}
-	err = env_from_json(&out->env, obj, "env", name, where);
+	if ((err = env_from_json(&out->env, obj, "env", name, where)) < 0)
+		goto done;
+	err = block_from_json(out, obj, name, where);
 done:
 	if (err < 0)
 		ud_run_spec_free(out);
@@ -152,6 +244,18 @@ json_t *ud_run_spec_to_json(const struct ud_run_spec *r)
 	json_object_set_new(o, "memory_mb", json_integer(r->memory_mb));
 	json_object_set_new(o, "args", strvec_to_json(&r->args));
 	json_object_set_new(o, "env", env_to_json(&r->env));
+	/* Only when there are volumes: an agent from before run.block
+	 * refuses the key, and has no reason to see it for other apps. */
+	if (r->nblock) {
+		json_t *b = json_object();
+		size_t i;
+
+		for (i = 0; i < r->nblock; i++)
+			json_object_set_new(b, r->block[i].name,
+					    json_pack("{s:i}", "size_mb",
+						      r->block[i].size_mb));
+		json_object_set_new(o, "block", b);
+	}
 	return o;
 }
 
@@ -161,6 +265,11 @@ void ud_run_spec_free(struct ud_run_spec *r)
 		return;
 	ud_strvec_free(&r->args);
 	ud_strvec_free(&r->env);
+	for (size_t i = 0; i < r->nblock; i++)
+		free(r->block[i].name);
+	free(r->block);
+	r->block = NULL;
+	r->nblock = 0;
 }
 
 /* A path goes into an HTTP request line: no room for spaces or CR/LF. */

@@ -13,11 +13,17 @@
 #include "run.h"
 
 struct ud_image_spec {
-	char *target; /* unix, qemu, hvt, xen, firecracker */
+	char *target; /* unix, qemu, hvt, spt, xen, firecracker */
 	char *arch;   /* default: ud_host_arch() */
 	char *path;   /* relative to the export of the tree */
 	char *initrd; /* the same, or NULL: an initial ramdisk booted with
 			 the kernel (qemu and firecracker only) */
+};
+
+/* One of run.block: the app's volume `name` on each host. */
+struct ud_block_spec {
+	char *name;  /* the device's name in the image: [a-z0-9_]{1,67} */
+	int size_mb; /* 1..1048576 */
 };
 
 struct ud_run_spec {
@@ -25,6 +31,8 @@ struct ud_run_spec {
 	int memory_mb;         /* default 64 */
 	struct ud_strvec args; /* extra argv */
 	struct ud_strvec env;  /* NAME=value */
+	struct ud_block_spec *block; /* run.block, in the order written */
+	size_t nblock;
 };
 
 struct ud_appconfig {
@@ -56,6 +64,11 @@ int ud_run_spec_from_json(struct ud_run_spec *out, const json_t *obj,
 			  const char *name, const char *where);
 json_t *ud_run_spec_to_json(const struct ud_run_spec *r);
 void ud_run_spec_free(struct ud_run_spec *r);
+/* Deep copy into dst (uninitialised). */
+void ud_run_spec_copy(struct ud_run_spec *dst, const struct ud_run_spec *src);
+/* run.block's entry `name`, or NULL. */
+const struct ud_block_spec *ud_run_spec_block(const struct ud_run_spec *r,
+					      const char *name);
 int ud_health_from_json(struct ud_health *out, const json_t *obj,
 			const char *name, const char *where);
 json_t *ud_health_to_json(const struct ud_health *h);

@@ -69,15 +69,6 @@ void ud_manifest_add_image(struct ud_manifest *m,
 	dst->initrd_file = dup_or_null(img->initrd_file);
 }
 
-static void strvec_copy(struct ud_strvec *dst, const struct ud_strvec *src)
-{
-	size_t i;
-
-	ud_strvec_init(dst);
-	for (i = 0; i < src->n; i++)
-		ud_strvec_push(dst, src->v[i]);
-}
-
 struct ud_manifest *ud_manifest_dup(const struct ud_manifest *m)
 {
 	struct ud_manifest *d = ud_calloc(1, sizeof(*d));
@@ -96,10 +87,7 @@ struct ud_manifest *ud_manifest_dup(const struct ud_manifest *m)
 	for (i = 0; i < m->nimages; i++)
 		ud_manifest_add_image(d, &m->images[i]);
 	d->rollback_of = m->rollback_of;
-	d->run.port = m->run.port;
-	d->run.memory_mb = m->run.memory_mb;
-	strvec_copy(&d->run.args, &m->run.args);
-	strvec_copy(&d->run.env, &m->run.env);
+	ud_run_spec_copy(&d->run, &m->run);
 	d->health = m->health;
 	d->health.http_path = dup_or_null(m->health.http_path);
 	d->health.serial_regex = dup_or_null(m->health.serial_regex);

@@ -17,7 +17,7 @@ int ud_name_check_image_file(const char *name);
 /* images[].path of deploy.json: relative, no empty, "." or ".."
  * component, no leading "/", at most 1024 bytes. */
 int ud_name_check_relpath(const char *path);
-/* unix, qemu, hvt, xen, firecracker. */
+/* unix, qemu, hvt, spt, xen, firecracker. */
 int ud_name_check_target(const char *target);
 /* [a-z0-9_]{1,16}: x86_64, aarch64, riscv64 ... */
 int ud_name_check_arch(const char *arch);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "names.h"
 #include "release.h"
+#include "solo5.h"
 
 char *ud_publish_image_name(const char *target, const char *arch,
 			    enum ud_compression c)
@@ -60,6 +61,39 @@ int ud_publish_check_placement(const struct ud_fleet *f,
 	return 0;
 }
 
+int ud_publish_check_images(const struct ud_build *b)
+{
+	struct ud_solo5_image img;
+	size_t i;
+	int err = 0;
+
+	for (i = 0; i < b->nimages && !err; i++) {
+		const struct ud_image_spec *s = b->images[i].spec;
+
+		if ((err = ud_solo5_read_file(&img, b->images[i].path)) < 0) {
+			ud_error_prefix("image %s", s->path);
+			break;
+		}
+		err = ud_solo5_check_target(&img, s->path, s->target);
+		for (size_t d = 0; !err && img.is_solo5 && d < img.ndevices;
+		     d++) {
+			const struct ud_solo5_device *dev = &img.devices[d];
+
+			if (dev->type != UD_SOLO5_BLOCK_BASIC ||
+			    ud_run_spec_block(&b->cfg->run, dev->name))
+				continue;
+			err = ud_error_set(UD_EINVALID,
+					   "%s: Solo5 block device '%s' has "
+					   "no volume: add \"%s\": "
+					   "{\"size_mb\": N} to run.block in "
+					   "deploy.json",
+					   s->path, dev->name, dev->name);
+		}
+		ud_solo5_image_free(&img);
+	}
+	return err;
+}
+
 static int store_file(struct ud_deployrepo *r, const char *path,
 		      enum ud_compression c, git_oid *oid)
 {
@@ -84,6 +118,8 @@ int ud_publish_build(struct ud_deployrepo *r, const struct ud_build *b,
 	size_t i, nfiles = 0;
 	int err;
 
+	if ((err = ud_publish_check_images(b)) < 0)
+		goto done;
 	gethostname(host, sizeof(host) - 1);
 	m->app = ud_strdup(b->cfg->app);
 	memcpy(m->source.commit, b->commit, sizeof(m->source.commit));

@@ -23,7 +23,15 @@
 int ud_publish_check_placement(const struct ud_fleet *f,
 			       const struct ud_build *b);
 
-/* Publish b; *out (owned by caller) is the new release's manifest. */
+/* Refuse, after the build and before anything is stored, an image its
+ * target cannot run: each image is read for Solo5 notes and checked with
+ * ud_solo5_check_target() (the message names images[].path); a Solo5
+ * image's BLOCK_BASIC device needs a run.block volume of its name.
+ * UD_EINVALID, or the reader's error. ud_publish_build() runs it first. */
+int ud_publish_check_images(const struct ud_build *b);
+
+/* Publish b; *out (owned by caller) is the new release's manifest.
+ * Nothing is written when ud_publish_check_images() refuses b. */
 int ud_publish_build(struct ud_deployrepo *r, const struct ud_build *b,
 		     enum ud_compression c, struct ud_manifest **out);
 

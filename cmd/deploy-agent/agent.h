@@ -264,6 +264,13 @@ void network_mac(struct agent *a, int id, size_t k, char out[18]);
 /* Where an instance answers: its own address, or 127.0.0.1. */
 void inst_host(const struct instance *in, char out[16]);
 
+/* volume.c: run.block's volumes, state_dir/volumes/<app>/<device>.img. */
+char *volume_path(struct agent *a, const char *app, const char *device);
+/* Create (sparse, 0600) or grow each volume of m; never deletes one.
+ * UD_EINVALID, naming the volume and sizes, when m would shrink one. */
+int volume_ensure(struct agent *a, const char *app,
+		  const struct ud_manifest *m);
+
 /* control_server.c */
 int control_start(struct agent *a, pthread_t *thread, int *fd);
 /* Ask for a sync without waiting (SIGHUP). */

@@ -644,6 +644,83 @@ static const struct ud_manifest_image *inst_image(const struct ud_manifest *m,
 	return NULL;
 }
 
+static void push_path(struct ud_strvec *paths, char *path)
+{
+	ud_strvec_push(paths, path);
+	free(path);
+}
+
+/*
+ * The volumes an instance gets: a Solo5 image exactly the block devices
+ * its manifest note declares (a tender refuses any other, and needs all
+ * of them), a VM every one of run.block. Paths owned by `paths`.
+ */
+static int instance_volumes(struct agent *a, const struct app *app,
+			    const struct ud_manifest *m,
+			    const struct backend *b, const char *target,
+			    const char *image, struct backend_vol *vols,
+			    size_t max, struct ud_strvec *paths, size_t *n)
+{
+	struct ud_solo5_image img = { 0 };
+	size_t i;
+	int err = 0;
+
+	*n = 0;
+	if (b->flags & BACKEND_SOLO5) {
+		if ((err = ud_solo5_read_file(&img, image)) < 0)
+			goto done;
+		for (i = 0; i < img.ndevices; i++) {
+			const char *name = img.devices[i].name;
+			const struct ud_block_spec *v;
+
+			if (img.devices[i].type != UD_SOLO5_BLOCK_BASIC)
+				continue;
+			if (!(v = ud_run_spec_block(&m->run, name))) {
+				err = ud_error_set(UD_EINVALID,
+						   "release %d: the image "
+						   "declares block device '%s' "
+						   "but run.block has no volume "
+						   "of that name",
+						   m->release, name);
+				goto done;
+			}
+			if (*n == max) {
+				err = ud_error_set(UD_EINVALID,
+						   "release %d: more than %zu "
+						   "block devices",
+						   m->release, max);
+				goto done;
+			}
+			push_path(paths, volume_path(a, app->name, name));
+			vols[*n].name = v->name;
+			vols[(*n)++].path = paths->v[paths->n - 1];
+		}
+		goto done;
+	}
+	if (m->run.nblock && !(b->flags & BACKEND_VOLUMES)) {
+		err = ud_error_set(UD_EINVALID,
+				   "release %d: backend %s cannot attach "
+				   "volumes (run.block)",
+				   m->release, target);
+		goto done;
+	}
+	for (i = 0; i < m->run.nblock; i++) {
+		if (*n == max) {
+			err = ud_error_set(UD_EINVALID,
+					   "release %d: more than %zu volumes",
+					   m->release, max);
+			goto done;
+		}
+		push_path(paths,
+			  volume_path(a, app->name, m->run.block[i].name));
+		vols[*n].name = m->run.block[i].name;
+		vols[(*n)++].path = paths->v[paths->n - 1];
+	}
+done:
+	ud_solo5_image_free(&img);
+	return err;
+}
+
 int backend_command(struct agent *a, const struct app *app,
 		    const struct ud_manifest *m, const char *target,
 		    const struct instance *in, const char *rundir,
@@ -654,6 +731,8 @@ int backend_command(struct agent *a, const struct app *app,
 	struct backend_inst bi = { 0 };
 	struct ud_strvec args = UD_STRVEC_INIT, names = UD_STRVEC_INIT;
 	struct backend_net nets[8];
+	struct backend_vol vols[16];
+	struct ud_strvec vol_paths = UD_STRVEC_INIT;
 	char taps[8][UD_IFNAME_STRLEN], macs[8][UD_MAC_STRLEN];
 	char ip[UD_IP_STRLEN], gw[UD_IP_STRLEN];
 	struct env_hold h = { 0 };
@@ -697,6 +776,10 @@ int backend_command(struct agent *a, const struct app *app,
 	}
 	bi.nets = nets;
 	bi.nnets = k;
+	if ((err = instance_volumes(a, app, m, b, target, image, vols, 16,
+				    &vol_paths, &bi.nvols)) < 0)
+		goto done;
+	bi.vols = vols;
 	if (in->addr && k) {
 		ud_ip_format(ip, in->addr);
 		ud_ip_format(gw, ud_subnet_gateway(&a->conf->net_subnet));
@@ -714,6 +797,7 @@ int backend_command(struct agent *a, const struct app *app,
 done:
 	ud_strvec_free(&args);
 	ud_strvec_free(&names);
+	ud_strvec_free(&vol_paths);
 	free(h.templates);
 	free(image);
 	free(initrd);

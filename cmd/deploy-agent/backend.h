@@ -84,6 +84,7 @@ enum {
 	BACKEND_NETWORK = 1 << 4,  /* gets a tap and an address when the host
 				      has a network */
 	BACKEND_INITRD = 1 << 5,   /* boots an image's initrd with it */
+	BACKEND_VOLUMES = 1 << 6,  /* attaches run.block's volumes */
 };
 
 struct backend {

@@ -52,7 +52,8 @@ static int fc_prepare(const struct backend_env *env,
 const struct backend backend_firecracker = {
 	.target = "firecracker",
 	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH | BACKEND_KVM |
-		 BACKEND_NETWORK | BACKEND_INITRD,
+		 BACKEND_NETWORK | BACKEND_INITRD |
+		 BACKEND_VOLUMES,
 	.config_ext = "json",
 	.prepare = fc_prepare,
 };

@@ -380,7 +380,8 @@ done:
 
 const struct backend backend_qemu = {
 	.target = "qemu",
-	.flags = BACKEND_TEMPLATE | BACKEND_NETWORK | BACKEND_INITRD,
+	.flags = BACKEND_TEMPLATE | BACKEND_NETWORK | BACKEND_INITRD |
+		 BACKEND_VOLUMES,
 	.prepare = qemu_prepare,
 	.shutdown = qemu_quit,
 };

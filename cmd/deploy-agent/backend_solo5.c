@@ -37,13 +37,13 @@ static int solo5_prepare(const struct backend_env *env,
 const struct backend backend_hvt = {
 	.target = "hvt",
 	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH | BACKEND_KVM |
-		 BACKEND_SOLO5 | BACKEND_NETWORK,
+		 BACKEND_SOLO5 | BACKEND_VOLUMES | BACKEND_NETWORK,
 	.prepare = solo5_prepare,
 };
 
 const struct backend backend_spt = {
 	.target = "spt",
-	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH | BACKEND_SOLO5 |
+	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH | BACKEND_SOLO5 | BACKEND_VOLUMES |
 		 BACKEND_NETWORK,
 	.prepare = solo5_prepare,
 };

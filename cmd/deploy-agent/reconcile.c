@@ -367,7 +367,9 @@ static char *listen_addr(const struct ud_placement *p,
 
 static int hold_ms(const struct app *app, const struct ud_manifest *m)
 {
-	if (app->place.mode == UD_MODE_SUMMON)
+	/* An app with volumes has no instance up while it swaps: hold the
+	 * connections for as long as the new one may take to get healthy. */
+	if (app->place.mode == UD_MODE_SUMMON || m->run.nblock)
 		return (m->health.timeout_s > 0 ? m->health.timeout_s : 20) *
 			       1000 + 5000;
 	return BOOT_HOLD_MS;
@@ -452,7 +454,8 @@ static int prepare(struct agent *a, struct ud_deployrepo *repo,
 		goto done;
 	}
 	if ((err = backend_check(a, (*img)->target, (*img)->arch)) < 0 ||
-	    (err = ensure_image(a, repo, head, m, *img)) < 0)
+	    (err = ensure_image(a, repo, head, m, *img)) < 0 ||
+	    (err = volume_ensure(a, app->name, m)) < 0)
 		goto done;
 	{
 		char *path = image_path(a, (*img)->sha256);
@@ -492,6 +495,14 @@ static int fill(struct agent *a, struct ud_deployrepo *repo,
 		app->manifest = m;
 		m = NULL;
 		memcpy(app->image, img->sha256, UD_SHA256_HEX);
+	}
+	if (!summon && app->manifest->run.nblock && want > 1) {
+		err = ud_error_set(UD_EINVALID,
+				   "an app with volumes (run.block) runs one "
+				   "instance per host; the placement asks for "
+				   "%zu",
+				   want);
+		goto done;
 	}
 	addr = listen_addr(&app->place, app->manifest);
 	if (!addr && summon) {
@@ -600,6 +611,32 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 			 "summon mode needs a listen address (placement "
 			 "listen or run.port)");
 		goto done;
+	}
+
+	/* Two instances never write one volume: one per host, and the old
+	 * release stops before the new one boots (connections meanwhile
+	 * wait in the proxy, see hold_ms). If the new one fails, `done`
+	 * boots the old release again. */
+	if (m->run.nblock && want > 1) {
+		app_fail(a, app, desired,
+			 "an app with volumes (run.block) runs one instance "
+			 "per host; the placement asks for %zu",
+			 want);
+		goto done;
+	}
+	if ((m->run.nblock ||
+	     (app->manifest && app->manifest->run.nblock)) &&
+	    app->ninst > 0) {
+		if (do_listen(a, app, m, addr) < 0) {
+			app_fail(a, app, desired, "%s", ud_error_last());
+			goto done;
+		}
+		ud_log_info("%s: stopping release %d before release %d boots "
+			    "(volumes)", app->name, app->release, desired);
+		while (app->ninst > 0)
+			supervise_stop(a, app, app->inst[0]);
+		supervise_backends(a, app);
+		agent_save(a);
 	}
 
 	/* A summoned app boots the new release only if the old one has

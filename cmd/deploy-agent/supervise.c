@@ -222,7 +222,9 @@ static int inst_spawn(struct agent *a, struct app *app,
 	/* A VM on the host network answers on run.port at its own address;
 	 * anything else on a free port of 127.0.0.1. */
 	image = image_path(a, in->sha256);
-	if ((err = network_devices(a, target, image, &nets)) < 0 ||
+	/* Normally there from the sync's prepare; made again if removed. */
+	if ((err = volume_ensure(a, app->name, m)) < 0 ||
+	    (err = network_devices(a, target, image, &nets)) < 0 ||
 	    (err = network_attach(a, app, in, nets.n)) < 0)
 		goto done;
 	if (in->addr)
@@ -776,6 +778,9 @@ void supervise_demand(struct agent *a, struct app *app)
 		need = 1;
 	max = app->place.max_instances > 0 ? (size_t)app->place.max_instances :
 					     1;
+	/* Two instances never write one volume. */
+	if (app->manifest && app->manifest->run.nblock)
+		max = 1;
 	since = proxy_held_since(a->proxy, app->name);
 	if (!since)
 		since = ud_now_ms();

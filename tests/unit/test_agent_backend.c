@@ -29,6 +29,7 @@
 #include "errors.h"
 #include "log.h"
 #include "names.h"
+#include "solo5_fixture.h"
 
 static const char SHA[] =
 	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -409,6 +410,82 @@ static void test_solo5(void **state)
 	}
 }
 
+static void add_block(struct fixture *f, const char *name, int size_mb)
+{
+	struct ud_run_spec *r = &f->m->run;
+
+	r->block = ud_realloc(r->block, (r->nblock + 1) * sizeof(*r->block));
+	r->block[r->nblock].name = ud_strdup(name);
+	r->block[r->nblock++].size_mb = size_mb;
+}
+
+/* run.block's volumes: a Solo5 image gets exactly the block devices it
+ * declares, a VM all of them, a process none (refused). */
+static void test_volumes(void **state)
+{
+	struct fixture *f = *state;
+	static const struct dev blk = { "storage", UD_SOLO5_BLOCK_BASIC };
+	struct ud_strvec argv;
+	char *img = ud_asprintf("%s/images/%s", f->dir, SHA);
+	char *vol = ud_asprintf("--block:storage=%s/volumes/blog/storage.img",
+				f->dir);
+	char *drive = ud_asprintf("file=%s/volumes/blog/storage.img,if=none,"
+				  "id=v0,format=raw",
+				  f->dir);
+	char *drive1 = ud_asprintf("file=%s/volumes/blog/logs.img,if=none,"
+				   "id=v1,format=raw",
+				   f->dir);
+	const char *const hvt[] = { "@BIN/solo5-hvt", "--mem=48", vol, "--",
+				    "@IMG", NULL };
+	const char *const qemu[] = {
+		"@BIN/qemu-system-x86_64", "-kernel", "@IMG", "-m", "48",
+		"-nodefaults", "-no-user-config", "-display", "none", "-accel",
+		"tcg", "-serial", "stdio", "-qmp",
+		"unix:qmp-7.sock,server=on,wait=off", "-netdev",
+		"user,id=n0,hostfwd=tcp:127.0.0.1:40123-:8080", "-device",
+		"virtio-net-pci,netdev=n0", "-drive", drive, "-device",
+		"virtio-blk-pci,drive=v0,serial=storage", "-drive", drive1,
+		"-device", "virtio-blk-pci,drive=v1,serial=logs", NULL
+	};
+
+	assert_int_equal(solo5_fixture_write(img, FIX_HVT, &blk, 1), 0);
+	set_image(f, "hvt", ud_host_arch());
+	fake_program(f, "solo5-hvt");
+	/* Declared but not in run.block (a hand-made manifest). */
+	assert_int_equal(command(f, &argv), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(),
+			       "declares block device 'storage' but "
+			       "run.block has no volume"));
+	ud_strvec_free(&argv);
+	/* In run.block, with one the image does not declare. */
+	add_block(f, "logs", 8);
+	add_block(f, "storage", 64);
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, hvt);
+	ud_strvec_free(&argv);
+
+	assert_int_equal(ud_write_file_atomic(img, "#!/bin/sh\n", 10, 0644), 0);
+	set_image(f, "qemu", "x86_64");
+	fake_program(f, "qemu-system-x86_64");
+	ud_strvec_push(&f->m->run.env, "UNIDEPLOY_QEMU_ACCEL=tcg");
+	add_block(f, "storage", 64);
+	add_block(f, "logs", 8);
+	assert_int_equal(command(f, &argv), 0);
+	expect_argv(f, &argv, qemu);
+	ud_strvec_free(&argv);
+
+	set_image(f, "unix", ud_host_arch());
+	add_block(f, "storage", 64);
+	assert_int_equal(command(f, &argv), UD_EINVALID);
+	assert_non_null(strstr(ud_error_last(),
+			       "backend unix cannot attach volumes"));
+	ud_strvec_free(&argv);
+	free(img);
+	free(vol);
+	free(drive);
+	free(drive1);
+}
+
 /* hvt and firecracker need KVM: a host without it fails the sync-time
  * check with the device's name; spt and qemu do not. */
 static void test_kvm_check(void **state)
@@ -690,6 +767,7 @@ int main(void)
 		cmocka_unit_test(test_fill_args),
 		cmocka_unit_test_setup_teardown(test_xen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_initrd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_volumes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_firecracker, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_template_errors, setup,

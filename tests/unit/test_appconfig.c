@@ -174,6 +174,40 @@ static void initrd_fields(void **state)
 	ud_appconfig_free(c);
 }
 
+/* run.block in the order written; into a manifest and back, and
+ * copied deep. */
+static void block_fields(void **state)
+{
+	struct ud_appconfig *c = parse_case("block");
+	struct ud_run_spec run, copy;
+	json_t *j;
+
+	(void)state;
+	assert_int_equal(c->run.nblock, 2);
+	assert_string_equal(c->run.block[0].name, "storage");
+	assert_int_equal(c->run.block[0].size_mb, 64);
+	assert_string_equal(c->run.block[1].name, "log_2");
+	assert_int_equal(c->run.block[1].size_mb, 1048576);
+	assert_ptr_equal(ud_run_spec_block(&c->run, "log_2"),
+			 &c->run.block[1]);
+	assert_null(ud_run_spec_block(&c->run, "log"));
+	j = ud_run_spec_to_json(&c->run);
+	assert_int_equal(ud_run_spec_from_json(&run, j, "m", "run"), 0);
+	json_decref(j);
+	assert_int_equal(run.nblock, 2);
+	assert_string_equal(run.block[1].name, "log_2");
+	ud_run_spec_copy(&copy, &run);
+	ud_run_spec_free(&run);
+	assert_int_equal(copy.block[0].size_mb, 64);
+	assert_string_equal(copy.block[0].name, "storage");
+	ud_run_spec_free(&copy);
+	/* No volumes, no key: older agents refuse one they do not know. */
+	j = ud_run_spec_to_json(&(struct ud_run_spec){ .memory_mb = 64 });
+	assert_null(json_object_get(j, "block"));
+	json_decref(j);
+	ud_appconfig_free(c);
+}
+
 /* run and health go into manifests as JSON and must come back the same. */
 static void run_health_round_trip(void **state)
 {
@@ -230,6 +264,7 @@ int main(void)
 		cmocka_unit_test(minimal_defaults),
 		cmocka_unit_test(serial_keep_fields),
 		cmocka_unit_test(initrd_fields),
+		cmocka_unit_test(block_fields),
 		cmocka_unit_test(run_health_round_trip),
 		cmocka_unit_test(absent_objects_give_defaults),
 	};

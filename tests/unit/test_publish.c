@@ -24,6 +24,7 @@
 #include "release.h"
 #include "repo.h"
 #include "run.h"
+#include "solo5_fixture.h"
 
 /* libgit2 1.5 leaks PCRE2 match blocks in its config regex lookups, not
  * ours to free. Read by LeakSanitizer only. */
@@ -120,9 +121,22 @@ static void commit_deploy_json(struct fixture *f, const char *text)
 	assert_int_equal(git_index_write_tree(&tree_id, idx), 0);
 	assert_int_equal(git_tree_lookup(&tree, f->src, &tree_id), 0);
 	assert_int_equal(git_signature_now(&sig, "Ada", "ada@example.org"), 0);
-	assert_int_equal(git_commit_create(&f->commit, f->src, "HEAD", sig,
-					   sig, NULL, "Ship it", tree, 0, NULL),
-			 0);
+	{
+		/* A later commit of the same test has the last as parent. */
+		git_commit *parent = NULL;
+		git_oid head;
+		const git_commit *parents[1];
+		size_t n = 0;
+
+		if (git_reference_name_to_id(&head, f->src, "HEAD") == 0 &&
+		    git_commit_lookup(&parent, f->src, &head) == 0)
+			parents[n++] = parent;
+		assert_int_equal(git_commit_create(&f->commit, f->src, "HEAD",
+						   sig, sig, NULL, "Ship it",
+						   tree, n, parents),
+				 0);
+		git_commit_free(parent);
+	}
 	git_signature_free(sig);
 	git_tree_free(tree);
 	git_index_free(idx);
@@ -469,6 +483,118 @@ static void test_initrd(void **state)
 	ud_manifest_free(rb);
 }
 
+/* deploy.json building `target` from a copy of `src`. */
+static char *copy_json_run(const char *target, const char *src,
+			   const char *run)
+{
+	return ud_asprintf("{\"app\": \"hello\", \"build\": {\"command\": "
+			   "\"cp %s app.img\"}, \"images\": [{\"target\": "
+			   "\"%s\", \"path\": \"app.img\"}], \"run\": %s}",
+			   src, target, run);
+}
+
+static char *copy_json(const char *target, const char *src)
+{
+	return copy_json_run(target, src, "{}");
+}
+
+/* The publish refuses an image its target cannot run, before anything
+ * is stored: main does not move. */
+static void refused_run(struct fixture *f, const char *target,
+			const char *src, const char *run, const char *msg)
+{
+	struct ud_manifest *m = NULL;
+	git_oid before, after;
+	char *json = copy_json_run(target, src, run);
+	int n = 0;
+
+	ud_build_free(f->b);
+	f->b = NULL;
+	build_json(f, json, 1);
+	assert_int_equal(ud_deployrepo_head(f->r, &before), 0);
+	assert_int_equal(ud_publish_build(f->r, f->b, UD_COMP_NONE, &m),
+			 UD_EINVALID);
+	assert_null(m);
+	if (!strstr(ud_error_last(), msg))
+		fail_msg("'%s' lacks '%s'", ud_error_last(), msg);
+	assert_int_equal(ud_deployrepo_head(f->r, &after), 0);
+	assert_true(git_oid_equal(&before, &after));
+	assert_int_equal(ud_release_current(f->r, NULL, "hello", &n),
+			 UD_ENOTFOUND);
+	free(json);
+}
+
+static void refused(struct fixture *f, const char *target, const char *src,
+		    const char *msg)
+{
+	refused_run(f, target, src, "{}", msg);
+}
+
+static void test_check_images(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_manifest *m = NULL;
+	char *hvt = ud_asprintf("%s/app.hvt", f->dir);
+	char *spt = ud_asprintf("%s/app.spt", f->dir);
+	char *plain = ud_asprintf("%s/plain", f->dir);
+	char *json;
+	static const struct dev net = { "service0", UD_SOLO5_NET_BASIC };
+
+	assert_int_equal(solo5_fixture_write(hvt, FIX_HVT, &net, 1), 0);
+	assert_int_equal(solo5_fixture_write(spt, FIX_SPT, NULL, 0), 0);
+	assert_int_equal(ud_write_file_atomic(plain, "#!/bin/sh\n", 10, 0755),
+			 0);
+	refused(f, "hvt", plain, "app.img");
+	refused(f, "hvt", spt, "app.img");
+	refused(f, "unix", hvt, "app.img");
+	refused(f, "firecracker", hvt, "app.img");
+	/* A block device needs its volume in run.block. */
+	{
+		static const struct dev devs[] = {
+			{ "service0", UD_SOLO5_NET_BASIC },
+			{ "storage", UD_SOLO5_BLOCK_BASIC },
+		};
+		char *blk = ud_asprintf("%s/blk.spt", f->dir);
+
+		assert_int_equal(solo5_fixture_write(blk, FIX_SPT, devs, 2), 0);
+		refused_run(f, "spt", blk, "{}",
+			    "app.img: Solo5 block device 'storage' has no "
+			    "volume: add \"storage\": {\"size_mb\": N} to "
+			    "run.block in deploy.json");
+		refused_run(f, "spt", blk,
+			    "{\"block\": {\"other\": {\"size_mb\": 1}}}",
+			    "'storage' has no volume");
+		ud_build_free(f->b);
+		f->b = NULL;
+		json = copy_json_run("spt", blk, "{\"block\": {\"storage\": "
+						 "{\"size_mb\": 64}}}");
+		build_json(f, json, 1);
+		if (ud_publish_build(f->r, f->b, UD_COMP_NONE, &m) < 0)
+			fail_msg("publish: %s", ud_error_last());
+		assert_int_equal(m->release, 1);
+		assert_int_equal(m->run.nblock, 1);
+		assert_string_equal(m->run.block[0].name, "storage");
+		assert_int_equal(m->run.block[0].size_mb, 64);
+		ud_manifest_free(m);
+		m = NULL;
+		free(json);
+		free(blk);
+	}
+	/* The right one goes through. */
+	ud_build_free(f->b);
+	f->b = NULL;
+	json = copy_json("hvt", hvt);
+	build_json(f, json, 1);
+	if (ud_publish_build(f->r, f->b, UD_COMP_NONE, &m) < 0)
+		fail_msg("publish: %s", ud_error_last());
+	assert_int_equal(m->release, 2);
+	ud_manifest_free(m);
+	free(json);
+	free(hvt);
+	free(spt);
+	free(plain);
+}
+
 static void test_image_name(void **state)
 {
 	static const struct {
@@ -503,6 +629,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_arch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_initrd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_images, setup,
+						teardown),
 		cmocka_unit_test(test_image_name),
 	};
 	int rc;

@@ -19,175 +19,7 @@
 #include "errors.h"
 #include "solo5.h"
 
-#define ABI1 0x31494241u
-#define MFT1 0x3154464du
-#define RESERVED_FIRST (1u << 30)
-#define ENTRY 104
-
-struct dev {
-	const char *name;
-	uint32_t type;
-};
-
-/* A built image and where its parts are, for the corruption tests. */
-struct elf {
-	unsigned char b[16384];
-	size_t len;
-	size_t phoff, abi, mft; /* abi, mft: note offsets (0: none) */
-};
-
-enum layout {
-	SEGMENTS,     /* PT_NOTE per note, as Solo5's linker scripts */
-	ONE_SEGMENT,  /* a foreign note, then both Solo5 notes, in one */
-	SECTIONS,     /* no program headers: a relocatable manifest.o */
-};
-
-static void put16(unsigned char *p, uint16_t v)
-{
-	p[0] = v & 0xff;
-	p[1] = v >> 8;
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	put16(p, v & 0xffff);
-	put16(p + 2, v >> 16);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static size_t note_head(unsigned char *p, const char *name, uint32_t descsz,
-			uint32_t type)
-{
-	size_t namesz = strlen(name) + 1;
-
-	put32(p, (uint32_t)namesz);
-	put32(p + 4, descsz);
-	put32(p + 8, type);
-	memcpy(p + 12, name, namesz);
-	return 12 + ((namesz + 3) & ~(size_t)3);
-}
-
-static size_t note_abi(unsigned char *p, uint32_t target, uint32_t version)
-{
-	size_t n = note_head(p, "Solo5", 16, ABI1);
-
-	put32(p + n, target);
-	put32(p + n + 4, version);
-	return n + 16;
-}
-
-static size_t note_mft(unsigned char *p, const struct dev *devs, size_t ndevs)
-{
-	uint32_t entries = (uint32_t)ndevs + 1;
-	size_t n = note_head(p, "Solo5", 12 + entries * ENTRY, MFT1), i;
-	unsigned char *m = p + n + 4; /* struct mft, aligned to 8 */
-
-	put32(m, 1);
-	put32(m + 4, entries);
-	put32(m + 8 + 68, RESERVED_FIRST);
-	for (i = 0; i < ndevs; i++) {
-		unsigned char *e = m + 8 + (i + 1) * ENTRY;
-
-		memcpy(e, devs[i].name, strlen(devs[i].name) + 1);
-		put32(e + 68, devs[i].type);
-	}
-	return n + 12 + entries * ENTRY;
-}
-
-static void ehdr(struct elf *e, uint16_t phnum, uint64_t shoff,
-		 uint16_t shnum)
-{
-	memcpy(e->b, "\177ELF\2\1\1", 7);
-	put16(e->b + 16, shnum ? 1 : 2); /* ET_REL or ET_EXEC */
-	put16(e->b + 18, 62);            /* EM_X86_64 */
-	put32(e->b + 20, 1);
-	put64(e->b + 32, phnum ? 64 : 0);
-	put64(e->b + 40, shoff);
-	put16(e->b + 52, 64);
-	put16(e->b + 54, 56);
-	put16(e->b + 56, phnum);
-	put16(e->b + 58, 64);
-	put16(e->b + 60, shnum);
-}
-
-static void phdr(struct elf *e, int i, uint32_t type, size_t off, size_t size)
-{
-	unsigned char *ph = e->b + 64 + i * 56;
-
-	put32(ph, type);
-	put32(ph + 4, 4);
-	put64(ph + 8, off);
-	put64(ph + 32, size);
-	put64(ph + 40, size);
-	put64(ph + 48, 4);
-}
-
-static void shdr(struct elf *e, size_t shoff, int i, uint32_t type,
-		 size_t off, size_t size)
-{
-	unsigned char *sh = e->b + shoff + i * 64;
-
-	put32(sh + 4, type);
-	put64(sh + 24, off);
-	put64(sh + 32, size);
-	put64(sh + 48, 4);
-}
-
-/* abi_target 0: no ABI note; ndevs < 0: no manifest note. */
-static void build(struct elf *e, enum layout layout, uint32_t abi_target,
-		  const struct dev *devs, int ndevs)
-{
-	size_t pos = 64 + 3 * 56, abi_len = 0, mft_len = 0, gnu = 0;
-
-	memset(e, 0, sizeof(*e));
-	if (layout == SECTIONS)
-		pos = 64;
-	if (layout == ONE_SEGMENT) {
-		gnu = pos;
-		pos += note_head(e->b + pos, "GNU", 4, 1) + 4;
-	}
-	if (abi_target) {
-		e->abi = pos;
-		abi_len = note_abi(e->b + pos, abi_target, 2);
-		pos += abi_len;
-	}
-	if (ndevs >= 0) {
-		e->mft = pos;
-		mft_len = note_mft(e->b + pos, devs, (size_t)ndevs);
-		pos += mft_len;
-	}
-	pos = (pos + 7) & ~(size_t)7;
-	switch (layout) {
-	case SEGMENTS:
-		ehdr(e, 3, 0, 0);
-		phdr(e, 0, 1, 0, 64); /* PT_LOAD */
-		if (abi_target)
-			phdr(e, 1, 4, e->abi, abi_len);
-		if (ndevs >= 0)
-			phdr(e, 2, 4, e->mft, mft_len);
-		break;
-	case ONE_SEGMENT:
-		ehdr(e, 3, 0, 0);
-		phdr(e, 0, 1, 0, 64);
-		phdr(e, 1, 4, gnu, pos - gnu);
-		break;
-	case SECTIONS:
-		ehdr(e, 0, pos, 3);
-		if (abi_target)
-			shdr(e, pos, 1, 7, e->abi, abi_len);
-		if (ndevs >= 0)
-			shdr(e, pos, 2, 7, e->mft, mft_len);
-		pos += 3 * 64;
-		break;
-	}
-	e->phoff = 64;
-	e->len = pos;
-}
+#include "solo5_fixture.h"
 
 static const struct dev net = { "service0", UD_SOLO5_NET_BASIC };
 static const struct dev two[] = {
@@ -213,7 +45,7 @@ static void every_abi_target(void **state)
 
 	(void)state;
 	for (t = 1; t <= 6; t++) {
-		build(&e, SEGMENTS, t, NULL, 0);
+		elf_build(&e, SEGMENTS, t, NULL, 0);
 		read_ok(&img, &e);
 		assert_true(img.is_elf);
 		assert_true(img.is_solo5);
@@ -233,13 +65,13 @@ static void devices(void **state)
 
 	(void)state;
 	for (i = 0; i < 3; i++) {
-		build(&e, layouts[i], 1, NULL, 0);
+		elf_build(&e, layouts[i], 1, NULL, 0);
 		read_ok(&img, &e);
 		assert_string_equal(img.abi_target, "hvt");
 		assert_int_equal(img.ndevices, 0);
 		ud_solo5_image_free(&img);
 
-		build(&e, layouts[i], 2, &net, 1);
+		elf_build(&e, layouts[i], 2, &net, 1);
 		read_ok(&img, &e);
 		assert_string_equal(img.abi_target, "spt");
 		assert_int_equal(img.ndevices, 1);
@@ -247,7 +79,7 @@ static void devices(void **state)
 		assert_int_equal(img.devices[0].type, UD_SOLO5_NET_BASIC);
 		ud_solo5_image_free(&img);
 
-		build(&e, layouts[i], 3, two, 2);
+		elf_build(&e, layouts[i], 3, two, 2);
 		read_ok(&img, &e);
 		assert_int_equal(img.ndevices, 2);
 		assert_string_equal(img.devices[0].name, "service0");
@@ -271,7 +103,7 @@ static void longest_name_and_max_entries(void **state)
 	name[67] = '\0';
 	for (i = 0; i < 63; i++)
 		devs[i] = (struct dev){ name, UD_SOLO5_BLOCK_BASIC };
-	build(&e, SEGMENTS, 1, devs, 63);
+	elf_build(&e, SEGMENTS, 1, devs, 63);
 	read_ok(&img, &e);
 	assert_int_equal(img.ndevices, 63);
 	assert_string_equal(img.devices[62].name, name);
@@ -284,7 +116,7 @@ static void manifest_without_abi_note(void **state)
 	struct elf e;
 
 	(void)state;
-	build(&e, SECTIONS, 0, &net, 1);
+	elf_build(&e, SECTIONS, 0, &net, 1);
 	read_ok(&img, &e);
 	assert_true(img.is_elf);
 	assert_false(img.is_solo5);
@@ -315,12 +147,12 @@ static void not_solo5(void **state)
 	assert_false(img.is_solo5);
 
 	/* An ELF64 with no notes, and one with only foreign notes. */
-	build(&e, SEGMENTS, 0, NULL, -1);
+	elf_build(&e, SEGMENTS, 0, NULL, -1);
 	read_ok(&img, &e);
 	assert_true(img.is_elf);
 	assert_false(img.is_solo5);
 	assert_int_equal(img.ndevices, 0);
-	build(&e, ONE_SEGMENT, 0, NULL, -1);
+	elf_build(&e, ONE_SEGMENT, 0, NULL, -1);
 	read_ok(&img, &e);
 	assert_false(img.is_solo5);
 }
@@ -518,7 +350,7 @@ static void malformed(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int err;
 
-		build(&e, SEGMENTS, 1, two, 2);
+		elf_build(&e, SEGMENTS, 1, two, 2);
 		bad[i].corrupt(&e);
 		ud_error_clear();
 		err = ud_solo5_read_mem(&img, e.b, e.len);
@@ -549,7 +381,7 @@ static void never_crashes(void **state)
 	size_t i, v;
 
 	(void)state;
-	build(&e, SEGMENTS, 1, two, 2);
+	elf_build(&e, SEGMENTS, 1, two, 2);
 	for (i = 0; i <= e.len; i++) {
 		unsigned char *copy = ud_malloc(i ? i : 1);
 		int err;
@@ -588,7 +420,7 @@ static void read_file(void **state)
 	empty = ud_asprintf("%s/empty", dir);
 	missing = ud_asprintf("%s/missing", dir);
 
-	build(&e, SEGMENTS, 1, two, 2);
+	elf_build(&e, SEGMENTS, 1, two, 2);
 	assert_int_equal(ud_write_file_atomic(path, e.b, e.len, 0644), 0);
 	assert_int_equal(ud_solo5_read_file(&img, path), 0);
 	assert_string_equal(img.abi_target, "hvt");
@@ -713,7 +545,7 @@ static void check_target(void **state)
 							   10),
 					 0);
 		} else {
-			build(&e, SEGMENTS, t, &net, t ? 1 : -1);
+			elf_build(&e, SEGMENTS, t, &net, t ? 1 : -1);
 			read_ok(&img, &e);
 		}
 		ud_error_clear();
