@@ -157,6 +157,8 @@ struct agent {
 	json_t *status;       /* "apps" object of the last snapshot */
 	json_t *last_sync;    /* reply of the last finished sync */
 	struct ud_strvec demand; /* summoned apps with waiting connections */
+	struct ud_strvec retry;  /* apps whose failed release the next sync
+				    boots again ("*": every app) */
 	int stopping;
 	int connections;      /* control connections being served */
 	struct boot_job *booted; /* finished boot jobs, newest first */

@@ -142,8 +142,9 @@ static void app_fail(struct agent *a, struct app *app, int release,
 		     const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Record why `release` does not serve. Polls will not retry it; an
- * explicit sync or a newer release will. */
+/* Record why `release` does not serve. No sync boots it again here but
+ * one asked to retry it (deploy signal --retry); a newer release (a
+ * rollback too) is another release. */
 static void app_fail(struct agent *a, struct app *app, int release,
 		     const char *fmt, ...)
 {
@@ -493,9 +494,21 @@ done:
 	return err;
 }
 
+static int retry_wanted(const struct ud_strvec *retry, const char *app)
+{
+	size_t i;
+
+	for (i = 0; i < retry->n; i++)
+		if (!strcmp(retry->v[i], "*") || !strcmp(retry->v[i], app))
+			return 1;
+	return 0;
+}
+
+/* retry: an explicit `deploy signal --retry` names this app: boot its
+ * failed release again. Nothing else does, but a newer release. */
 static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		     const git_oid *head, const struct ud_placement *p,
-		     const char *arch, int forced)
+		     const char *arch, int retry)
 {
 	struct app *app;
 	struct ud_manifest *m = NULL;
@@ -528,7 +541,7 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	}
 	app->desired = desired;
 
-	if (app->failed_release == desired && !forced) {
+	if (app->failed_release == desired && !retry) {
 		app->status = APP_FAILED;
 		goto done;
 	}
@@ -701,7 +714,7 @@ static void collect_images(struct agent *a)
 		closedir(d);
 }
 
-static json_t *sync_all(struct agent *a, int forced)
+static json_t *sync_all(struct agent *a, const struct ud_strvec *retry)
 {
 	struct ud_deployrepo *repo = NULL;
 	struct ud_fleet *fleet = NULL;
@@ -745,7 +758,7 @@ static json_t *sync_all(struct agent *a, int forced)
 	for (i = 0; i < fleet->napps && !agent_stopping(a); i++)
 		if (placed_here(&fleet->apps[i], a->conf->host))
 			sync_app(a, repo, &head, &fleet->apps[i], arch,
-				 forced);
+				 retry_wanted(retry, fleet->apps[i].app));
 	if (!agent_stopping(a))
 		collect_images(a);
 done:
@@ -805,6 +818,7 @@ void *agent_reconcile_main(void *arg)
 		ud_log_error("dns: %s", ud_error_last());
 	for (;;) {
 		struct ud_strvec demand = UD_STRVEC_INIT;
+		struct ud_strvec retry = UD_STRVEC_INIT;
 		unsigned long seq;
 		int forced, due, busy = anything_running(a);
 		size_t i;
@@ -831,13 +845,17 @@ void *agent_reconcile_main(void *arg)
 		due = forced || ud_now_ms() >= next_poll;
 		demand = a->demand;
 		ud_strvec_init(&a->demand);
+		if (due) {
+			retry = a->retry;
+			ud_strvec_init(&a->retry);
+		}
 		pthread_mutex_unlock(&a->lock);
 
 		/* Ready instances first: held connections are waiting. */
 		supervise_booted(a);
 		if (due) {
 			long long t0 = ud_now_ms();
-			json_t *reply = sync_all(a, forced);
+			json_t *reply = sync_all(a, &retry);
 
 			ud_log_debug("sync done in %lld ms",
 				     ud_now_ms() - t0);
@@ -858,6 +876,7 @@ void *agent_reconcile_main(void *arg)
 				supervise_demand(a, app);
 		}
 		ud_strvec_free(&demand);
+		ud_strvec_free(&retry);
 		if (!agent_stopping(a))
 			supervise_tick(a);
 	}

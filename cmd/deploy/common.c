@@ -239,6 +239,7 @@ static enum verdict judge(const struct ud_host_reply *h, json_t *a, int want)
 }
 
 void (*cli_host_hook)(const char *host, const char *line, int failed);
+int cli_signal_retry;
 
 /* One line per host (SPEC §4: release, state, time taken); an SSH
  * failure reads "edge2: unreachable: deploy@10.0.0.3:22: host key for
@@ -341,7 +342,8 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 	}
 	if (!want && ud_release_current(r, NULL, app, &want) < 0)
 		ud_error_clear();
-	ud_notify_hosts_ex(&replies, f, &p->hosts, "sync", app,
+	ud_notify_hosts_ex(&replies, f, &p->hosts,
+			   cli_signal_retry ? "sync --retry" : "sync", app,
 			   CLI_SYNC_TIMEOUT_MS, ssh);
 	if (json)
 		all = json_object();
