@@ -96,6 +96,7 @@ struct ud_manifest *ud_manifest_dup(const struct ud_manifest *m)
 	d->rollback_of = m->rollback_of;
 	d->run.port = m->run.port;
 	d->run.memory_mb = m->run.memory_mb;
+	d->run.restart = m->run.restart;
 	strvec_copy(&d->run.args, &m->run.args);
 	strvec_copy(&d->run.env, &m->run.env);
 	d->health = m->health;
