@@ -109,6 +109,17 @@ static void print_summon(const json_t *o)
 	putchar('\n');
 }
 
+/* The end of the failed instance's console, under the app's line. */
+static void print_log_tail(const json_t *o)
+{
+	const json_t *lines = json_object_get(o, "log_tail"), *l;
+	size_t i;
+
+	json_array_foreach(lines, i, l)
+		if (json_is_string(l))
+			printf("  | %s\n", json_string_value(l));
+}
+
 static void print_app(const char *name, const json_t *o)
 {
 	const char *state = json_string_value(json_object_get(o, "state"));
@@ -136,6 +147,7 @@ static void print_app(const char *name, const json_t *o)
 			printf(" (still serving release %lld)",
 			       json_integer_value(rel));
 		putchar('\n');
+		print_log_tail(o);
 		return;
 	}
 	if (!json_is_integer(rel) && !json_is_integer(des)) {
@@ -147,6 +159,8 @@ static void print_app(const char *name, const json_t *o)
 	if (error)
 		printf(": %s", error);
 	putchar('\n');
+	if (error)
+		print_log_tail(o);
 	print_summon(o);
 }
 

@@ -57,6 +57,7 @@ static const char *status_name(enum app_status s)
 	case APP_RUNNING: return "running";
 	case APP_SUMMONABLE: return "summonable";
 	case APP_FAILED: return "failed";
+	case APP_EXITED: return "exited";
 	case APP_IDLE: break;
 	}
 	return "idle";
@@ -95,6 +96,15 @@ json_t *app_status_json(const struct app *app)
 		      "error", app->error ? json_string(app->error) :
 					   json_null(),
 		      "ms", (json_int_t)app->ms);
+	/* The end of the failed instance's console: why, in its words. */
+	{
+		json_t *lines = json_array();
+
+		for (i = 0; i < app->log_tail.n; i++)
+			json_array_append_new(lines,
+					      json_string(app->log_tail.v[i]));
+		json_object_set_new(o, "log_tail", lines);
+	}
 	/* Beyond SPEC §4's keys: what summoning costs and does. The
 	 * control socket adds the live "connections" and "waiting". */
 	for (i = 0; i < app->ninst; i++)
@@ -291,6 +301,43 @@ static size_t count_release(const struct app *app, int release)
 		if (app->inst[i]->release == release)
 			n++;
 	return n;
+}
+
+/* Remove the instances run.restart left exited; 1 if there were any. */
+static int forget_exited(struct app *app)
+{
+	size_t i;
+	int any = 0;
+
+	for (i = app->ninst; i-- > 0;)
+		if (app->inst[i]->exited && app->inst[i]->pid <= 0) {
+			app_inst_remove(app, app->inst[i]);
+			any = 1;
+		}
+	return any;
+}
+
+/* Every instance of the serving release exited for good (and there is
+ * one). */
+static int all_exited(const struct app *app)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < app->ninst; i++) {
+		if (app->inst[i]->release != app->release)
+			continue;
+		if (!app->inst[i]->exited)
+			return 0;
+		n++;
+	}
+	return n > 0;
+}
+
+/* A new attempt: the console of an earlier failure says nothing of it. */
+static void app_forget_tail(struct app *app)
+{
+	ud_strvec_free(&app->log_tail);
+	ud_strvec_init(&app->log_tail);
 }
 
 /*
@@ -545,6 +592,11 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		app->status = APP_FAILED;
 		goto done;
 	}
+	/* Asked to retry: instances run.restart left exited start again. */
+	if (retry && forget_exited(app)) {
+		app_set_error(app, NULL);
+		agent_save(a);
+	}
 	if (app->release == desired) {
 		if (app->manifest && app->image[0] &&
 		    (summon || count_release(app, desired) == want) &&
@@ -556,10 +608,12 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 					 ud_error_last());
 				goto done;
 			}
-			app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
+			app->status = summon ? APP_SUMMONABLE :
+				all_exited(app) ? APP_EXITED : APP_RUNNING;
 			goto done;
 		}
 		app->status = APP_STARTING;
+		app_forget_tail(app);
 		agent_publish(a);
 		if (fill(a, repo, head, app, arch, want) < 0) {
 			app_fail(a, app, desired, "%s", ud_error_last());
@@ -567,11 +621,13 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		}
 		app_set_error(app, NULL);
 		app->failed_release = 0;
-		app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
+		app->status = summon ? APP_SUMMONABLE :
+			all_exited(app) ? APP_EXITED : APP_RUNNING;
 		goto done;
 	}
 
 	app->status = APP_STARTING;
+	app_forget_tail(app);
 	agent_publish(a);
 	if (prepare(a, repo, head, app, arch, desired, &m, &img) < 0) {
 		app_fail(a, app, desired, "%s", ud_error_last());

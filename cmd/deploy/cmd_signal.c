@@ -67,6 +67,7 @@ static int print_host(struct ud_deployrepo *r, const struct ud_fleet *f,
 			printf("-----> %s: %s v%d failed: %s\n", h->host,
 			       p->app, desired,
 			       error ? error : state ? state : "failed");
+			cli_print_log_tail(a);
 			failed = 1;
 		} else if (!json_is_integer(rel)) {
 			printf("-----> %s: %s %s\n", h->host, p->app,

@@ -297,11 +297,26 @@ static void print_host(const struct ud_host_reply *h, json_t *a,
 		break;
 	}
 	printf("-----> %s\n", line.ptr);
+	if (v == V_FAILED || v == V_UNREACHABLE)
+		cli_print_log_tail(a);
 	if (cli_host_hook)
 		cli_host_hook(h->host, line.ptr,
 			      v == V_FAILED || v == V_SYNC_FAILED ||
 				      v == V_UNREACHABLE);
 	ud_buf_free(&line);
+}
+
+void cli_print_log_tail(const json_t *a)
+{
+	const json_t *lines = json_object_get(a, "log_tail"), *l;
+	size_t i;
+
+	if (!json_array_size(lines))
+		return;
+	printf("       the instance's console ended with:\n");
+	json_array_foreach(lines, i, l)
+		if (json_is_string(l))
+			printf("       | %s\n", json_string_value(l));
 }
 
 /* "edge1, edge2" for the hosts that failed. */
