@@ -150,11 +150,15 @@ void supervise_stop_all(struct agent *a)
 
 	for (i = 0; i < a->st.napps; i++) {
 		struct app *app = a->st.apps[i];
+		size_t j;
 
 		if (app->listen)
 			proxy_unlisten(a->proxy, app->name);
-		while (app->ninst > 0)
-			supervise_stop(a, app, app->inst[0]);
+		/* Those that exited for good stay recorded as such: the
+		 * agent's restart must not start them again. */
+		for (j = app->ninst; j-- > 0;)
+			if (!app->inst[j]->exited || app->inst[j]->pid > 0)
+				supervise_stop(a, app, app->inst[j]);
 	}
 	agent_save(a);
 }
