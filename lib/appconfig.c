@@ -4,6 +4,7 @@
 #include "names.h"
 
 #include <regex.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +165,7 @@ void ud_run_spec_copy(struct ud_run_spec *dst, const struct ud_run_spec *src)
 	run_spec_defaults(dst);
 	dst->port = src->port;
 	dst->memory_mb = src->memory_mb;
+	dst->restart = src->restart;
 	for (i = 0; i < src->args.n; i++)
 		ud_strvec_push(&dst->args, src->args.v[i]);
 	for (i = 0; i < src->env.n; i++)
@@ -181,8 +183,11 @@ int ud_run_spec_from_json(struct ud_run_spec *out, const json_t *obj,
 			  const char *name, const char *where)
 {
 	static const char *const keys[] = {
-		"port", "memory_mb", "args", "env", "block", NULL
+		"port", "memory_mb", "args", "env", "block", "restart", NULL
 	};
+	static const char *const restarts[] = { "always", "on-failure",
+						"never", NULL };
+	const char *restart = NULL;
 	char *args_path = subpath(where, "args");
 	long long n;
 	json_t *args;
@@ -206,6 +211,23 @@ int ud_run_spec_from_json(struct ud_run_spec *out, const json_t *obj,
 				   1048576, &n)) < 0)
 		goto done;
 	out->memory_mb = (int)n;
+	if ((err = ud_json_get_str(obj, "restart", name, where, 0,
+				   &restart)) < 0)
+		goto done;
+	for (i = 0; restart && restarts[i]; i++)
+		if (!strcmp(restart, restarts[i]))
+			break;
+	if (restart && !restarts[i]) {
+		char *path = subpath(where, "restart");
+
+		err = ud_error_set(UD_EINVALID,
+				   "%s: %s: must be 'always', 'on-failure' "
+				   "or 'never'",
+				   name, path);
+		free(path);
+		goto done;
+	}
+	out->restart = restart ? (enum ud_restart)i : UD_RESTART_ALWAYS;
 	if ((args = json_object_get(obj, "args"))) {
 		json_t *a;
 
@@ -256,7 +278,36 @@ json_t *ud_run_spec_to_json(const struct ud_run_spec *r)
 						      r->block[i].size_mb));
 		json_object_set_new(o, "block", b);
 	}
+	/* Only when set: a manifest without it reads as "always", also to
+	 * agents that predate it. */
+	if (r->restart != UD_RESTART_ALWAYS)
+		json_object_set_new(o, "restart",
+				    json_string(ud_restart_name(r->restart)));
 	return o;
+}
+
+const char *ud_restart_name(enum ud_restart r)
+{
+	switch (r) {
+	case UD_RESTART_ON_FAILURE: return "on-failure";
+	case UD_RESTART_NEVER: return "never";
+	case UD_RESTART_ALWAYS: break;
+	}
+	return "always";
+}
+
+int ud_restart_wanted(enum ud_restart r, int wstatus)
+{
+	switch (r) {
+	case UD_RESTART_NEVER:
+		return 0;
+	case UD_RESTART_ON_FAILURE:
+		return wstatus == -1 || !WIFEXITED(wstatus) ||
+		       WEXITSTATUS(wstatus) != 0;
+	case UD_RESTART_ALWAYS:
+		break;
+	}
+	return 1;
 }
 
 void ud_run_spec_free(struct ud_run_spec *r)

@@ -26,8 +26,17 @@ struct ud_block_spec {
 	int size_mb; /* 1..1048576 */
 };
 
+/* run.restart: when the agent starts a boot-mode instance again after
+ * it exited on its own. */
+enum ud_restart {
+	UD_RESTART_ALWAYS,     /* default */
+	UD_RESTART_ON_FAILURE, /* a non-zero exit or a signal */
+	UD_RESTART_NEVER,
+};
+
 struct ud_run_spec {
 	int port;              /* 0: none */
+	enum ud_restart restart;
 	int memory_mb;         /* default 64 */
 	struct ud_strvec args; /* extra argv */
 	struct ud_strvec env;  /* NAME=value */
@@ -63,6 +72,11 @@ int ud_target_takes_initrd(const char *target);
 int ud_run_spec_from_json(struct ud_run_spec *out, const json_t *obj,
 			  const char *name, const char *where);
 json_t *ud_run_spec_to_json(const struct ud_run_spec *r);
+/* "always", "on-failure", "never". */
+const char *ud_restart_name(enum ud_restart r);
+/* Does policy r restart an instance that ended with waitpid status
+ * wstatus (-1: unknown, an adopted process: counts as a failure)? */
+int ud_restart_wanted(enum ud_restart r, int wstatus);
 void ud_run_spec_free(struct ud_run_spec *r);
 /* Deep copy into dst (uninitialised). */
 void ud_run_spec_copy(struct ud_run_spec *dst, const struct ud_run_spec *src);

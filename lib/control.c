@@ -31,9 +31,13 @@ static void name_the_agent(const char *addr)
 static char *request_line(const char *cmd, const char *app)
 {
 	json_t *req = json_object();
-	char *text, *line;
+	size_t vlen = strcspn(cmd, " ");
+	char *text, *line, *verb = ud_strndup(cmd, vlen);
 
-	json_object_set_new(req, "cmd", json_string(cmd));
+	json_object_set_new(req, "cmd", json_string(verb));
+	free(verb);
+	if (!strcmp(cmd + vlen, " --retry"))
+		json_object_set_new(req, "retry", json_true());
 	if (app)
 		json_object_set_new(req, "app", json_string(app));
 	text = json_dumps(req, JSON_COMPACT);

@@ -4,6 +4,8 @@
  *
  * One JSON object per line each way. Requests:
  *   {"cmd": "sync"}  or  {"cmd": "status"}     optional "app": "<name>"
+ *   a sync may add "retry": true: boot again the release that failed here
+ *   (of "app", or of every app without one); other syncs leave it alone.
  * A sync is answered when it is done. Replies:
  *   {"ok": true, "host": "edge1", "apps": {"<app>": {
  *       "desired": n|null,   release current in the deployment repository
@@ -20,8 +22,10 @@
 #include <jansson.h>
 
 /* Send one request to the agent at addr ("unix:PATH") and wait up to
- * timeout_ms for its reply. app may be NULL. UD_ETIMEOUT, UD_ERROR (cannot
- * connect: the message names the socket), UD_EINVALID (bad reply). A reply
+ * timeout_ms for its reply. cmd is the agent CLI's verb, "sync --retry"
+ * included (sent as "retry": true). app may be NULL. UD_ETIMEOUT,
+ * UD_ERROR (cannot connect: the message names the socket), UD_EINVALID
+ * (bad reply). A reply
  * with "ok": false is returned as is (0). */
 int ud_control_call(json_t **reply, const char *addr, const char *cmd,
 		    const char *app, int timeout_ms);

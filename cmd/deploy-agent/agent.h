@@ -64,6 +64,8 @@ struct instance {
 	uint32_t addr; /* its own address on the host network; 0: none, it
 			  answers on 127.0.0.1 */
 	char *log;
+	int exited;   /* ended on its own and run.restart says not to start
+			 it again: kept (pid 0) so that no sync refills it */
 	/* Not persisted: */
 	int child;           /* spawned by this process: reap with waitpid */
 	int wstatus;         /* waitpid status once reaped, for messages */
@@ -82,6 +84,7 @@ enum app_status {
 	APP_RUNNING,
 	APP_SUMMONABLE,
 	APP_FAILED,
+	APP_EXITED,     /* its instances ended and run.restart keeps them so */
 };
 
 struct app {
@@ -89,6 +92,8 @@ struct app {
 	int release;        /* the release this host serves; 0: none */
 	int failed_release; /* desired release that failed; 0: none */
 	char *error;        /* why the desired release does not serve */
+	struct ud_strvec log_tail; /* the end of the console of the instance
+				      that failed, for the pusher */
 	char *listen;       /* address the proxy listens on for it; NULL */
 	struct instance **inst;
 	size_t ninst, ainst;
@@ -130,8 +135,13 @@ int state_from_json(struct agent_state *st, const json_t *root,
 struct app *state_app(struct agent_state *st, const char *name);
 struct app *state_app_add(struct agent_state *st, const char *name);
 void state_app_remove(struct agent_state *st, struct app *app);
+/* Set (fmt NULL: clear) the app's error; clearing forgets the console
+ * tail too. */
 void app_set_error(struct app *app, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Keep the last lines of the console log at path as the app's log_tail
+ * (replacing the previous ones). */
+void app_set_log_tail(struct app *app, const char *path);
 struct instance *app_inst_add(struct app *app, int id);
 void app_inst_remove(struct app *app, struct instance *in);
 void placement_copy(struct ud_placement *dst, const struct ud_placement *src);
@@ -157,6 +167,8 @@ struct agent {
 	json_t *status;       /* "apps" object of the last snapshot */
 	json_t *last_sync;    /* reply of the last finished sync */
 	struct ud_strvec demand; /* summoned apps with waiting connections */
+	struct ud_strvec retry;  /* apps whose failed release the next sync
+				    boots again ("*": every app) */
 	int stopping;
 	int connections;      /* control connections being served */
 	struct boot_job *booted; /* finished boot jobs, newest first */

@@ -130,12 +130,16 @@ static json_t *do_status(struct agent *a)
 			 "apps", apps);
 }
 
-static json_t *do_sync(struct agent *a)
+/* With retry, the sync this request waits for (the next to start) boots
+ * the app's failed release again; any other sync leaves it alone. */
+static json_t *do_sync(struct agent *a, const char *app, int retry)
 {
 	unsigned long mine;
 	json_t *r = NULL;
 
 	pthread_mutex_lock(&a->lock);
+	if (retry)
+		ud_strvec_push(&a->retry, app ? app : "*");
 	mine = ++a->req_seq;
 	pthread_cond_signal(&a->wake);
 	while (!a->stopping && a->done_seq < mine)
@@ -151,6 +155,7 @@ static json_t *answer(struct agent *a, const char *line, size_t len)
 	json_error_t jerr;
 	json_t *req = json_loadb(line, len, 0, &jerr), *r = NULL, *v;
 	const char *cmd, *app = NULL;
+	int retry = 0;
 
 	if (!req || !json_is_object(req)) {
 		r = failure("bad request: %s",
@@ -168,10 +173,18 @@ static json_t *answer(struct agent *a, const char *line, size_t len)
 			goto done;
 		}
 	}
+	if ((v = json_object_get(req, "retry")) && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			r = failure("%s", "bad request: retry must be a "
+				    "boolean");
+			goto done;
+		}
+		retry = json_is_true(v);
+	}
 	if (cmd && !strcmp(cmd, "status"))
 		r = only_app(a, do_status(a), app);
 	else if (cmd && !strcmp(cmd, "sync"))
-		r = only_app(a, do_sync(a), app);
+		r = only_app(a, do_sync(a, app, retry), app);
 	else
 		r = failure("unknown command '%s' (sync, status)",
 			    cmd ? cmd : "");

@@ -2,7 +2,7 @@
  * deploy-agent: the host side of unideploy (SPEC §5).
  *
  *   deploy-agent [--config FILE] [-v] run          the daemon
- *   deploy-agent [--config FILE] sync [--json] [APP]
+ *   deploy-agent [--config FILE] sync [--json] [--retry] [APP]
  *   deploy-agent [--config FILE] status [--json] [APP]
  *   deploy-agent [--config FILE] check             validate the config
  *   deploy-agent [--config FILE] ssh-command       forced SSH command
@@ -42,7 +42,9 @@
 static const char usage_text[] =
 	"usage: deploy-agent [--config FILE] [-v] COMMAND\n"
 	"  run                      the daemon (foreground, logs to stderr)\n"
-	"  sync [--json] [APP]      ask the daemon to sync now, print the outcome\n"
+	"  sync [--json] [--retry] [APP]\n"
+	"                           ask the daemon to sync now, print the outcome\n"
+	"                           (--retry: boot again a release that failed)\n"
 	"  status [--json] [APP]    what runs here\n"
 	"  check                    validate the configuration\n"
 	"  ssh-command              forced command: runs $SSH_ORIGINAL_COMMAND\n"
@@ -107,6 +109,17 @@ static void print_summon(const json_t *o)
 	putchar('\n');
 }
 
+/* The end of the failed instance's console, under the app's line. */
+static void print_log_tail(const json_t *o)
+{
+	const json_t *lines = json_object_get(o, "log_tail"), *l;
+	size_t i;
+
+	json_array_foreach(lines, i, l)
+		if (json_is_string(l))
+			printf("  | %s\n", json_string_value(l));
+}
+
 static void print_app(const char *name, const json_t *o)
 {
 	const char *state = json_string_value(json_object_get(o, "state"));
@@ -134,6 +147,7 @@ static void print_app(const char *name, const json_t *o)
 			printf(" (still serving release %lld)",
 			       json_integer_value(rel));
 		putchar('\n');
+		print_log_tail(o);
 		return;
 	}
 	if (!json_is_integer(rel) && !json_is_integer(des)) {
@@ -145,6 +159,8 @@ static void print_app(const char *name, const json_t *o)
 	if (error)
 		printf(": %s", error);
 	putchar('\n');
+	if (error)
+		print_log_tail(o);
 	print_summon(o);
 }
 
@@ -156,8 +172,8 @@ static int query(const struct ud_agentconf *conf, const char *cmd,
 	int err, failed = 0;
 
 	err = ud_control_call(&reply, conf->control, cmd, app,
-			      !strcmp(cmd, "sync") ? SYNC_TIMEOUT_MS :
-						     STATUS_TIMEOUT_MS);
+			      strncmp(cmd, "sync", 4) ? STATUS_TIMEOUT_MS :
+							SYNC_TIMEOUT_MS);
 	if (err < 0)
 		return die(err, cmd);
 	if (json) {
@@ -193,11 +209,13 @@ static int cmd_query(const char *config, const char *cmd, int argc,
 {
 	struct ud_agentconf *conf = NULL;
 	const char *app = NULL;
-	int i, json = 0, rc;
+	int i, json = 0, retry = 0, rc;
 
 	for (i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = 1;
+		else if (!strcmp(argv[i], "--retry") && !strcmp(cmd, "sync"))
+			retry = 1;
 		else if (argv[i][0] == '-')
 			return usage("unknown option");
 		else if (!app)
@@ -209,7 +227,7 @@ static int cmd_query(const char *config, const char *cmd, int argc,
 		return die(rc, cmd);
 	if ((rc = load_conf(&conf, config)) != 0)
 		return rc;
-	rc = query(conf, cmd, app, json);
+	rc = query(conf, retry ? "sync --retry" : cmd, app, json);
 	ud_agentconf_free(conf);
 	return rc;
 }
@@ -260,7 +278,7 @@ static int cmd_ssh(const char *config)
 	const char *orig = getenv("SSH_ORIGINAL_COMMAND");
 	struct ud_agentconf *conf = NULL;
 	char *copy, *word, *save = NULL, *verb = NULL, *app = NULL;
-	int json = 0, bad = 0, first = 1, rc;
+	int json = 0, retry = 0, bad = 0, first = 1, rc;
 	const char *p;
 
 	if (!orig)
@@ -285,6 +303,9 @@ static int cmd_ssh(const char *config)
 			verb = word;
 		} else if (!strcmp(word, "--json") && !json) {
 			json = 1;
+		} else if (!strcmp(word, "--retry") && !retry &&
+			   !strcmp(verb, "sync")) {
+			retry = 1;
 		} else if (!strcmp(verb, "sync") && !app && word[0] != '-') {
 			app = word;
 		} else {
@@ -301,7 +322,7 @@ static int cmd_ssh(const char *config)
 		return 1;
 	}
 	if ((rc = load_conf(&conf, config)) == 0) {
-		rc = query(conf, verb, app, json);
+		rc = query(conf, retry ? "sync --retry" : verb, app, json);
 		ud_agentconf_free(conf);
 	}
 	free(copy);
@@ -482,6 +503,7 @@ static int cmd_run(const char *config, int verbose)
 	state_init(&a.st);
 	ud_strvec_init(&a.verified);
 	ud_strvec_init(&a.demand);
+	ud_strvec_init(&a.retry);
 	pthread_mutex_init(&a.lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -618,6 +640,7 @@ done:
 	state_free(&a.st);
 	ud_strvec_free(&a.verified);
 	ud_strvec_free(&a.demand);
+	ud_strvec_free(&a.retry);
 	free(a.state_path);
 	free(a.images_dir);
 	free(a.mirror_path);

@@ -57,6 +57,7 @@ static const char *status_name(enum app_status s)
 	case APP_RUNNING: return "running";
 	case APP_SUMMONABLE: return "summonable";
 	case APP_FAILED: return "failed";
+	case APP_EXITED: return "exited";
 	case APP_IDLE: break;
 	}
 	return "idle";
@@ -95,6 +96,15 @@ json_t *app_status_json(const struct app *app)
 		      "error", app->error ? json_string(app->error) :
 					   json_null(),
 		      "ms", (json_int_t)app->ms);
+	/* The end of the failed instance's console: why, in its words. */
+	{
+		json_t *lines = json_array();
+
+		for (i = 0; i < app->log_tail.n; i++)
+			json_array_append_new(lines,
+					      json_string(app->log_tail.v[i]));
+		json_object_set_new(o, "log_tail", lines);
+	}
 	/* Beyond SPEC §4's keys: what summoning costs and does. The
 	 * control socket adds the live "connections" and "waiting". */
 	for (i = 0; i < app->ninst; i++)
@@ -142,8 +152,9 @@ static void app_fail(struct agent *a, struct app *app, int release,
 		     const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Record why `release` does not serve. Polls will not retry it; an
- * explicit sync or a newer release will. */
+/* Record why `release` does not serve. No sync boots it again here but
+ * one asked to retry it (deploy signal --retry); a newer release (a
+ * rollback too) is another release. */
 static void app_fail(struct agent *a, struct app *app, int release,
 		     const char *fmt, ...)
 {
@@ -320,6 +331,43 @@ static size_t count_release(const struct app *app, int release)
 		if (app->inst[i]->release == release)
 			n++;
 	return n;
+}
+
+/* Remove the instances run.restart left exited; 1 if there were any. */
+static int forget_exited(struct app *app)
+{
+	size_t i;
+	int any = 0;
+
+	for (i = app->ninst; i-- > 0;)
+		if (app->inst[i]->exited && app->inst[i]->pid <= 0) {
+			app_inst_remove(app, app->inst[i]);
+			any = 1;
+		}
+	return any;
+}
+
+/* Every instance of the serving release exited for good (and there is
+ * one). */
+static int all_exited(const struct app *app)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < app->ninst; i++) {
+		if (app->inst[i]->release != app->release)
+			continue;
+		if (!app->inst[i]->exited)
+			return 0;
+		n++;
+	}
+	return n > 0;
+}
+
+/* A new attempt: the console of an earlier failure says nothing of it. */
+static void app_forget_tail(struct app *app)
+{
+	ud_strvec_free(&app->log_tail);
+	ud_strvec_init(&app->log_tail);
 }
 
 /*
@@ -534,9 +582,21 @@ done:
 	return err;
 }
 
+static int retry_wanted(const struct ud_strvec *retry, const char *app)
+{
+	size_t i;
+
+	for (i = 0; i < retry->n; i++)
+		if (!strcmp(retry->v[i], "*") || !strcmp(retry->v[i], app))
+			return 1;
+	return 0;
+}
+
+/* retry: an explicit `deploy signal --retry` names this app: boot its
+ * failed release again. Nothing else does, but a newer release. */
 static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		     const git_oid *head, const struct ud_placement *p,
-		     const char *arch, int forced)
+		     const char *arch, int retry)
 {
 	struct app *app;
 	struct ud_manifest *m = NULL;
@@ -569,9 +629,14 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	}
 	app->desired = desired;
 
-	if (app->failed_release == desired && !forced) {
+	if (app->failed_release == desired && !retry) {
 		app->status = APP_FAILED;
 		goto done;
+	}
+	/* Asked to retry: instances run.restart left exited start again. */
+	if (retry && forget_exited(app)) {
+		app_set_error(app, NULL);
+		agent_save(a);
 	}
 	if (app->release == desired) {
 		if (app->manifest && app->image[0] &&
@@ -584,10 +649,12 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 					 ud_error_last());
 				goto done;
 			}
-			app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
+			app->status = summon ? APP_SUMMONABLE :
+				all_exited(app) ? APP_EXITED : APP_RUNNING;
 			goto done;
 		}
 		app->status = APP_STARTING;
+		app_forget_tail(app);
 		agent_publish(a);
 		if (fill(a, repo, head, app, arch, want) < 0) {
 			app_fail(a, app, desired, "%s", ud_error_last());
@@ -595,11 +662,13 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		}
 		app_set_error(app, NULL);
 		app->failed_release = 0;
-		app->status = summon ? APP_SUMMONABLE : APP_RUNNING;
+		app->status = summon ? APP_SUMMONABLE :
+			all_exited(app) ? APP_EXITED : APP_RUNNING;
 		goto done;
 	}
 
 	app->status = APP_STARTING;
+	app_forget_tail(app);
 	agent_publish(a);
 	if (prepare(a, repo, head, app, arch, desired, &m, &img) < 0) {
 		app_fail(a, app, desired, "%s", ud_error_last());
@@ -774,7 +843,7 @@ static void collect_images(struct agent *a)
 		closedir(d);
 }
 
-static json_t *sync_all(struct agent *a, int forced)
+static json_t *sync_all(struct agent *a, const struct ud_strvec *retry)
 {
 	struct ud_deployrepo *repo = NULL;
 	struct ud_fleet *fleet = NULL;
@@ -818,7 +887,7 @@ static json_t *sync_all(struct agent *a, int forced)
 	for (i = 0; i < fleet->napps && !agent_stopping(a); i++)
 		if (placed_here(&fleet->apps[i], a->conf->host))
 			sync_app(a, repo, &head, &fleet->apps[i], arch,
-				 forced);
+				 retry_wanted(retry, fleet->apps[i].app));
 	if (!agent_stopping(a))
 		collect_images(a);
 done:
@@ -878,6 +947,7 @@ void *agent_reconcile_main(void *arg)
 		ud_log_error("dns: %s", ud_error_last());
 	for (;;) {
 		struct ud_strvec demand = UD_STRVEC_INIT;
+		struct ud_strvec retry = UD_STRVEC_INIT;
 		unsigned long seq;
 		int forced, due, busy = anything_running(a);
 		size_t i;
@@ -904,13 +974,17 @@ void *agent_reconcile_main(void *arg)
 		due = forced || ud_now_ms() >= next_poll;
 		demand = a->demand;
 		ud_strvec_init(&a->demand);
+		if (due) {
+			retry = a->retry;
+			ud_strvec_init(&a->retry);
+		}
 		pthread_mutex_unlock(&a->lock);
 
 		/* Ready instances first: held connections are waiting. */
 		supervise_booted(a);
 		if (due) {
 			long long t0 = ud_now_ms();
-			json_t *reply = sync_all(a, forced);
+			json_t *reply = sync_all(a, &retry);
 
 			ud_log_debug("sync done in %lld ms",
 				     ud_now_ms() - t0);
@@ -931,6 +1005,7 @@ void *agent_reconcile_main(void *arg)
 				supervise_demand(a, app);
 		}
 		ud_strvec_free(&demand);
+		ud_strvec_free(&retry);
 		if (!agent_stopping(a))
 			supervise_tick(a);
 	}

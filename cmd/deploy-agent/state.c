@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "ipam.h"
 #include "buf.h"
+#include "console.h"
 #include "errors.h"
 #include "jsonutil.h"
 #include "names.h"
@@ -77,6 +78,7 @@ static void app_free(struct app *app)
 	free(app->inst);
 	free(app->name);
 	free(app->error);
+	ud_strvec_free(&app->log_tail);
 	free(app->listen);
 	free(app->cold_ms);
 	ud_manifest_free(app->manifest);
@@ -118,6 +120,7 @@ struct app *state_app_add(struct agent_state *st, const char *name)
 	}
 	app = ud_calloc(1, sizeof(*app));
 	app->name = ud_strdup(name);
+	ud_strvec_init(&app->log_tail);
 	st->apps[st->napps++] = app;
 	return app;
 }
@@ -144,12 +147,23 @@ void app_set_error(struct app *app, const char *fmt, ...)
 
 	free(app->error);
 	app->error = NULL;
-	if (!fmt)
+	if (!fmt) {
+		ud_strvec_free(&app->log_tail);
+		ud_strvec_init(&app->log_tail);
 		return;
+	}
 	va_start(ap, fmt);
 	ud_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	app->error = ud_buf_detach(&b);
+}
+
+void app_set_log_tail(struct app *app, const char *path)
+{
+	ud_strvec_free(&app->log_tail);
+	ud_strvec_init(&app->log_tail);
+	ud_console_tail(&app->log_tail, path, UD_CONSOLE_TAIL_LINES,
+			UD_CONSOLE_TAIL_WIDTH);
 }
 
 struct instance *app_inst_add(struct app *app, int id)
@@ -203,21 +217,34 @@ json_t *state_to_json(const struct agent_state *st)
 				    int_or_null(app->failed_release));
 		json_object_set_new(o, "error", app->error ?
 				    json_string(app->error) : json_null());
+		if (app->log_tail.n) {
+			json_t *lines = json_array();
+
+			for (j = 0; j < app->log_tail.n; j++)
+				json_array_append_new(lines, json_string(
+					app->log_tail.v[j]));
+			json_object_set_new(o, "log_tail", lines);
+		}
 		json_object_set_new(o, "listen", app->listen ?
 				    json_string(app->listen) : json_null());
 		for (j = 0; j < app->ninst; j++) {
 			const struct instance *in = app->inst[j];
 
 			/* A crashed instance waiting for its restart has no
-			 * process to track; it is started afresh if needed. */
-			if (in->pid <= 0)
+			 * process to track; it is started afresh if needed.
+			 * One that exited for good stays exited. */
+			if (in->pid <= 0 && !in->exited)
 				continue;
 			json_t *io = json_pack(
 				"{s:i, s:i, s:s, s:I, s:I, s:i, s:s}",
 				"id", in->id, "release", in->release,
-				"sha256", in->sha256, "pid", (json_int_t)in->pid,
+				"sha256", in->sha256,
+				"pid", (json_int_t)(in->pid > 0 ? in->pid : 0),
 				"starttime", (json_int_t)in->starttime,
 				"port", in->port, "log", in->log ? in->log : "");
+
+			if (in->exited && in->pid <= 0)
+				json_object_set_new(io, "exited", json_true());
 
 			/* Its address on the host network: never given to
 			 * another instance while this one lives. */
@@ -274,24 +301,28 @@ static int instance_from_json(struct app *app, const json_t *o,
 			      const char *name, const char *where)
 {
 	static const char *const keys[] = { "id", "release", "sha256", "pid",
-		"starttime", "port", "log", "address", NULL };
+		"starttime", "port", "log", "address", "exited", NULL };
 	long long id, release, pid, starttime, port;
 	const char *sha, *log, *addr = NULL;
+	const json_t *ex = json_object_get(o, "exited");
 	uint32_t ip = 0;
 	struct instance *in;
-	int err;
+	int err, exited = json_is_true(ex);
 
 	if (!json_is_object(o))
 		return ud_error_set(UD_EINVALID, "%s: %s: must be an object",
 				    name, where);
+	if (ex && !json_is_boolean(ex))
+		return ud_error_set(UD_EINVALID, "%s: %s.exited: must be a "
+				    "boolean", name, where);
 	if ((err = ud_json_check_keys(o, name, where, keys)) < 0 ||
 	    (err = ud_json_get_int(o, "id", name, where, 1, 1, 1 << 30,
 				   &id)) < 0 ||
 	    (err = ud_json_get_int(o, "release", name, where, 1, 1, 1 << 30,
 				   &release)) < 0 ||
 	    (err = ud_json_get_str(o, "sha256", name, where, 1, &sha)) < 0 ||
-	    (err = ud_json_get_int(o, "pid", name, where, 1, 1, 1 << 30,
-				   &pid)) < 0 ||
+	    (err = ud_json_get_int(o, "pid", name, where, 1, exited ? 0 : 1,
+				   1 << 30, &pid)) < 0 ||
 	    (err = ud_json_get_int(o, "starttime", name, where, 1, 0,
 				   (long long)1 << 62, &starttime)) < 0 ||
 	    (err = ud_json_get_int(o, "port", name, where, 1, 0, 65535,
@@ -316,6 +347,7 @@ static int instance_from_json(struct app *app, const json_t *o,
 	in->port = (int)port;
 	in->addr = ip;
 	in->log = ud_strdup(log);
+	in->exited = exited;
 	return 0;
 }
 
@@ -323,7 +355,7 @@ static int app_from_json(struct agent_state *st, const char *appname,
 			 const json_t *o, const char *name)
 {
 	static const char *const keys[] = { "release", "failed_release",
-		"error", "listen", "instances", NULL };
+		"error", "log_tail", "listen", "instances", NULL };
 	char *where = ud_asprintf("apps.%s", appname);
 	json_t *insts, *v;
 	struct app *app;
@@ -349,6 +381,22 @@ static int app_from_json(struct agent_state *st, const char *appname,
 	    (err = get_opt_str(o, "error", name, where, &app->error)) < 0 ||
 	    (err = get_opt_str(o, "listen", name, where, &app->listen)) < 0)
 		goto done;
+	v = json_object_get(o, "log_tail");
+	if (v && !json_is_array(v)) {
+		err = ud_error_set(UD_EINVALID,
+				   "%s: %s.log_tail: must be an array", name,
+				   where);
+		goto done;
+	}
+	json_array_foreach(v, i, insts) {
+		if (!json_is_string(insts)) {
+			err = ud_error_set(UD_EINVALID,
+					   "%s: %s.log_tail[%zu]: must be a "
+					   "string", name, where, i);
+			goto done;
+		}
+		ud_strvec_push(&app->log_tail, json_string_value(insts));
+	}
 	insts = json_object_get(o, "instances");
 	if (insts && !json_is_array(insts)) {
 		err = ud_error_set(UD_EINVALID,

@@ -150,11 +150,15 @@ void supervise_stop_all(struct agent *a)
 
 	for (i = 0; i < a->st.napps; i++) {
 		struct app *app = a->st.apps[i];
+		size_t j;
 
 		if (app->listen)
 			proxy_unlisten(a->proxy, app->name);
-		while (app->ninst > 0)
-			supervise_stop(a, app, app->inst[0]);
+		/* Those that exited for good stay recorded as such: the
+		 * agent's restart must not start them again. */
+		for (j = app->ninst; j-- > 0;)
+			if (!app->inst[j]->exited || app->inst[j]->pid > 0)
+				supervise_stop(a, app, app->inst[j]);
 	}
 	agent_save(a);
 }
@@ -361,6 +365,8 @@ done:
 		char *why = ud_strdup(ud_error_last());
 
 		ud_log_warn("%s: release %d: %s", app->name, m->release, why);
+		/* Its own last words go to the pusher with the reason. */
+		app_set_log_tail(app, in->log);
 		supervise_stop(a, app, in);
 		agent_save(a);
 		ud_error_set(err, "%s", why);
@@ -421,6 +427,36 @@ static size_t app_up(const struct app *app)
 		    (app->inst[i]->ready || app->inst[i]->job))
 			n++;
 	return n;
+}
+
+/* An instance of the serving release ended and run.restart says not to
+ * start it again: keep its slot (no sync refills it) and say so. */
+static void inst_exited(struct agent *a, struct app *app, struct instance *in,
+			const char *how)
+{
+	const char *policy = ud_restart_name(app->manifest->run.restart);
+	size_t i, left = 0;
+	int clean = in->wstatus != -1 && WIFEXITED(in->wstatus) &&
+		    WEXITSTATUS(in->wstatus) == 0;
+
+	(void)a;
+	in->exited = 1;
+	in->pid = 0;
+	ud_log_info("%s: instance %d (release %d) %s; not restarted "
+		    "(run.restart: %s)",
+		    app->name, in->id, in->release, how, policy);
+	if (!clean) {
+		app_set_error(app, "instance %d %s; not restarted (run.restart: "
+			      "%s; see %s)",
+			      in->id, how, policy, in->log);
+		app_set_log_tail(app, in->log);
+	}
+	for (i = 0; i < app->ninst; i++)
+		if (app->inst[i]->release == app->release &&
+		    !app->inst[i]->exited)
+			left++;
+	if (!left)
+		app->status = APP_EXITED;
 }
 
 /* Returns 1 if something changed. */
@@ -496,6 +532,11 @@ static int tick_instance(struct agent *a, struct app *app,
 			}
 			return 1;
 		}
+		if (!ud_restart_wanted(app->manifest->run.restart,
+				       in->wstatus)) {
+			inst_exited(a, app, in, how);
+			return 1;
+		}
 		if (in->up_since && now - in->up_since >= BACKOFF_RESET_MS)
 			in->backoff_ms = BACKOFF_MIN_MS;
 		in->restart_at = now + in->backoff_ms;
@@ -507,6 +548,8 @@ static int tick_instance(struct agent *a, struct app *app,
 			BACKOFF_MAX_MS : in->backoff_ms * 2;
 		return 1;
 	}
+	if (in->exited && !summoned(app) && in->release == app->release)
+		return 0;
 	if (in->release != app->release || !app->manifest) {
 		app_inst_remove(app, in);
 		return 1;
@@ -980,7 +1023,7 @@ static void adopt_app(struct agent *a, struct app *app,
 	const struct ud_placement *p = fleet ?
 		ud_fleet_placement(fleet, app->name) : NULL;
 	size_t j;
-	int hold = 30000, conc = 0, serving = 0;
+	int hold = 30000, conc = 0, serving = 0, exited = 0;
 
 	if (repo && app->release > 0 && !app->manifest &&
 	    ud_release_manifest(repo, NULL, app->name, app->release,
@@ -1001,6 +1044,15 @@ static void adopt_app(struct agent *a, struct app *app,
 		struct instance *in = app->inst[j];
 		int err;
 
+		if (in->exited && in->pid <= 0) {
+			/* run.restart said so before the agent restarted:
+			 * still exited, unless another release serves. */
+			if (in->release != app->release)
+				app_inst_remove(app, in);
+			else
+				exited++;
+			continue;
+		}
 		if (!ud_proc_is(in->pid, in->starttime)) {
 			ud_log_info("%s: instance %d (pid %d) is gone",
 				    app->name, in->id, (int)in->pid);
@@ -1047,6 +1099,8 @@ static void adopt_app(struct agent *a, struct app *app,
 	}
 	if (serving)
 		app->status = summoned(app) ? APP_SUMMONABLE : APP_RUNNING;
+	else if (exited)
+		app->status = APP_EXITED;
 	else if (app->error)
 		app->status = APP_FAILED;
 }

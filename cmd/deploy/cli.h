@@ -7,6 +7,7 @@
 #define UD_CLI_H
 
 #include <getopt.h>
+#include <jansson.h>
 
 #include "repo.h"
 #include "ssh.h"
@@ -106,6 +107,12 @@ struct cli_signal_result {
 int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 		      int json, const struct ud_ssh_opts *ssh,
 		      struct cli_signal_result *res);
+/* The "log_tail" lines of an agent's app reply (the end of the failed
+ * instance's console), indented under the host's line; nothing without. */
+void cli_print_log_tail(const json_t *app_reply);
+/* Set by `deploy signal --retry`: the hosts' syncs boot again a release
+ * that failed there (cli_signal_app_ex and a signal of every host). */
+extern int cli_signal_retry;
 /* When set, called with each host's line as cli_signal_app_ex prints it
  * (without the "-----> " arrow), and whether that host failed: `deploy
  * ci` turns them into its summary and annotations. A process runs one

@@ -1,6 +1,8 @@
 /*
  * deploy signal [APP]: ask hosts to sync now. With APP, its hosts; without,
  * every host that has a placement, each asked once for all its apps.
+ * --retry: boot again a release that failed on a host (no sync does
+ * otherwise, but for a newer release).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -14,7 +16,9 @@
 #include "notify.h"
 #include "release.h"
 
-static const char usage[] = "deploy signal [APP] [--json]";
+static const char usage[] = "deploy signal [APP] [--retry] [--json]";
+
+enum { OPT_RETRY = 1 };
 
 static int has(const struct ud_strvec *sv, const char *s)
 {
@@ -63,6 +67,7 @@ static int print_host(struct ud_deployrepo *r, const struct ud_fleet *f,
 			printf("-----> %s: %s v%d failed: %s\n", h->host,
 			       p->app, desired,
 			       error ? error : state ? state : "failed");
+			cli_print_log_tail(a);
 			failed = 1;
 		} else if (!json_is_integer(rel)) {
 			printf("-----> %s: %s %s\n", h->host, p->app,
@@ -136,7 +141,9 @@ static int signal_all(struct ud_deployrepo *r, const struct cli_common *c)
 			       "to signal\n");
 		goto done;
 	}
-	if ((err = ud_notify_hosts_ex(&replies, f, &hosts, "sync", NULL,
+	if ((err = ud_notify_hosts_ex(&replies, f, &hosts,
+				      cli_signal_retry ? "sync --retry" :
+							 "sync", NULL,
 				      CLI_SYNC_TIMEOUT_MS, &c->ssh)) < 0)
 		goto done;
 	if (json) {
@@ -157,14 +164,30 @@ done:
 
 int cmd_signal(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		CLI_COMMON_OPTIONS,
+		{ "retry", no_argument, NULL, OPT_RETRY },
+		{ 0 }
+	};
 	struct cli_common c = { 0 };
 	struct ud_deployrepo *r = NULL;
 	const char *app = NULL;
 	char *what = NULL;
 	int opt, err, status;
 
-	if ((opt = cli_no_options(argc, argv, usage, &c)) >= 0)
-		return opt;
+	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
+		switch (opt) {
+		case 'h':
+			printf("usage: %s\n", usage);
+			return 0;
+		case OPT_RETRY:
+			cli_signal_retry = 1;
+			break;
+		default:
+			fprintf(stderr, "usage: %s\n", usage);
+			return 2;
+		}
+	}
 	if (argc - optind > 1)
 		return cli_usage(usage, "signal: expected at most one APP");
 	if (argc - optind == 1)

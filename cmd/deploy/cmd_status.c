@@ -179,7 +179,8 @@ static void report_host(json_t *hosts, struct table *t, const char *app,
 	const char *state = "unreachable", *error = NULL;
 	static const char *const extra[] = { "connections", "waiting",
 					     "booting", "wakes", "boots",
-					     "refused", "cold_start_ms" };
+					     "refused", "cold_start_ms",
+					     "error", "log_tail" };
 	long long instances = 0;
 	json_t *o;
 	size_t k;
@@ -211,7 +212,8 @@ static void report_host(json_t *hosts, struct table *t, const char *app,
 			  a, error);
 	o = json_pack("{s:o, s:s, s:I}", "release", release, "state", state,
 		      "instances", (json_int_t)instances);
-	/* Beside SPEC §4's keys: the summon figures the agent reports. */
+	/* Beside SPEC §4's keys: the summon figures the agent reports, and
+	 * why a release does not serve (with its console's last lines). */
 	for (k = 0; k < sizeof(extra) / sizeof(*extra); k++) {
 		json_t *v = json_object_get(a, extra[k]);
 

@@ -239,6 +239,7 @@ static enum verdict judge(const struct ud_host_reply *h, json_t *a, int want)
 }
 
 void (*cli_host_hook)(const char *host, const char *line, int failed);
+int cli_signal_retry;
 
 /* One line per host (SPEC §4: release, state, time taken); an SSH
  * failure reads "edge2: unreachable: deploy@10.0.0.3:22: host key for
@@ -296,11 +297,26 @@ static void print_host(const struct ud_host_reply *h, json_t *a,
 		break;
 	}
 	printf("-----> %s\n", line.ptr);
+	if (v == V_FAILED || v == V_UNREACHABLE)
+		cli_print_log_tail(a);
 	if (cli_host_hook)
 		cli_host_hook(h->host, line.ptr,
 			      v == V_FAILED || v == V_SYNC_FAILED ||
 				      v == V_UNREACHABLE);
 	ud_buf_free(&line);
+}
+
+void cli_print_log_tail(const json_t *a)
+{
+	const json_t *lines = json_object_get(a, "log_tail"), *l;
+	size_t i;
+
+	if (!json_array_size(lines))
+		return;
+	printf("       the instance's console ended with:\n");
+	json_array_foreach(lines, i, l)
+		if (json_is_string(l))
+			printf("       | %s\n", json_string_value(l));
 }
 
 /* "edge1, edge2" for the hosts that failed. */
@@ -341,7 +357,8 @@ int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
 	}
 	if (!want && ud_release_current(r, NULL, app, &want) < 0)
 		ud_error_clear();
-	ud_notify_hosts_ex(&replies, f, &p->hosts, "sync", app,
+	ud_notify_hosts_ex(&replies, f, &p->hosts,
+			   cli_signal_retry ? "sync --retry" : "sync", app,
 			   CLI_SYNC_TIMEOUT_MS, ssh);
 	if (json)
 		all = json_object();

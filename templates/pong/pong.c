@@ -14,7 +14,10 @@
  * VM: it listens only after N ms, which holds a swap open for tests),
  * -DSTARTUP_GATE='"/path"' (listens only once that file exists: a swap
  * held open for exactly as long as a test needs, however busy the
- * machine). Anything malformed gets a 400 and the connection is closed;
+ * machine), -DEXIT_AFTER_MS=N (exits with -DEXIT_STATUS, default 0, N ms
+ * after it listens: a job that ends, for run.restart). A build whose
+ * health fails says so on its console at start, so that the pusher's
+ * report can quote it. Anything malformed gets a 400 and the connection is closed;
  * no input makes it crash.
  */
 #ifndef _GNU_SOURCE
@@ -43,6 +46,9 @@
 #endif
 #ifndef STARTUP_DELAY_MS
 #define STARTUP_DELAY_MS 0
+#endif
+#ifndef EXIT_STATUS
+#define EXIT_STATUS 0
 #endif
 
 /* A request head larger than this is refused: no client of ours needs it. */
@@ -352,6 +358,17 @@ done:
 	return NULL;
 }
 
+#ifdef EXIT_AFTER_MS
+static void *exit_later(void *arg)
+{
+	(void)arg;
+	sleep_ms(EXIT_AFTER_MS);
+	fprintf(stderr, "pong: done after %d ms, exiting with status %d\n",
+		EXIT_AFTER_MS, EXIT_STATUS);
+	exit(EXIT_STATUS);
+}
+#endif
+
 int main(void)
 {
 	const char *port_s = getenv("PORT");
@@ -392,6 +409,17 @@ int main(void)
 		return 1;
 	}
 	fprintf(stderr, "pong %s listening on 127.0.0.1:%lld\n", VERSION, port);
+	if (HEALTH_STATUS / 100 != 2)
+		fprintf(stderr, "pong %s: built to fail: GET /health answers %d\n",
+			VERSION, HEALTH_STATUS);
+#ifdef EXIT_AFTER_MS
+	{
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, exit_later, NULL) == 0)
+			pthread_detach(t);
+	}
+#endif
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

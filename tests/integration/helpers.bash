@@ -121,8 +121,10 @@ start_agent() {
 		return 1
 	fi
 	# the socket may exist before it accepts: wait for a status answer
-	wait_until 10 agent_cli status >/dev/null 2>&1
+	# (its exit status is 1 also when it answers that an app failed)
+	wait_until 10 agent_answers
 }
+agent_answers() { agent_cli status --json 2>/dev/null | jq -e .ok >/dev/null; }
 
 # stop_agent [SIGNAL]: TERM (default) then KILL after 5 s.
 stop_agent() {

@@ -86,6 +86,15 @@ static void fill(struct agent_state *st)
 	memcpy(in->sha256, SHA_A, UD_SHA256_HEX);
 	in->log = ud_strdup("/x/1-39.log");
 	b->release = 1;
+	/* Exited for good under run.restart: recorded without a process. */
+	in = app_inst_add(b, 38);
+	in->release = 1;
+	memcpy(in->sha256, SHA_A, UD_SHA256_HEX);
+	in->port = 40003;
+	in->log = ud_strdup("/x/1-38.log");
+	in->exited = 1;
+	ud_strvec_push(&a->log_tail, "listening on 40002");
+	ud_strvec_push(&a->log_tail, "pong: failing on purpose");
 }
 
 static void test_round_trip(void **state)
@@ -119,6 +128,9 @@ static void test_round_trip(void **state)
 			    "/var/lib/unideploy/apps/pong/logs/3-40.log");
 	assert_int_equal(a->inst[1]->id, 41);
 	assert_string_equal(a->inst[1]->sha256, SHA_B);
+	assert_false(a->inst[0]->exited);
+	assert_int_equal(a->log_tail.n, 2);
+	assert_string_equal(a->log_tail.v[1], "pong: failing on purpose");
 
 	b = state_app(&back, "blog");
 	assert_non_null(b);
@@ -126,7 +138,14 @@ static void test_round_trip(void **state)
 	assert_int_equal(b->failed_release, 0);
 	assert_null(b->error);
 	assert_null(b->listen);
-	assert_int_equal(b->ninst, 0);
+	assert_int_equal(b->ninst, 1);
+	assert_int_equal(b->inst[0]->id, 38);
+	assert_true(b->inst[0]->exited);
+	assert_int_equal(b->inst[0]->pid, 0);
+	assert_int_equal(b->log_tail.n, 0);
+	/* Clearing the error forgets the tail with it. */
+	app_set_error(a, NULL);
+	assert_int_equal(a->log_tail.n, 0);
 
 	state_free(&st);
 	state_free(&back);
@@ -212,6 +231,17 @@ static void test_corrupt(void **state)
 		     "{\"version\": 1, \"apps\": {\"pong\": {\"instances\": "
 		     "[{\"id\": 1}]}}}",
 		     "release");
+	/* pid 0 only for an instance that exited for good. */
+	expect_error(f,
+		     "{\"version\": 1, \"apps\": {\"pong\": {\"instances\": "
+		     "[{\"id\": 1, \"release\": 1, \"sha256\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", "
+		     "\"pid\": 0, \"starttime\": 1, \"port\": 1, \"log\": "
+		     "\"x\"}]}}}",
+		     "pid");
+	expect_error(f,
+		     "{\"version\": 1, \"apps\": {\"pong\": {\"log_tail\": "
+		     "[1]}}}",
+		     "log_tail[0]");
 }
 
 static void test_app_remove(void **state)

@@ -239,6 +239,57 @@ static void run_health_round_trip(void **state)
 	ud_appconfig_free(c);
 }
 
+/* run.restart: absent is "always"; set, it survives the manifest's JSON,
+ * where "always" is left out so that older agents read the manifest. */
+static void restart_policy(void **state)
+{
+	struct ud_appconfig *c = parse_case("restart-on-failure");
+	struct ud_run_spec run;
+	json_t *j;
+
+	(void)state;
+	assert_int_equal(c->run.restart, UD_RESTART_ON_FAILURE);
+	j = ud_run_spec_to_json(&c->run);
+	assert_string_equal(json_string_value(json_object_get(j, "restart")),
+			    "on-failure");
+	assert_int_equal(ud_run_spec_from_json(&run, j, "m", "run"), 0);
+	json_decref(j);
+	assert_int_equal(run.restart, UD_RESTART_ON_FAILURE);
+	run.restart = UD_RESTART_ALWAYS;
+	j = ud_run_spec_to_json(&run);
+	assert_null(json_object_get(j, "restart"));
+	json_decref(j);
+	ud_run_spec_free(&run);
+	ud_appconfig_free(c);
+
+	c = parse_case("minimal");
+	assert_int_equal(c->run.restart, UD_RESTART_ALWAYS);
+	ud_appconfig_free(c);
+}
+
+/* Which exits each policy restarts (waitpid statuses built by hand). */
+static void restart_wanted(void **state)
+{
+	int ok = 0 << 8, fail = 3 << 8, killed = 9 /* SIGKILL */;
+
+	(void)state;
+	assert_true(ud_restart_wanted(UD_RESTART_ALWAYS, ok));
+	assert_true(ud_restart_wanted(UD_RESTART_ALWAYS, fail));
+	assert_true(ud_restart_wanted(UD_RESTART_ALWAYS, killed));
+	assert_false(ud_restart_wanted(UD_RESTART_ON_FAILURE, ok));
+	assert_true(ud_restart_wanted(UD_RESTART_ON_FAILURE, fail));
+	assert_true(ud_restart_wanted(UD_RESTART_ON_FAILURE, killed));
+	/* Unknown (an adopted process): a failure. */
+	assert_true(ud_restart_wanted(UD_RESTART_ON_FAILURE, -1));
+	assert_false(ud_restart_wanted(UD_RESTART_NEVER, ok));
+	assert_false(ud_restart_wanted(UD_RESTART_NEVER, fail));
+	assert_false(ud_restart_wanted(UD_RESTART_NEVER, killed));
+	assert_string_equal(ud_restart_name(UD_RESTART_ALWAYS), "always");
+	assert_string_equal(ud_restart_name(UD_RESTART_ON_FAILURE),
+			    "on-failure");
+	assert_string_equal(ud_restart_name(UD_RESTART_NEVER), "never");
+}
+
 static void absent_objects_give_defaults(void **state)
 {
 	struct ud_run_spec run;
@@ -267,6 +318,8 @@ int main(void)
 		cmocka_unit_test(block_fields),
 		cmocka_unit_test(run_health_round_trip),
 		cmocka_unit_test(absent_objects_give_defaults),
+		cmocka_unit_test(restart_policy),
+		cmocka_unit_test(restart_wanted),
 	};
 	return run_with_cases("appconfig", fixed, sizeof(fixed) / sizeof(fixed[0]),
 			      invalid_case, valid_case);

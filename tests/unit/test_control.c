@@ -110,6 +110,26 @@ static void test_ok_reply(void **state)
 	assert_string_equal(s->request, "{\"cmd\":\"sync\",\"app\":\"hello\"}");
 }
 
+/* "sync --retry" is the CLI's spelling; the wire has a flag. */
+static void test_retry(void **state)
+{
+	struct server *s = *state;
+	json_t *reply = NULL;
+
+	start(s, "{\"ok\": true, \"host\": \"edge1\", \"apps\": {}}\n");
+	assert_int_equal(ud_control_call(&reply, s->addr, "sync --retry",
+					 "hello", 5000), 0);
+	json_decref(reply);
+	assert_int_equal(write(s->quit[1], "q", 1), 1);
+	pthread_join(s->thread, NULL);
+	close(s->quit[0]);
+	close(s->quit[1]);
+	s->quit[0] = s->quit[1] = -1;
+	assert_string_equal(s->request,
+			    "{\"cmd\":\"sync\",\"retry\":true,"
+			    "\"app\":\"hello\"}");
+}
+
 static void test_no_app(void **state)
 {
 	struct server *s = *state;
@@ -203,6 +223,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ok_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_app, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_object, setup,

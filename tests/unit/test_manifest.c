@@ -179,9 +179,19 @@ static void defaults_and_rollback(void **state)
 	assert_int_equal(m->rollback_of, 0);
 	assert_int_equal(m->run.port, 0);
 	assert_int_equal(m->run.memory_mb, 64);
+	/* Manifests from before run.restart: today's behaviour. */
+	assert_int_equal(m->run.restart, UD_RESTART_ALWAYS);
 	assert_int_equal(m->health.kind, UD_HEALTH_TCP);
 	assert_int_equal(m->health.timeout_s, 20);
 	assert_int_equal(m->health.rollback, 1);
+	{
+		struct ud_manifest *d;
+
+		m->run.restart = UD_RESTART_NEVER;
+		d = ud_manifest_dup(m);
+		assert_int_equal(d->run.restart, UD_RESTART_NEVER);
+		ud_manifest_free(d);
+	}
 	ud_manifest_free(m);
 	free(input);
 	m = parse_valid("rollback", &input);
