@@ -9,7 +9,7 @@
 
 #include "buf.h"
 #include "repo.h"
-#include "run.h"
+#include "strvec.h"
 
 struct ud_fleet_host {
 	char *name;
