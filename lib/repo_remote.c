@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "digest.h"
 #include "errors.h"
 #include "log.h"
