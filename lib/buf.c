@@ -348,16 +348,3 @@ int ud_rm_rf(const char *path)
 		err = ud_error_set_errno(UD_ERROR, "cannot remove %s", path);
 	return err;
 }
-
-char *ud_cache_root(void)
-{
-	const char *s;
-
-	if ((s = getenv("DEPLOY_CACHE_ROOT")) && *s)
-		return ud_strdup(s);
-	if ((s = getenv("XDG_CACHE_HOME")) && *s)
-		return ud_asprintf("%s/unideploy", s);
-	if ((s = getenv("HOME")) && *s)
-		return ud_asprintf("%s/.cache/unideploy", s);
-	return NULL;
-}

@@ -63,9 +63,4 @@ int ud_mkdir_p(const char *path, int mode);
 /* rm -rf; 0 if gone afterwards (also if it never existed). */
 int ud_rm_rf(const char *path);
 
-/* The per-user cache that build caches and remote repository mirrors
- * share: $DEPLOY_CACHE_ROOT, else $XDG_CACHE_HOME/unideploy, else
- * $HOME/.cache/unideploy. NULL when none is set (caller frees). */
-char *ud_cache_root(void);
-
 #endif

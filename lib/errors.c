@@ -6,9 +6,7 @@
 
 #include <git2.h>
 
-#define MSG_MAX 1024
-
-static _Thread_local char msg[MSG_MAX];
+static _Thread_local char msg[UD_ERROR_MSG_MAX];
 static _Thread_local int msg_set;
 
 int ud_error_vset(int code, const char *fmt, va_list ap)
@@ -28,8 +26,9 @@ int ud_error_set(int code, const char *fmt, ...)
 	return code;
 }
 
-/* Messages are capped at MSG_MAX; a cut-off cause is still better than
- * none, so truncation is accepted (and the return value read to say so). */
+/* Messages are capped at UD_ERROR_MSG_MAX; a cut-off cause is still
+ * better than none, so truncation is accepted (and the return value read
+ * to say so). */
 static void append(const char *tail)
 {
 	size_t len = strlen(msg);
@@ -64,17 +63,17 @@ int ud_error_set_git(int code, const char *fmt, ...)
 
 void ud_error_prefix(const char *fmt, ...)
 {
-	char old[MSG_MAX];
+	struct ud_error_state old;
 	size_t len;
 	va_list ap;
 
-	memcpy(old, msg, sizeof(old));
+	ud_error_save(&old);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	len = strlen(msg);
 	if (snprintf(msg + len, sizeof(msg) - len, ": %s",
-		     msg_set ? old : "unknown error") < 0)
+		     old.set ? old.msg : "unknown error") < 0)
 		msg[len] = '\0';
 	msg_set = 1;
 }
@@ -93,6 +92,18 @@ void ud_error_clear(void)
 {
 	msg[0] = '\0';
 	msg_set = 0;
+}
+
+void ud_error_save(struct ud_error_state *s)
+{
+	memcpy(s->msg, msg, sizeof(s->msg));
+	s->set = msg_set;
+}
+
+void ud_error_restore(const struct ud_error_state *s)
+{
+	memcpy(msg, s->msg, sizeof(msg));
+	msg_set = s->set;
 }
 
 int ud_error_exit_status(int code)

@@ -55,6 +55,28 @@ const char *ud_error_last(void);
 int ud_error_has(void);
 void ud_error_clear(void);
 
+/*
+ * Keep the current message across cleanup that may set messages of its
+ * own (libgit2's git_error_save / git_error_restore), on the caller's
+ * stack:
+ *
+ *	struct ud_error_state saved;
+ *
+ *	ud_error_save(&saved);
+ *	stop_what_was_started();
+ *	ud_error_restore(&saved);
+ *
+ * The code is the caller's to keep; only the message is saved. Restoring
+ * a state saved with no message set clears the message.
+ */
+#define UD_ERROR_MSG_MAX 1024
+struct ud_error_state {
+	char msg[UD_ERROR_MSG_MAX];
+	int set;
+};
+void ud_error_save(struct ud_error_state *s);
+void ud_error_restore(const struct ud_error_state *s);
+
 /* Exit status of a command for an error code (SPEC §1): 0, 1, 2 or 3. */
 int ud_error_exit_status(int code);
 

@@ -10,117 +10,6 @@
 
 #include "errors.h"
 
-int ud_source_open(git_repository **out, const char *path)
-{
-	int err;
-
-	*out = NULL;
-	/* Flags 0, never GIT_REPOSITORY_OPEN_FROM_ENV: a post-receive hook
-	 * runs with GIT_DIR set, and the path we are given must win. */
-	git_libgit2_init();
-	err = git_repository_open_ext(out, path, 0, NULL);
-	if (err == GIT_ENOTFOUND)
-		err = ud_error_set(UD_ENOTFOUND,
-				   "no git repository at or above '%s'", path);
-	else if (err < 0)
-		err = ud_error_set_git(UD_ERROR, "cannot open repository '%s'",
-				       path);
-	if (err < 0)
-		git_libgit2_shutdown();
-	return err;
-}
-
-void ud_source_free(git_repository *repo)
-{
-	if (!repo)
-		return;
-	git_repository_free(repo);
-	git_libgit2_shutdown();
-}
-
-int ud_source_resolve(git_repository *repo, const char *rev, git_oid *out)
-{
-	git_object *obj = NULL, *commit = NULL;
-	int err = git_revparse_single(&obj, repo, rev);
-
-	if (err == GIT_ENOTFOUND || err == GIT_EAMBIGUOUS ||
-	    err == GIT_EINVALIDSPEC)
-		return ud_error_set_git(UD_ENOTFOUND, "unknown revision '%s'",
-					rev);
-	if (err < 0)
-		return ud_error_set_git(UD_ERROR, "cannot resolve '%s'", rev);
-	if (git_object_peel(&commit, obj, GIT_OBJECT_COMMIT) < 0)
-		err = ud_error_set_git(UD_EINVALID, "'%s' is not a commit", rev);
-	else
-		git_oid_cpy(out, git_object_id(commit));
-	git_object_free(commit);
-	git_object_free(obj);
-	return err;
-}
-
-static int lookup_tree(git_repository *repo, const git_oid *commit,
-		       git_tree **out)
-{
-	git_commit *c = NULL;
-	int err = 0;
-
-	if (git_commit_lookup(&c, repo, commit) < 0 ||
-	    git_commit_tree(out, c) < 0)
-		err = ud_error_set_git(UD_ENOTFOUND, "cannot read commit %s",
-				       git_oid_tostr_s(commit));
-	git_commit_free(c);
-	return err;
-}
-
-int ud_source_read(git_repository *repo, const git_oid *commit,
-		   const char *path, struct ud_buf *out)
-{
-	git_tree *tree = NULL;
-	git_tree_entry *e = NULL;
-	git_blob *blob = NULL;
-	int err;
-
-	if ((err = lookup_tree(repo, commit, &tree)) < 0)
-		goto done;
-	err = git_tree_entry_bypath(&e, tree, path);
-	if (err == GIT_ENOTFOUND ||
-	    (!err && git_tree_entry_type(e) != GIT_OBJECT_BLOB)) {
-		err = ud_error_set(UD_ENOTFOUND, "no file '%s' in commit %s",
-				   path, git_oid_tostr_s(commit));
-		goto done;
-	}
-	if (err < 0 || git_blob_lookup(&blob, repo, git_tree_entry_id(e)) < 0) {
-		err = ud_error_set_git(UD_ERROR, "cannot read '%s'", path);
-		goto done;
-	}
-	err = ud_buf_put(out, git_blob_rawcontent(blob),
-			 (size_t)git_blob_rawsize(blob));
-done:
-	git_blob_free(blob);
-	git_tree_entry_free(e);
-	git_tree_free(tree);
-	return err;
-}
-
-int ud_source_describe(git_repository *repo, const git_oid *commit,
-		       char **subject, char **author)
-{
-	const git_signature *sig;
-	const char *summary;
-	git_commit *c = NULL;
-
-	*subject = *author = NULL;
-	if (git_commit_lookup(&c, repo, commit) < 0)
-		return ud_error_set_git(UD_ENOTFOUND, "cannot read commit %s",
-					git_oid_tostr_s(commit));
-	summary = git_commit_summary(c);
-	sig = git_commit_author(c);
-	*subject = ud_strdup(summary ? summary : "");
-	*author = ud_asprintf("%s <%s>", sig->name, sig->email);
-	git_commit_free(c);
-	return 0;
-}
-
 struct exporter {
 	git_repository *repo;
 	struct archive *disk;
@@ -301,7 +190,7 @@ int ud_export_tree(git_repository *repo, const git_oid *commit,
 	char *real = NULL;
 	int err;
 
-	if ((err = lookup_tree(repo, commit, &tree)) < 0 ||
+	if ((err = ud_source_tree(repo, commit, &tree)) < 0 ||
 	    (err = ud_mkdir_p(dir, 0755)) < 0 || (err = check_empty(dir)) < 0)
 		goto done;
 	/*

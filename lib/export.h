@@ -1,8 +1,8 @@
 /*
- * export.h: the app's source repository: resolve the pushed commit, read
- * deploy.json out of it, and export its tree into a clean directory with
- * libarchive's secure disk writer (no "..", no absolute paths, no writes
- * through symlinks), so that a build never runs inside the bare repo.
+ * export.h: export a commit of the app's source repository (source.h)
+ * into a clean directory with libarchive's secure disk writer (no "..",
+ * no absolute paths, no writes through symlinks), so that a build never
+ * runs inside the bare repo.
  */
 #ifndef UD_EXPORT_H
 #define UD_EXPORT_H
@@ -10,20 +10,8 @@
 #include <git2.h>
 
 #include "buf.h"
+#include "source.h" /* the repository exported from */
 
-/* Open a bare or non-bare repository at path (discovering upwards). */
-int ud_source_open(git_repository **out, const char *path);
-/* git_repository_free plus the libgit2 reference ud_source_open took
- * (plain git_repository_free is fine too: libgit2 then stays set up). */
-void ud_source_free(git_repository *repo);
-/* Resolve a revision ("HEAD", "main", a sha) to a commit. UD_ENOTFOUND. */
-int ud_source_resolve(git_repository *repo, const char *rev, git_oid *out);
-/* Read the blob at path in commit's tree; UD_ENOTFOUND if absent. */
-int ud_source_read(git_repository *repo, const git_oid *commit,
-		   const char *path, struct ud_buf *out);
-/* The commit's subject line and "Name <email>" (caller frees both). */
-int ud_source_describe(git_repository *repo, const git_oid *commit,
-		       char **subject, char **author);
 /* Write commit's tree into dir (created if missing, must be empty):
  * regular files with their exec bit, symlinks, directories; submodules
  * become empty directories. */

@@ -611,3 +611,16 @@ int ud_fleet_format(struct ud_buf *out, const struct ud_fleet *f)
 	json_decref(root);
 	return err;
 }
+
+int ud_fleet_load(struct ud_deployrepo *r, const git_oid *commit,
+		  struct ud_fleet **out)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	int err;
+
+	*out = NULL;
+	if ((err = ud_deployrepo_read(r, commit, "fleet.json", &b)) == 0)
+		err = ud_fleet_parse(out, "fleet.json", b.ptr, b.size);
+	ud_buf_free(&b);
+	return err;
+}

@@ -8,7 +8,8 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "run.h"
+#include "repo.h"
+#include "strvec.h"
 
 struct ud_fleet_host {
 	char *name;
@@ -60,5 +61,9 @@ int ud_fleet_set_placement(struct ud_fleet *f, const struct ud_placement *p);
 
 /* Zero a placement and fill in the defaults above. */
 void ud_placement_init(struct ud_placement *p);
+
+/* fleet.json of the deployment repository at main's tip (or `commit`). */
+int ud_fleet_load(struct ud_deployrepo *r, const git_oid *commit,
+		  struct ud_fleet **out);
 
 #endif

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "run.h"
+#include "strvec.h"
 
 /* 1 if an interface of this name exists in our namespace, else 0 (also
  * for an invalid name). */

@@ -413,19 +413,6 @@ void ud_release_list_free(struct ud_manifest **list, size_t n)
 	free(list);
 }
 
-int ud_fleet_load(struct ud_deployrepo *r, const git_oid *commit,
-		  struct ud_fleet **out)
-{
-	struct ud_buf b = UD_BUF_INIT;
-	int err;
-
-	*out = NULL;
-	if ((err = ud_deployrepo_read(r, commit, "fleet.json", &b)) == 0)
-		err = ud_fleet_parse(out, "fleet.json", b.ptr, b.size);
-	ud_buf_free(&b);
-	return err;
-}
-
 static int fleet_update_once(struct ud_deployrepo *r,
 			     int (*edit)(struct ud_fleet *f, void *payload),
 			     void *payload, const char *message)

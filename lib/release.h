@@ -52,9 +52,6 @@ int ud_release_list(struct ud_deployrepo *r, const char *app,
 		    struct ud_manifest ***out, size_t *n, int *current);
 void ud_release_list_free(struct ud_manifest **list, size_t n);
 
-/* fleet.json at main's tip (or `commit`). */
-int ud_fleet_load(struct ud_deployrepo *r, const git_oid *commit,
-		  struct ud_fleet **out);
 /* Edit fleet.json in a transaction: edit() changes the fleet (return <0
  * to abort with its error); retried on conflict. */
 int ud_fleet_update(struct ud_deployrepo *r,

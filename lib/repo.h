@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "run.h"
+#include "strvec.h"
 
 #define UD_MAIN_REF "refs/heads/main"
 

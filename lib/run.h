@@ -12,18 +12,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
-
-/* A NULL-terminated vector of owned strings (git's strvec). */
-struct ud_strvec {
-	char **v; /* never NULL after init; v[n] == NULL */
-	size_t n, alloc;
-};
-#define UD_STRVEC_INIT { NULL, 0, 0 }
-void ud_strvec_init(struct ud_strvec *sv);
-void ud_strvec_push(struct ud_strvec *sv, const char *s);
-void ud_strvec_pushf(struct ud_strvec *sv, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void ud_strvec_free(struct ud_strvec *sv); /* accepts NULL; re-inits */
+#include "strvec.h" /* argv and env; callers use it through run.h */
 
 /* Environments are strvecs of "NAME=value". */
 /* Copy the current process's environment; with drop_git, leave out every

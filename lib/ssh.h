@@ -1,7 +1,7 @@
 /*
  * ssh.h: SSH as the pipeline and the agent use it (SPEC §4, §7): run one
  * command on a host over libssh2, and the two policies shared with
- * libgit2's ssh transport (repo.c): which host keys to trust and which
+ * libgit2's ssh transport (repo_remote.c): which host keys to trust and which
  * identities to offer, in which order.
  *
  * Host keys are always checked against OpenSSH known_hosts data: plain

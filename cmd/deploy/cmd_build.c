@@ -8,8 +8,8 @@
 #include "build.h"
 #include "cli.h"
 #include "errors.h"
-#include "export.h"
 #include "publish.h"
+#include "source.h"
 
 static const char usage[] =
 	"deploy build [--source REPO] [--commit REV] [--out DIR]";

@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "errors.h"
-#include "export.h"
+#include "source.h"
 
 static const char usage[] =
 	"deploy hook install APP_REPO [--branch main] [--deploy-repo URL]\n"

@@ -10,10 +10,10 @@
 #include "build.h"
 #include "cli.h"
 #include "errors.h"
-#include "export.h"
 #include "log.h"
 #include "publish.h"
 #include "release.h"
+#include "source.h"
 
 /* Build output is indented under its stage, a line at a time, as it
  * arrives. */

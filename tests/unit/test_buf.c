@@ -400,6 +400,32 @@ static void test_errors(void **state)
 	assert_false(ud_error_has());
 }
 
+/* A saved message survives cleanup that sets its own; a saved "none"
+ * comes back as none. */
+static void test_error_save_restore(void **state)
+{
+	struct ud_error_state saved;
+
+	(void)state;
+	ud_error_set(UD_ETIMEOUT, "instance web.1 not healthy");
+	ud_error_save(&saved);
+	ud_error_set(UD_ERROR, "cannot stop web.1");
+	ud_error_restore(&saved);
+	assert_true(ud_error_has());
+	assert_string_equal(ud_error_last(), "instance web.1 not healthy");
+	ud_error_prefix("web");
+	assert_string_equal(saved.msg, "instance web.1 not healthy");
+	assert_string_equal(ud_error_last(),
+			    "web: instance web.1 not healthy");
+
+	ud_error_clear();
+	ud_error_save(&saved);
+	ud_error_set(UD_ERROR, "noise");
+	ud_error_restore(&saved);
+	assert_false(ud_error_has());
+	assert_string_equal(ud_error_last(), "unknown error");
+}
+
 static void test_exit_status(void **state)
 {
 	(void)state;
@@ -478,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_write_file_atomic),
 		cmocka_unit_test(test_mkdir_p_rm_rf),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_error_save_restore),
 		cmocka_unit_test(test_exit_status),
 		cmocka_unit_test(test_errors_thread_local),
 	};

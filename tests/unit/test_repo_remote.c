@@ -1,5 +1,5 @@
 /*
- * Remote deployment repositories (repo.c): over ssh:// against a real
+ * Remote deployment repositories (repo_remote.c): over ssh:// against a real
  * sshd (tests/sshd.sh) that runs git-upload-pack and git-receive-pack
  * for a throwaway key, through local cache mirrors; and an https server
  * whose self-signed certificate must be refused.
