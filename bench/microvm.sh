@@ -134,20 +134,22 @@ out = "-"
 with open(log, "ab") as f:
     t0 = time.monotonic()
     p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
-    while time.monotonic() - t0 < 120 and p.poll() is None:
-        try:
+    try:
+        while time.monotonic() - t0 < 120 and p.poll() is None:
             c = http.client.HTTPConnection(ip, 8080, timeout=0.5)
-            c.request("GET", "/health")
-            if c.getresponse().status == 200:
-                out = "%d" % round((time.monotonic() - t0) * 1000)
-                break
-        except OSError:
-            pass
-        finally:
-            c.close()
-        time.sleep(0.02)
-    p.kill()
-    p.wait()
+            try:
+                c.request("GET", "/health")
+                if c.getresponse().status == 200:
+                    out = "%d" % round((time.monotonic() - t0) * 1000)
+                    break
+            except OSError:
+                pass
+            finally:
+                c.close()
+            time.sleep(0.02)
+    finally:
+        p.kill()
+        p.wait()
 print(out)
 PY
 plain_boot() {
