@@ -18,7 +18,7 @@
 # BENCH_HISTORY (releases before the publish figure, 50), BENCH_RELEASES
 # (releases per compression, 5), BENCH_COMPRESSIONS ("none gzip zstd xz"),
 # BENCH_OUT (bench/RESULTS.md), BENCH_ONLY (groups to run, "push publish
-# storage fanout summon boot").
+# storage fanout summon boot microvm").
 #
 #   4. fanout (bench/fanout.sh): signalling 1, 4 and 16 hosts over SSH, each
 #      in its own network namespace, and push-to-live over SSH against a host
@@ -26,6 +26,11 @@
 #   5. summon (bench/summon.sh): cold first response, warm proxy throughput
 #      against a direct connection and systemd-socket-proxyd, idle footprint.
 #   6. boot (bench/boot.sh): the fixture kernel's boot-to-ready under qemu.
+#   7. microvm (bench/microvm.sh): the Linux microVM on an agent-managed tap
+#      in a network namespace: sync-to-healthy against plain qemu on a tap,
+#      the summoned first response, warm requests through the proxy against
+#      direct to the guest's address (BENCH_REPS defaults to 3 there: each
+#      figure is a TCG boot).
 set -euo pipefail
 export LC_ALL=C
 
@@ -490,8 +495,9 @@ section() { # $1: script under bench/
 bench_fanout() { BENCH_LOGIN_RC=${BENCH_LOGIN_RC:-empty} section fanout.sh; }
 bench_summon() { section summon.sh; }
 bench_boot() { section boot.sh; }
+bench_microvm() { section microvm.sh; }
 
-for group in ${BENCH_ONLY:-push publish storage fanout summon boot}; do
+for group in ${BENCH_ONLY:-push publish storage fanout summon boot microvm}; do
 	"bench_$group"
 done
 
