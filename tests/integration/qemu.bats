@@ -165,3 +165,61 @@ teardown() {
 	[ "$(answer)" = "unideploy-fixture v1" ]
 	grep -q 'arm1' <<<"$PUSH_OUT"
 }
+
+# The qemu command line of the running VM, one argument per line.
+qemu_cmdline() { tr '\0' '\n' <"/proc/$(qemu_pids)/cmdline"; }
+
+@test "an initrd ships with its kernel: committed with its own sha256, unpacked and checked, booted with -initrd" {
+	write_fixture_app "" '.build.command += " && cp VERSION dist/initrd.img" | .images[0].initrd = "dist/initrd.img"'
+	release_version v1
+	[ "$PUSH_STATUS" -eq 0 ]
+	[ "$(answer)" = "unideploy-fixture v1" ]
+	sha=$(manifest 1 | jq -r '.images[0].initrd.sha256')
+	[ "$(manifest 1 | jq -r '.images[0].initrd.file')" = qemu-x86_64.initrd ]
+	[ "$sha" = "$(echo v1 | sha256sum | cut -d' ' -f1)" ]
+	[ "$(dgit show main:apps/$APP/releases/1/qemu-x86_64.initrd)" = v1 ]
+	[ "$(sha256sum <"$T/state/images/$sha" | cut -d' ' -f1)" = "$sha" ]
+	grep -qx -- -initrd <<<"$(qemu_cmdline)"
+	grep -qx "$T/state/images/$sha" <<<"$(qemu_cmdline)"
+
+	# a rollback carries it, the same blob
+	deploy rollback "$APP" 1
+	[ "$(manifest 2 | jq -r '.images[0].initrd.sha256')" = "$sha" ]
+}
+
+@test "an initrd on a target that cannot boot one is refused before anything is committed" {
+	before=$(main_rev)
+	write_fixture_app "" '.images[0].target = "hvt" | .images[0].initrd = "dist/kernel.elf"'
+	release_version v1
+	grep -q 'images\[0\].initrd: target hvt cannot boot an initrd' <<<"$PUSH_OUT"
+	[ "$(main_rev)" = "$before" ]
+}
+
+@test "a volume is made once, attached as virtio-blk, kept across releases; the old VM stops before the new one boots" {
+	write_fixture_app "" '.run.block = {storage: {size_mb: 8}}'
+	release_version v1
+	[ "$PUSH_STATUS" -eq 0 ]
+	[ "$(answer)" = "unideploy-fixture v1" ]
+	vol=$T/state/volumes/$APP/storage.img
+	[ "$(stat -c '%s %a' "$vol")" = "8388608 600" ]
+	grep -q "^file=$vol,if=none,id=v0,format=raw\$" <<<"$(qemu_cmdline)"
+	grep -qx 'virtio-blk-pci,drive=v0,serial=storage' <<<"$(qemu_cmdline)"
+	v1=$(qemu_pids)
+	echo kept >"$T/mark" && dd if="$T/mark" of="$vol" conv=notrunc status=none
+
+	write_fixture_app "" '.run.block = {storage: {size_mb: 16}}'
+	release_version v2
+	[ "$PUSH_STATUS" -eq 0 ]
+	[ "$(answer)" = "unideploy-fixture v2" ]
+	gone "$v1"
+	grep -q "stopping release 1 before release 2 boots (volumes)" "$T/agent.log"
+	[ "$(stat -c %s "$vol")" = 16777216 ]
+	[ "$(head -c 4 "$vol")" = kept ]
+
+	# smaller: refused, v2 keeps serving, the volume untouched
+	write_fixture_app "" '.run.block = {storage: {size_mb: 8}}'
+	release_version v3
+	grep -q 'volume storage is 16 MB on host local and release 3 asks for 8 MB' <<<"$PUSH_OUT"
+	[ "$(answer)" = "unideploy-fixture v2" ]
+	[ "$(stat -c %s "$vol")" = 16777216 ]
+}
