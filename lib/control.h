@@ -10,9 +10,11 @@
  *   {"ok": true, "host": "edge1", "apps": {"<app>": {
  *       "desired": n|null,   release current in the deployment repository
  *       "release": n|null,   release serving here
- *       "state": "running"|"summonable"|"idle"|"failed"|"starting",
+ *       "state": "running"|"summonable"|"idle"|"failed"|"starting"|
+ *                "exited" (run.restart left its instances stopped),
  *       "instances": k,
  *       "error": "why the desired release is not serving" | null,
+ *       "log_tail": [last lines of the failed instance's console],
  *       "ms": time the sync of this app took }}}
  *   {"ok": false, "error": "..."}
  */

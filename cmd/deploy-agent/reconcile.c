@@ -913,11 +913,13 @@ done:
  * host with any number of summonable apps costs no wake-ups. */
 static int anything_running(struct agent *a)
 {
-	size_t i;
+	size_t i, j;
 
 	for (i = 0; i < a->st.napps; i++)
-		if (a->st.apps[i]->ninst)
-			return 1;
+		for (j = 0; j < a->st.apps[i]->ninst; j++)
+			if (!a->st.apps[i]->inst[j]->exited ||
+			    a->st.apps[i]->inst[j]->pid > 0)
+				return 1;
 	return 0;
 }
 

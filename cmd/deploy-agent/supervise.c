@@ -439,9 +439,10 @@ static void inst_exited(struct agent *a, struct app *app, struct instance *in,
 	int clean = in->wstatus != -1 && WIFEXITED(in->wstatus) &&
 		    WEXITSTATUS(in->wstatus) == 0;
 
-	(void)a;
 	in->exited = 1;
 	in->pid = 0;
+	/* Its taps and address are of no use to anyone now. */
+	network_detach(a, in);
 	ud_log_info("%s: instance %d (release %d) %s; not restarted "
 		    "(run.restart: %s)",
 		    app->name, in->id, in->release, how, policy);

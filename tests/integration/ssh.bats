@@ -314,3 +314,23 @@ line_for() { grep -E "(^|[^a-z0-9-])$1([^a-z0-9-]|$)" <<<"$output"; }
 		refute objects_hold "$DREPO" "$line"
 	done < <(secret_lines)
 }
+
+@test "over SSH: a failed release is not retried by a plain signal; deploy signal --retry boots it again and quotes its console" {
+	netns_require
+	hosts 1
+	release_version v1
+	write_deploy_json "$(pong_build_cmd -DHEALTH_STATUS=503)" '.health.on_failure = "keep"'
+	release_version v2
+	boots2() { grep -c "started instance [0-9]* of release 2 " "$(netns_dir edge1)/agent.log" || true; }
+	[ "$(boots2)" -eq 1 ]
+	grep -q '^remote: .*| pong v2: built to fail' <<<"$PUSH_OUT"
+	run deploy signal "$APP"
+	[ "$status" -eq 3 ]
+	[ "$(boots2)" -eq 1 ]
+	run deploy signal --retry "$APP"
+	echo "$output" >&2
+	[ "$status" -eq 3 ]
+	line_for edge1 | grep -q 'v2 failed: health check'
+	grep -q '| pong v2: built to fail' <<<"$output"
+	[ "$(boots2)" -eq 2 ]
+}
