@@ -83,6 +83,17 @@ instance_pids() {
 # gone PID: the process has exited (a zombie counts: it serves nothing).
 gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 instance_count() { instance_pids | wc -l; }
+# The qemu processes of a test: their kernel is an image under $T. (One
+# grep over /proc, not a fork per process.)
+qemu_pids() {
+	local f p
+	for f in $(grep -lz "^$T/state/images/" /proc/[0-9]*/cmdline 2>/dev/null); do
+		p=${f%/cmdline}
+		case $(readlink "$p/exe" 2>/dev/null) in */qemu-system-*) echo "${p#/proc/}" ;; esac
+	done
+}
+qemu_count() { qemu_pids | wc -l; }
+no_qemu() { [ -z "$(qemu_pids)" ]; }
 # For wait_until (its arguments are expanded once, before it polls):
 instances_are() { [ "$(instance_count)" -eq "$1" ]; }
 

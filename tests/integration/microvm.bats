@@ -12,19 +12,6 @@ load helpers
 APP=micro
 SUBNET=10.213.7.0/24
 
-# The qemu processes of this test: their kernel is an image under $T.
-# (One grep over /proc, not a fork per process: that takes seconds on a
-# busy machine.)
-qemu_pids() {
-	local f p
-	for f in $(grep -lz "^$T/state/images/" /proc/[0-9]*/cmdline 2>/dev/null); do
-		p=${f%/cmdline}
-		case $(readlink "$p/exe" 2>/dev/null) in */qemu-system-*) echo "${p#/proc/}" ;; esac
-	done
-}
-qemu_count() { qemu_pids | wc -l; }
-no_qemu() { [ -z "$(qemu_pids)" ]; }
-
 # The taps in the namespace (the agent's start with "ud"), and the bridge's
 # ports.
 taps() { ip -n "$NS" -br link show type tun 2>/dev/null | awk '{print $1}' | sed 's/@.*//' | sort; }

@@ -8,17 +8,6 @@ load helpers
 
 APP=fixture
 
-# The qemu processes of this test: their kernel is an image under $T.
-qemu_pids() {
-	local p
-	for p in /proc/[0-9]*; do
-		grep -qz "^$T/state/images/" "$p/cmdline" 2>/dev/null || continue
-		case $(readlink "$p/exe" 2>/dev/null) in */qemu-system-*) echo "${p#/proc/}" ;; esac
-	done
-}
-qemu_count() { qemu_pids | wc -l; }
-no_qemu() { [ -z "$(qemu_pids)" ]; }
-
 # write_fixture_app [BUILD_ARGS [JQ_EDIT]]: the work clone becomes the
 # fixture's app repository.
 write_fixture_app() {
@@ -123,13 +112,13 @@ teardown() {
 }
 
 @test "a summoned VM boots on the first request and is stopped when idle" {
-	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu --mode summon --idle-stop 2
+	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu --mode summon --idle-stop 10
 	release_version v1
 	[ "$PUSH_STATUS" -eq 0 ]
 	no_qemu
 	[ "$(answer)" = "unideploy-fixture v1" ]
 	[ "$(qemu_count)" -eq 1 ]
-	wait_until 20 no_qemu
+	wait_until 60 no_qemu
 }
 
 @test "a host without the backend's program fails the placement at sync time, naming it" {
