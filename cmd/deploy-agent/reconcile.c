@@ -460,13 +460,13 @@ static int boot_n(struct agent *a, struct app *app,
 			break;
 	}
 	if (err < 0) {
-		char *why = ud_strdup(ud_error_last());
+		struct ud_error_state why;
 
+		ud_error_save(&why);
 		while (i-- > 0)
 			supervise_stop(a, app, started[i]);
 		agent_save(a);
-		ud_error_set(err, "%s", why);
-		free(why);
+		ud_error_restore(&why);
 		free(started);
 		started = NULL;
 	}
@@ -862,7 +862,7 @@ static json_t *sync_all(struct agent *a, const struct ud_strvec *retry)
 		ssh.identity = a->conf->ssh_key;
 	if (a->conf->known_hosts)
 		ssh.known_hosts = a->conf->known_hosts;
-	/* repo.c's message already names the URL (without a password,
+	/* repo_remote.c's message already names the URL (without a password,
 	 * which a->conf->repo may hold): no prefix of ours. */
 	if ((err = ud_deployrepo_fetch_ex(&repo, a->mirror_path,
 					  a->conf->repo, &ssh)) < 0)

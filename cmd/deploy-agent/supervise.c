@@ -362,15 +362,16 @@ done:
 	if (err < 0) {
 		/* Stopping touches /proc and may set messages of its own:
 		 * the caller must see why the instance failed. */
-		char *why = ud_strdup(ud_error_last());
+		struct ud_error_state why;
 
-		ud_log_warn("%s: release %d: %s", app->name, m->release, why);
+		ud_error_save(&why);
+		ud_log_warn("%s: release %d: %s", app->name, m->release,
+			    why.msg);
 		/* Its own last words go to the pusher with the reason. */
 		app_set_log_tail(app, in->log);
 		supervise_stop(a, app, in);
 		agent_save(a);
-		ud_error_set(err, "%s", why);
-		free(why);
+		ud_error_restore(&why);
 		in = NULL;
 	}
 	*out = in;
@@ -740,13 +741,13 @@ static int boot_async(struct agent *a, struct app *app, int cold,
 done:
 	boot_job_free(j);
 	if (err < 0) {
-		char *why = ud_strdup(ud_error_last());
+		struct ud_error_state why;
 
-		ud_log_warn("%s: summon: %s", app->name, why);
+		ud_error_save(&why);
+		ud_log_warn("%s: summon: %s", app->name, why.msg);
 		supervise_stop(a, app, in);
 		agent_save(a);
-		ud_error_set(err, "%s", why);
-		free(why);
+		ud_error_restore(&why);
 	}
 	return err;
 }
