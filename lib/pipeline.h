@@ -101,7 +101,8 @@ enum ud_rollback ud_rollback_decide(const struct ud_manifest *m,
 				    const struct ud_signal_result *res,
 				    int current, int *to);
 
-/* What the pipeline reports; every member may be NULL. */
+/* What the pipeline reports. The table itself is required; any callback
+ * may be NULL. Strings passed are valid during the call only. */
 struct ud_pipeline_events {
 	void *payload;
 	/* A phase ("build", "release", "deploy", "rollback") starts, and
@@ -126,7 +127,8 @@ struct ud_pipeline_events {
 };
 
 /* Signal the hosts of `app` to sync release `want` (0: the current one)
- * and judge each reply, reporting it through ev->host. Returns 0,
+ * and judge each reply, reporting it through ev->host (an app placed on
+ * no host: one ev->line, res->nhosts 0, nothing asked). Returns 0,
  * UD_EPARTIAL when some hosts did not take it (named in the message), or
  * another error (fleet not loadable). *res is filled in every case. */
 int ud_pipeline_signal(struct ud_deployrepo *r, const char *app, int want,
