@@ -91,35 +91,12 @@ int cmd_signal(int argc, char **argv);
 struct ud_fleet;
 int cli_signal_app(struct ud_deployrepo *r, const char *app,
 		   const struct cli_common *c);
-/* The same for release `want` (0: the current one), telling what went
- * wrong: `failed` is a mask of CLI_HOST_UNREACHABLE (no answer, not live
- * yet, or a sync that failed before our release was tried, e.g. the host
- * could not fetch) and CLI_HOST_FAILED (a host answered that `want`
- * failed there, e.g. its health check); `serving` is a release such a
- * host still serves (0: none). A host already on a newer release is not
- * a failure. */
-#define CLI_HOST_UNREACHABLE 1
-#define CLI_HOST_FAILED 2
-struct cli_signal_result {
-	int failed;
-	int serving;
-};
-int cli_signal_app_ex(struct ud_deployrepo *r, const char *app, int want,
-		      int json, const struct ud_ssh_opts *ssh,
-		      struct cli_signal_result *res);
 /* The "log_tail" lines of an agent's app reply (the end of the failed
  * instance's console), indented under the host's line; nothing without. */
 void cli_print_log_tail(const json_t *app_reply);
 /* Set by `deploy signal --retry`: the hosts' syncs boot again a release
- * that failed there (cli_signal_app_ex and a signal of every host). */
+ * that failed there (cli_signal_app and a signal of every host). */
 extern int cli_signal_retry;
-/* When set, called with each host's line as cli_signal_app_ex prints it
- * (without the "-----> " arrow), and whether that host failed: `deploy
- * ci` turns them into its summary and annotations. A process runs one
- * command, so one hook serves. */
-extern void (*cli_host_hook)(const char *host, const char *line,
-			     int failed);
-
 /* The publish pipeline shared by `publish`, `hook post-receive` and `ci`:
  * build `rev` of the source repository, publish it, signal its hosts,
  * roll back on a failed health check. Returns an exit status. */
@@ -133,11 +110,18 @@ struct cli_pipeline {
 	void (*stage_begin)(const char *name);
 	void (*stage_end)(const char *name);
 	void (*annotate_error)(const char *message);
+	/* Each host's line as printed (without the "-----> " arrow), and
+	 * whether that host failed: `deploy ci`'s summary and annotations. */
+	void (*on_host)(const char *host, const char *line, int failed);
 	/* Filled for CI summaries (may be NULL). */
 	struct ud_buf *summary;
 	/* ... and a Markdown table of the released images (may be NULL). */
 	struct ud_buf *summary_images;
 };
 int cli_pipeline_run(const struct cli_pipeline *p);
+/* Events that print progress and host lines as the pipeline does;
+ * `printer` is cli_pipeline_run's own (NULL elsewhere). */
+struct ud_pipeline_events;
+void cli_pipeline_events(struct ud_pipeline_events *ev, void *printer);
 
 #endif

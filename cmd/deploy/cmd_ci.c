@@ -284,9 +284,8 @@ int cmd_ci(int argc, char **argv)
 		p.stage_begin = travis_begin;
 		p.stage_end = travis_end;
 	}
-	cli_host_hook = on_host;
+	p.on_host = on_host;
 	status = cli_pipeline_run(&p);
-	cli_host_hook = NULL;
 	if (p.summary)
 		write_summary(&summary, &images, &ci, status);
 done:
