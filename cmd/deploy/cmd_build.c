@@ -32,6 +32,33 @@ static int copy_file(const char *from, const char *to)
 	return err;
 }
 
+/* One line per built file ("-----> image qemu/x86_64: N bytes, sha256
+ * ..."), and with --out its copy under the name a release would give it. */
+static int show_file(const char *kind, const struct ud_build_image *img,
+		     const char *path, unsigned long long size,
+		     const char *sha256, const char *out)
+{
+	char *name = !strcmp(kind, "initrd") ?
+		ud_publish_initrd_name(img->spec->target, img->spec->arch,
+				       UD_COMP_NONE) :
+		ud_publish_image_name(img->spec->target, img->spec->arch,
+				      UD_COMP_NONE);
+	int err = 0;
+
+	printf("-----> %s %s/%s: %llu bytes, sha256 %s", kind,
+	       img->spec->target, img->spec->arch, size, sha256);
+	if (out) {
+		char *dst = ud_asprintf("%s/%s", out, name);
+
+		if ((err = copy_file(path, dst)) == 0)
+			printf(" -> %s", dst);
+		free(dst);
+	}
+	putchar('\n');
+	free(name);
+	return err;
+}
+
 int cmd_build(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -85,51 +112,16 @@ int cmd_build(int argc, char **argv)
 	}
 	for (size_t i = 0; i < b->nimages; i++) {
 		const struct ud_build_image *img = &b->images[i];
-		char *name = ud_publish_image_name(img->spec->target,
-						   img->spec->arch,
-						   UD_COMP_NONE);
 
-		printf("-----> image %s/%s: %llu bytes, sha256 %s", img->spec->target,
-		       img->spec->arch, (unsigned long long)img->size,
-		       img->sha256);
-		if (out) {
-			char *dst = ud_asprintf("%s/%s", out, name);
-
-			if ((err = copy_file(img->path, dst)) < 0) {
-				putchar('\n');
-				free(dst);
-				free(name);
-				status = cli_fail(err, "--out");
-				goto done;
-			}
-			printf(" -> %s", dst);
-			free(dst);
+		if ((err = show_file("image", img, img->path, img->size,
+				     img->sha256, out)) < 0 ||
+		    (img->initrd &&
+		     (err = show_file("initrd", img, img->initrd,
+				      img->initrd_size, img->initrd_sha256,
+				      out)) < 0)) {
+			status = cli_fail(err, "--out");
+			goto done;
 		}
-		putchar('\n');
-		free(name);
-		if (!img->initrd)
-			continue;
-		name = ud_publish_initrd_name(img->spec->target,
-					      img->spec->arch, UD_COMP_NONE);
-		printf("-----> initrd %s/%s: %llu bytes, sha256 %s",
-		       img->spec->target, img->spec->arch,
-		       (unsigned long long)img->initrd_size,
-		       img->initrd_sha256);
-		if (out) {
-			char *dst = ud_asprintf("%s/%s", out, name);
-
-			if ((err = copy_file(img->initrd, dst)) < 0) {
-				putchar('\n');
-				free(dst);
-				free(name);
-				status = cli_fail(err, "--out");
-				goto done;
-			}
-			printf(" -> %s", dst);
-			free(dst);
-		}
-		putchar('\n');
-		free(name);
 	}
 	printf("-----> build done in %.1f s (nothing published)\n",
 	       (double)b->duration_ms / 1000.0);
