@@ -223,14 +223,15 @@ static int inst_spawn(struct agent *a, struct app *app,
 	if ((err = ud_mkdir_p(rundir, 0750)) < 0 ||
 	    (err = ud_mkdir_p(logdir, 0750)) < 0)
 		goto done;
-	/* A VM on the host network answers on run.port at its own address;
-	 * anything else on a free port of 127.0.0.1. */
 	image = image_path(a, in->sha256);
-	/* Normally there from the sync's prepare; made again if removed. */
+	/* Volumes: normally there from the sync's prepare; made again if
+	 * removed. */
 	if ((err = volume_ensure(a, app->name, m)) < 0 ||
 	    (err = network_devices(a, target, image, &nets)) < 0 ||
 	    (err = network_attach(a, app, in, nets.n)) < 0)
 		goto done;
+	/* A VM on the host network answers on run.port at its own address;
+	 * anything else on a free port of 127.0.0.1. */
 	if (in->addr)
 		in->port = m->run.port;
 	else if ((err = ud_net_free_port(&in->port)) < 0)
