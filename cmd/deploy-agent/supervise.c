@@ -514,10 +514,12 @@ static int tick_instance(struct agent *a, struct app *app,
 			ud_log_warn("%s: instance %d (release %d) %s%s",
 				    app->name, in->id, in->release, how,
 				    booting ? " while booting" : "");
-			if (booting)
+			if (booting) {
 				app_set_error(app, "summon: the instance %s "
 					      "while booting (see %s)", how,
 					      in->log);
+				app_set_log_tail(app, in->log);
+			}
 			app_inst_remove(app, in);
 			/* The next connection boots a fresh one; those
 			 * waiting for this one would only wait in vain. */
@@ -901,6 +903,7 @@ int supervise_booted(struct agent *a)
 		ud_log_warn("%s: instance %d of release %d: %s", app->name,
 			    in->id, in->release, j->why);
 		app_set_error(app, "summon: %s", j->why);
+		app_set_log_tail(app, in->log);
 		supervise_stop(a, app, in);
 		up = app_up(app);
 		/* Nothing else is coming up for them: closed beats a hang

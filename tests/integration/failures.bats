@@ -151,3 +151,15 @@ state_is() { [ "$(app_state)" = "$1" ]; }
 	wait_until 30 answer_is "pong v1"
 	refute state_is exited
 }
+
+@test "a summoned boot that fails its health check: the held client is closed; status quotes the instance's console" {
+	deploy place "$APP" --hosts local --mode summon --listen "$LISTEN" --idle-stop 30
+	write_deploy_json "$(pong_build_cmd -DHEALTH_STATUS=503)" '.health.timeout_s = 5'
+	release_version v1
+	run curl -sS --max-time 30 "http://$LISTEN/"
+	[ "$status" -ne 0 ]
+	[ "$status" -ne 28 ] # closed, not timed out
+	run agent_cli status --json
+	jq -e ".apps.$APP.error | test(\"summon: .*health\")" <<<"$output"
+	jq -e ".apps.$APP.log_tail | any(test(\"pong v1: built to fail\"))" <<<"$output"
+}
