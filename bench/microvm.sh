@@ -183,19 +183,7 @@ done
 agentctl() { "$AGENT_BIN" --config "$T/agent.json" "$@"; }
 
 git init -q -b main "$W"
-mkdir -p "$W/microvm"
-cp "$ROOT"/tests/fixtures/microvm/build.sh "$ROOT"/tests/fixtures/microvm/init "$W/microvm/"
-jq -n --arg dir "$MICROVM_DIR" '{
-	app: "micro",
-	build: {command: "sh microvm/build.sh dist \"$(cat VERSION)\"",
-		env: {MICROVM_DIR: $dir}},
-	images: [{target: "qemu", arch: "x86_64", path: "dist/vmlinuz",
-		  initrd: "dist/initrd.cpio.gz"}],
-	run: {port: 8080, memory_mb: 128,
-	      args: ["console=ttyS0", "quiet", "ud.ip={{ip}}", "ud.gw={{gateway}}",
-		     "ud.mask={{netmask}}"]},
-	health: {http: "/health", timeout_s: 180}
-}' >"$W/deploy.json"
+sh "$ROOT/tests/fixtures/microvm/app.sh" "$W" "$MICROVM_DIR"
 
 # release V: publish version V without signalling, then time the sync.
 release() {

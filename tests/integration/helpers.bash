@@ -94,6 +94,15 @@ qemu_pids() {
 }
 qemu_count() { qemu_pids | wc -l; }
 no_qemu() { [ -z "$(qemu_pids)" ]; }
+# stop_agent_and_vms SECONDS: for a VM suite's teardown: stop the agent,
+# give its VMs SECONDS to go, kill those left; VMS_LEFT holds their PIDs.
+# (Not run in $(...): stop_agent must wait for the agent, its child.)
+stop_agent_and_vms() {
+	stop_agent TERM
+	wait_until "$1" no_qemu || true
+	VMS_LEFT=$(qemu_pids)
+	[ -z "$VMS_LEFT" ] || kill -KILL $VMS_LEFT 2>/dev/null || true
+}
 # For wait_until (its arguments are expanded once, before it polls):
 instances_are() { [ "$(instance_count)" -eq "$1" ]; }
 

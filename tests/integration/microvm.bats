@@ -30,19 +30,9 @@ setup_file() {
 write_micro_app() {
 	local edit=${1:-.}
 	rm -f "$W/pong.c"
-	mkdir -p "$W/microvm"
-	cp "$ROOT"/tests/fixtures/microvm/build.sh "$ROOT"/tests/fixtures/microvm/init "$W/microvm/"
-	jq -n --arg dir "$MICROVM_DIR" '{
-		app: "micro",
-		build: {command: "sh microvm/build.sh dist \"$(cat VERSION)\"",
-			env: {MICROVM_DIR: $dir}},
-		images: [{target: "qemu", arch: "x86_64", path: "dist/vmlinuz",
-			  initrd: "dist/initrd.cpio.gz"}],
-		run: {port: 8080, memory_mb: 128,
-		      args: ["console=ttyS0", "quiet", "ud.ip={{ip}}", "ud.gw={{gateway}}",
-			     "ud.mask={{netmask}}"]},
-		health: {http: "/health", timeout_s: 180}
-	}' | jq "$edit" >"$W/deploy.json"
+	sh "$ROOT/tests/fixtures/microvm/app.sh" "$W" "$MICROVM_DIR"
+	jq "$edit" "$W/deploy.json" >"$W/deploy.json.new"
+	mv "$W/deploy.json.new" "$W/deploy.json"
 }
 
 setup() {
@@ -60,10 +50,8 @@ setup() {
 teardown() {
 	local left
 	[ -n "${T:-}" ] || return 0
-	stop_agent TERM
-	wait_until 10 no_qemu || true
-	left=$(qemu_pids)
-	[ -z "$left" ] || kill -KILL $left 2>/dev/null || true
+	stop_agent_and_vms 10
+	left=$VMS_LEFT
 	echo "--- agent log:" >&2
 	tail -n 40 "$T/agent.log" >&2 || true
 	teardown_world

@@ -36,10 +36,8 @@ setup() {
 teardown() {
 	local left
 	[ -n "${T:-}" ] || return 0
-	stop_agent TERM
-	wait_until 5 no_qemu || true
-	left=$(qemu_pids)
-	[ -z "$left" ] || kill -KILL $left 2>/dev/null || true
+	stop_agent_and_vms 5
+	left=$VMS_LEFT
 	teardown_world
 	if [ -n "$left" ]; then
 		echo "qemu left running: $left" >&2
