@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,10 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "control_server.h"
+#include "dns.h"
+#include "network.h"
+#include "reconcile.h"
 #include "agentconf.h"
 #include "buf.h"
 #include "control.h"
@@ -34,6 +39,7 @@
 #include "log.h"
 #include "names.h"
 #include "net.h"
+#include "proxy.h"
 
 #define DEFAULT_CONFIG "/etc/unideploy/agent.json"
 #define SYNC_TIMEOUT_MS (3600 * 1000)
@@ -491,25 +497,16 @@ static int control_path(const struct ud_agentconf *conf, const char **out)
 static int cmd_run(const char *config, int verbose)
 {
 	struct agent a;
-	pthread_condattr_t ca;
-	pthread_t control_thread, reconcile_thread;
-	int control_fd = -1, lock_fd = -1, err, rc = 1;
-	int have_control = 0, have_reconcile = 0;
+	struct control *control = NULL;
+	struct dns *dns = NULL;
+	pthread_t reconcile_thread;
+	int lock_fd = -1, err, rc = 1, have_reconcile = 0;
 	const char *sock = NULL;
 	char *real = NULL, *lockpath = NULL;
+	json_t *first;
 
-	memset(&a, 0, sizeof(a));
+	agent_init(&a);
 	ud_log_init(verbose ? UD_LOG_DEBUG : UD_LOG_INFO, 1);
-	state_init(&a.st);
-	ud_strvec_init(&a.verified);
-	ud_strvec_init(&a.demand);
-	ud_strvec_init(&a.retry);
-	pthread_mutex_init(&a.lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&a.wake, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&a.done, NULL);
 
 	if ((err = ud_agentconf_load(&a.conf, config)) < 0) {
 		rc = die(err, "configuration");
@@ -569,11 +566,10 @@ static int cmd_run(const char *config, int verbose)
 		rc = die(err, "proxy");
 		goto done;
 	}
-	if ((err = control_start(&a, &control_thread, &control_fd)) < 0) {
+	if ((err = control_start(&a, &control)) < 0) {
 		rc = die(err, "control socket");
 		goto done;
 	}
-	have_control = 1;
 	if (pthread_create(&reconcile_thread, NULL, agent_reconcile_main,
 			   &a) != 0) {
 		err = ud_error_set(UD_ERROR, "cannot start a thread");
@@ -581,6 +577,13 @@ static int cmd_run(const char *config, int verbose)
 		goto done;
 	}
 	have_reconcile = 1;
+	/* DNS answers from the snapshot: start it once the reconciler has
+	 * adopted what state.json records and said what runs. */
+	if ((first = agent_snapshot(&a, 1)))
+		json_decref(first);
+	if (a.conf->dns_listen && !agent_stopping(&a) &&
+	    dns_start(&a, &dns) < 0)
+		ud_log_error("dns: %s", ud_error_last());
 
 	for (;;) {
 		struct pollfd pfd = { sigpipe_fds[0], POLLIN, 0 };
@@ -600,51 +603,20 @@ static int cmd_run(const char *config, int verbose)
 	}
 	rc = 0;
 done:
-	pthread_mutex_lock(&a.lock);
-	a.stopping = 1;
-	pthread_cond_broadcast(&a.wake);
-	pthread_cond_broadcast(&a.done);
-	pthread_mutex_unlock(&a.lock);
-	/* The acceptor sleeps in poll(): wake it now rather than after the
-	 * reconciler's current sync. */
-	control_wake();
-	if (have_control)
-		pthread_join(control_thread, NULL);
-	if (control_fd >= 0) {
-		close(control_fd);
-		unlink(sock);
-	}
+	agent_stop(&a);
+	dns_stop(dns);
+	control_stop(control);
 	if (have_reconcile)
 		pthread_join(reconcile_thread, NULL);
 	if (a.proxy)
 		proxy_stop(a.proxy);
-	/* Let control threads answer "shutting down" before we go. */
-	{
-		long long deadline = ud_now_ms() + 1000;
-
-		pthread_mutex_lock(&a.lock);
-		while (a.connections > 0 && ud_now_ms() < deadline) {
-			pthread_mutex_unlock(&a.lock);
-			usleep(10000);
-			pthread_mutex_lock(&a.lock);
-		}
-		pthread_mutex_unlock(&a.lock);
-	}
 	if (rc == 0)
 		ud_log_info("stopped");
 	if (lock_fd >= 0)
 		close(lock_fd);
 	free(lockpath);
-	json_decref(a.status);
-	json_decref(a.last_sync);
-	state_free(&a.st);
-	ud_strvec_free(&a.verified);
-	ud_strvec_free(&a.demand);
-	ud_strvec_free(&a.retry);
-	free(a.state_path);
-	free(a.images_dir);
-	free(a.mirror_path);
 	ud_agentconf_free(a.conf);
+	agent_free(&a);
 	return rc;
 }
 

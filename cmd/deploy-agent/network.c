@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "network.h"
 #include "backend.h"
 #include "buf.h"
 #include "errors.h"

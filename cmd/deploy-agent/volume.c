@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "volume.h"
 #include "errors.h"
 #include "log.h"
 #include "names.h"
