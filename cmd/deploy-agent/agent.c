@@ -192,13 +192,16 @@ int agent_wait_work(struct agent *a, long long until, long long next_poll,
 	}
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
+		agent_work_free(w);
 		return 1;
 	}
 	w->seq = s->req_seq;
 	w->sync = w->seq != s->done_seq || ud_now_ms() >= next_poll;
+	ud_strvec_free(&w->demand);
 	w->demand = s->demand;
 	ud_strvec_init(&s->demand);
 	if (w->sync) {
+		ud_strvec_free(&w->retry);
 		w->retry = s->retry;
 		ud_strvec_init(&s->retry);
 	}

@@ -86,7 +86,7 @@ struct agent_work {
 /* Wait until there is work, the agent stops (returns 1) or `until`
  * (ud_now_ms() clock) passes; a sync is due when asked for or once
  * next_poll has passed. Fills w (the caller frees its vectors with
- * agent_work_free). */
+ * agent_work_free); on 1, w holds nothing. */
 int agent_wait_work(struct agent *a, long long until, long long next_poll,
 		    struct agent_work *w);
 void agent_work_free(struct agent_work *w);

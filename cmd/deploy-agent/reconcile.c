@@ -489,6 +489,49 @@ static int retry_wanted(const struct ud_strvec *retry, const char *app)
 	return 0;
 }
 
+static int summoned(const struct app *app)
+{
+	return app->placed && app->place.mode == UD_MODE_SUMMON;
+}
+
+enum reconcile_action reconcile_decide(const struct app *app, int desired,
+				       int retry, size_t want)
+{
+	/* A failed release is not booted again by a poll, only when asked
+	 * to retry (or by a newer release: another number). */
+	if (app->failed_release == desired && !retry)
+		return RECONCILE_FAILED;
+	if (app->release != desired)
+		return RECONCILE_SWITCH;
+	if (app->manifest && app->image[0] && app->status != APP_FAILED &&
+	    (summoned(app) || count_release(app, desired) == want))
+		return RECONCILE_KEEP;
+	return RECONCILE_FILL;
+}
+
+size_t reconcile_boot_count(const struct app *app, size_t want)
+{
+	size_t i, old = 0;
+
+	/* A summoned app boots the new release only if the old one has
+	 * traffic to hand over; boot mode starts all of its instances. */
+	if (!summoned(app))
+		return want;
+	for (i = 0; i < app->ninst; i++)
+		if (app->inst[i]->pid > 0)
+			old++;
+	return old ? 1 : 0;
+}
+
+int reconcile_restore_old(const struct app *app, int desired, size_t want)
+{
+	/* The desired release does not serve: the one before it must, with
+	 * as many instances as asked (it may have none after a restart). */
+	return app->status == APP_FAILED && app->release > 0 &&
+	       app->release != desired &&
+	       (summoned(app) || count_release(app, app->release) < want);
+}
+
 /* retry: an explicit `deploy signal --retry` names this app: boot its
  * failed release again. Nothing else does, but a newer release. */
 static void sync_app(struct agent *a, struct ud_deployrepo *repo,
@@ -526,7 +569,7 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	}
 	app->desired = desired;
 
-	if (app->failed_release == desired && !retry) {
+	if (reconcile_decide(app, desired, retry, want) == RECONCILE_FAILED) {
 		app->status = APP_FAILED;
 		goto done;
 	}
@@ -536,9 +579,8 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		agent_save(a);
 	}
 	if (app->release == desired) {
-		if (app->manifest && app->image[0] &&
-		    (summon || count_release(app, desired) == want) &&
-		    app->status != APP_FAILED) {
+		if (reconcile_decide(app, desired, retry, want) ==
+		    RECONCILE_KEEP) {
 			/* Nothing to do but keep the address current. */
 			addr = listen_addr(p, app->manifest);
 			if (do_listen(a, app, app->manifest, addr) < 0) {
@@ -605,16 +647,7 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		agent_save(a);
 	}
 
-	/* A summoned app boots the new release only if the old one has
-	 * traffic to hand over; boot mode starts all of its instances. */
-	if (summon) {
-		size_t old = 0;
-
-		for (i = 0; i < app->ninst; i++)
-			if (app->inst[i]->pid > 0)
-				old++;
-		want = old ? 1 : 0;
-	}
+	want = reconcile_boot_count(app, want);
 	if (want && boot_n(a, app, m, img->sha256, want, &fresh) < 0) {
 		app_fail(a, app, desired, "%s", ud_error_last());
 		goto done;
@@ -648,11 +681,7 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	drain_and_stop(a, app, desired);
 
 done:
-	/* The desired release does not serve: the one before it must, with
-	 * as many instances as asked (it may have none after a restart). */
-	if (app->status == APP_FAILED && app->release > 0 &&
-	    app->release != desired && !agent_stopping(a) &&
-	    (summon || count_release(app, app->release) < want)) {
+	if (reconcile_restore_old(app, desired, want) && !agent_stopping(a)) {
 		char *why = app->error ? ud_strdup(app->error) : NULL;
 
 		if (fill(a, repo, head, app, arch, want) < 0)
