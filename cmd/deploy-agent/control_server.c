@@ -2,7 +2,8 @@
  * control_server.c: the agent's control socket (lib/control.h's protocol).
  *
  * One thread accepts; each connection gets a short-lived thread that reads
- * one request line and writes one reply line. "status" is answered at once
+ * one request line and writes one reply line, up to MAX_CONNECTIONS at
+ * once (past that a client is told to try again). "status" is answered at once
  * from the last published snapshot. "sync" waits until a sync that started
  * after the request has finished, so its answer reflects whatever was
  * published before the caller asked.
@@ -28,6 +29,10 @@
 #include "proxy.h"
 
 #define READ_TIMEOUT_MS 10000
+/* Connections served at once. Each is a thread that may wait for a sync;
+ * past this, a client is told to try again rather than given a thread
+ * (3,000 idle connections once made 3,004 threads). */
+#define MAX_CONNECTIONS 64
 /* The acceptor learns of a shutdown from control_stop()'s wake-up; this
  * is only the fallback, so an idle agent wakes up rarely. */
 #define STOP_CHECK_MS 60000
@@ -190,6 +195,19 @@ done:
 	return NULL;
 }
 
+/* Past MAX_CONNECTIONS: one reply line, without reading the request (a
+ * non-blocking write: a client that does not read loses it). */
+static void refuse(int fd)
+{
+	static const char busy[] =
+		"{\"ok\": false, \"error\": \"the agent is serving "
+		"too many control connections; try again\"}\n";
+
+	if (send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		ud_log_debug("control: refuse: %s", strerror(errno));
+	close(fd);
+}
+
 static void *accept_main(void *arg)
 {
 	struct control *ctl = arg;
@@ -199,7 +217,7 @@ static void *accept_main(void *arg)
 					 { ctl->wake_fd, POLLIN, 0 } };
 		struct conn *c;
 		pthread_t t;
-		int fd;
+		int fd, busy;
 
 		if (poll(pfd, 2, STOP_CHECK_MS) <= 0 ||
 		    !(pfd[0].revents & POLLIN))
@@ -211,12 +229,18 @@ static void *accept_main(void *arg)
 					    strerror(errno));
 			continue;
 		}
+		pthread_mutex_lock(&ctl->lock);
+		busy = ctl->connections >= MAX_CONNECTIONS;
+		if (!busy)
+			ctl->connections++;
+		pthread_mutex_unlock(&ctl->lock);
+		if (busy) {
+			refuse(fd);
+			continue;
+		}
 		c = ud_calloc(1, sizeof(*c));
 		c->ctl = ctl;
 		c->fd = fd;
-		pthread_mutex_lock(&ctl->lock);
-		ctl->connections++;
-		pthread_mutex_unlock(&ctl->lock);
 		if (pthread_create(&t, NULL, serve, c) != 0) {
 			ud_log_warn("control: cannot start a thread");
 			close(fd);

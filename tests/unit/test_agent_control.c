@@ -325,6 +325,52 @@ static void test_demand_and_boots(void **state)
 	agent_work_free(&w);
 }
 
+/* Connections are bounded: past the limit a client is told to try again
+ * at once, and the ones being served still are. */
+static void test_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_un sun = { 0 };
+	int fds[64], i;
+	json_t *r;
+
+	start(f);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->addr + 5);
+	/* 64 clients that connect and say nothing (each holds a thread
+	 * until its read times out). */
+	for (i = 0; i < 64; i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&sun,
+					 sizeof(sun)),
+				 0);
+	}
+	/* The acceptor takes them in order: once one more is refused,
+	 * all 64 are being served. */
+	r = raw(f, "{\"cmd\": \"status\"}\n");
+	assert_string_equal(error_of(r), "the agent is serving too many "
+					 "control connections; try again");
+	json_decref(r);
+	/* One of them asks: it is answered. */
+	{
+		static const char req[] = "{\"cmd\": \"status\"}\n";
+
+		assert_int_equal(ud_write_all(fds[0], req, strlen(req)), 0);
+	}
+	{
+		struct ud_buf b = UD_BUF_INIT;
+
+		b.max = UD_CONTROL_MAX;
+		assert_int_equal(ud_read_line(fds[0], &b, TIMEOUT_MS), 0);
+		r = json_loadb(b.ptr, b.size, 0, NULL);
+		assert_true(json_is_true(json_object_get(r, "ok")));
+		json_decref(r);
+		ud_buf_free(&b);
+	}
+	for (i = 0; i < 64; i++)
+		close(fds[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +382,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_demand_and_boots, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
