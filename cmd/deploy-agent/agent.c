@@ -5,11 +5,15 @@
  * but the waits that are named so, and nothing here knows what an app
  * does: the reconcile thread decides, this module only carries.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "buf.h"
@@ -341,4 +345,44 @@ void agent_save(struct agent *a)
 {
 	if (state_save(&a->st, a->state_path) < 0)
 		ud_log_error("cannot save state: %s", ud_error_last());
+}
+
+int agent_share_dir(struct agent *a, const char *dir)
+{
+	if (!a->inst_cred)
+		return 0;
+	if (chown(dir, (uid_t)-1, a->inst_cred->gid) < 0 ||
+	    chmod(dir, 0750) < 0)
+		return ud_error_set_errno(UD_ERROR, "cannot open %s to user "
+					  "%s", dir, a->conf->user);
+	return 0;
+}
+
+int agent_give(struct agent *a, const char *path)
+{
+	struct ud_cred *c = a->inst_cred;
+	DIR *d;
+	struct dirent *e;
+	int err = 0;
+
+	if (!c)
+		return 0;
+	if (lchown(path, c->uid, c->gid) < 0)
+		return ud_error_set_errno(UD_ERROR, "cannot give %s to user "
+					  "%s", path, a->conf->user);
+	/* A directory: what the backend wrote into it (config files) too,
+	 * one level, links not followed. */
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d)) && err == 0) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fchownat(dirfd(d), e->d_name, c->uid, c->gid,
+			     AT_SYMLINK_NOFOLLOW) < 0)
+			err = ud_error_set_errno(UD_ERROR, "cannot give %s/%s "
+						 "to user %s", path,
+						 e->d_name, a->conf->user);
+	}
+	closedir(d);
+	return err;
 }

@@ -33,6 +33,7 @@
 #include <stddef.h>
 
 #include "agentconf.h"
+#include "run.h"
 #include "state.h"
 #include "strvec.h"
 
@@ -51,6 +52,9 @@ struct agent {
 	const char *kvm_path; /* NULL: /dev/kvm (tests point it elsewhere) */
 	char *backends_dir; /* templates/backends; NULL: found next to the
 			       binary (source tree or PREFIX/share) */
+	/* agent.json "user": who instances run as; NULL: the agent's own
+	 * user (root only when "user" is not set). */
+	struct ud_cred *inst_cred;
 	struct agent_shared *shared;
 };
 
@@ -117,5 +121,10 @@ int agent_snapshot_listen(struct agent *a, const char *app, char *listen,
 /* state_dir's paths and the state file (reconcile thread). */
 char *image_path(struct agent *a, const char *sha256);
 void agent_save(struct agent *a);
+/* With "user": let instances pass through the agent's directory `dir`
+ * (group: the user's, 0750), or hand `path` (an instance's run directory
+ * and what is in it, a volume) to the user. Nothing to do without. */
+int agent_share_dir(struct agent *a, const char *dir);
+int agent_give(struct agent *a, const char *path);
 
 #endif

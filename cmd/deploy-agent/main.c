@@ -240,6 +240,35 @@ static int cmd_query(const char *config, const char *cmd, int argc,
 
 /* check */
 
+/* Who instances run as (agent.json "user"): *out NULL for the agent's
+ * own user. Root switches to the user for them; another user can only be
+ * that user. */
+static int instance_user(const struct ud_agentconf *conf,
+			 struct ud_cred **out)
+{
+	struct ud_cred c;
+	int err;
+
+	if (out)
+		*out = NULL;
+	if (!conf->user)
+		return 0;
+	if ((err = ud_cred_lookup(&c, conf->user)) < 0)
+		return err;
+	if (geteuid() != 0 && c.uid != geteuid())
+		return ud_error_set(UD_EINVALID,
+				    "user: the agent runs as uid %u and cannot "
+				    "start instances as %s (uid %u); run it "
+				    "as root or as %s",
+				    (unsigned)geteuid(), conf->user,
+				    (unsigned)c.uid, conf->user);
+	if (out && geteuid() == 0) {
+		*out = ud_malloc(sizeof(c));
+		**out = c;
+	}
+	return 0;
+}
+
 static int cmd_check(const char *config)
 {
 	struct ud_agentconf *conf = NULL;
@@ -257,6 +286,10 @@ static int cmd_check(const char *config)
 		fprintf(stderr, "deploy-agent: %s: control must be unix:PATH\n",
 			config);
 		rc = 1;
+		goto done;
+	}
+	if ((err = instance_user(conf, NULL)) < 0) {
+		rc = die(err, config);
 		goto done;
 	}
 	printf("configuration OK\n");
@@ -547,6 +580,24 @@ static int cmd_run(const char *config, int verbose)
 		rc = die(err, "run");
 		goto done;
 	}
+	if ((err = instance_user(a.conf, &a.inst_cred)) < 0) {
+		rc = die(err, config);
+		goto done;
+	}
+	if (a.inst_cred) {
+		/* Instances pass through state_dir to their run directory
+		 * and read their image; the rest of it is the agent's. */
+		if ((err = agent_share_dir(&a, a.conf->state_dir)) < 0 ||
+		    (err = agent_share_dir(&a, a.images_dir)) < 0) {
+			rc = die(err, "state_dir");
+			goto done;
+		}
+		ud_log_info("instances run as user %s (uid %u)", a.conf->user,
+			    (unsigned)a.inst_cred->uid);
+	} else if (geteuid() == 0) {
+		ud_log_warn("instances run as root: set \"user\" in %s to run "
+			    "them as an unprivileged user", config);
+	}
 	remove_partial_images(a.images_dir);
 	if ((err = state_load(&a.st, a.state_path)) < 0) {
 		rc = die(err, "state");
@@ -616,6 +667,7 @@ done:
 		close(lock_fd);
 	free(lockpath);
 	ud_agentconf_free(a.conf);
+	free(a.inst_cred);
 	agent_free(&a);
 	return rc;
 }

@@ -217,6 +217,22 @@ static int inst_spawn(struct agent *a, struct app *app,
 	if ((err = ud_mkdir_p(rundir, 0750)) < 0 ||
 	    (err = ud_mkdir_p(logdir, 0750)) < 0)
 		goto done;
+	/* With "user", the instance reaches its run directory, and owns
+	 * it, through state_dir/apps/<app> (its logs stay the agent's: it
+	 * writes them through the descriptor it is given). */
+	{
+		char *apps = ud_asprintf("%s/apps", a->conf->state_dir);
+		char *appdir = ud_asprintf("%s/apps/%s", a->conf->state_dir,
+					   app->name);
+
+		err = agent_share_dir(a, apps);
+		if (err == 0)
+			err = agent_share_dir(a, appdir);
+		free(apps);
+		free(appdir);
+		if (err < 0 || (err = agent_give(a, rundir)) < 0)
+			goto done;
+	}
 	image = image_path(a, in->sha256);
 	/* Volumes: normally there from the sync's prepare; made again if
 	 * removed. */
@@ -237,7 +253,8 @@ static int inst_spawn(struct agent *a, struct app *app,
 		goto done;
 	}
 
-	if ((err = launch_command(a, app, m, target, in, rundir, &argv)) < 0)
+	if ((err = launch_command(a, app, m, target, in, rundir, &argv)) < 0 ||
+	    (err = agent_give(a, rundir)) < 0)
 		goto done;
 
 	/* A clean environment: the agent's own must not leak into apps. */
@@ -263,7 +280,8 @@ static int inst_spawn(struct agent *a, struct app *app,
 		free(id);
 	}
 
-	if ((err = ud_spawn(&in->pid, argv.v, env.v, rundir, fd)) < 0) {
+	if ((err = ud_spawn_as(&in->pid, argv.v, env.v, rundir, fd,
+			       a->inst_cred)) < 0) {
 		ud_error_prefix("starting release %d of %s", in->release,
 				app->name);
 		in->pid = 0;

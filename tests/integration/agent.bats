@@ -191,3 +191,41 @@ EOF
 	done
 	[ "$(sha256sum "$img" | cut -d' ' -f1)" = "$sha" ]
 }
+
+@test "with agent.json user, instances run as that user with no_new_privs, in a run directory of their own" {
+	instance_user
+	stop_agent
+	jq '.user = "udinst"' "$T/agent.json" >"$T/agent.json.new"
+	mv "$T/agent.json.new" "$T/agent.json"
+	start_agent
+	grep -q 'instances run as user udinst' "$T/agent.log"
+	release_version v1
+	[ "$(answer)" = "pong v1" ]
+	pid=$(instance_pids)
+	[ "$(stat -c %U "/proc/$pid")" = udinst ]
+	grep -Eq '^NoNewPrivs:[[:space:]]+1$' "/proc/$pid/status"
+	[ "$(stat -c %U "$T/state/apps/pong/run")" = udinst ]
+	# the agent's own files stay its own
+	[ "$(stat -c %U:%a "$T/state/state.json")" = root:600 ]
+	[ "$(stat -c %U "$T/state/apps/pong/logs")" = root ]
+	# a restart after a crash runs as the user too
+	curl -s --max-time 5 "http://$LISTEN/crash" || true
+	wait_until 5 gone "$pid"
+	wait_until 20 answer_is "pong v1"
+	[ "$(stat -c %U "/proc/$(instance_pids)")" = udinst ]
+}
+
+@test "an agent.json user that does not exist is refused by check and run, naming it" {
+	jq '.user = "nosuchuserud"' "$T/agent.json" >"$T/bad.json"
+	run "$AGENT_BIN" --config "$T/bad.json" check
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"user nosuchuserud does not exist on this host"* ]]
+	jq '.state_dir = "'"$T"'/state2" | .control = "unix:'"$T"'/agent2.sock"' \
+		"$T/bad.json" >"$T/bad2.json"
+	run "$AGENT_BIN" --config "$T/bad2.json" run
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"user nosuchuserud does not exist on this host"* ]]
+	[ ! -S "$T/agent2.sock" ]
+	# without one, a root agent says its instances run as root
+	grep -q 'instances run as root' "$T/agent.log"
+}
