@@ -33,11 +33,13 @@
 #include "network.h"
 #include "reconcile.h"
 #include "agentconf.h"
+#include "check.h"
 #include "buf.h"
 #include "control.h"
 #include "errors.h"
 #include "log.h"
 #include "names.h"
+#include "version.h"
 #include "net.h"
 #include "proxy.h"
 
@@ -52,11 +54,14 @@ static const char usage_text[] =
 	"                           ask the daemon to sync now, print the outcome\n"
 	"                           (--retry: boot again a release that failed)\n"
 	"  status [--json] [APP]    what runs here\n"
-	"  check                    validate the configuration\n"
+	"  check                    try what run needs: the configuration, state_dir,\n"
+	"                           the control socket's directory, the user, the\n"
+	"                           repository and this host in its fleet.json\n"
 	"  ssh-command              forced command: runs $SSH_ORIGINAL_COMMAND\n"
 	"                           if it is 'sync' or 'status'\n"
 	"  authorize KEYFILE        print the authorized_keys line for a key\n"
-	"default config: " DEFAULT_CONFIG "\n";
+	"options: --config FILE (default " DEFAULT_CONFIG "), -v (debug log),\n"
+	"         --version, --help\n";
 
 static int die(int err, const char *what)
 {
@@ -272,28 +277,11 @@ static int instance_user(const struct ud_agentconf *conf,
 static int cmd_check(const char *config)
 {
 	struct ud_agentconf *conf = NULL;
-	struct ud_addr addr;
-	int err, rc;
+	int rc;
 
 	if ((rc = load_conf(&conf, config)) != 0)
 		return rc;
-	if ((err = ud_name_check_host(conf->host)) < 0 ||
-	    (err = ud_addr_parse(&addr, conf->control)) < 0) {
-		rc = die(err, config);
-		goto done;
-	}
-	if (addr.family != AF_UNIX) {
-		fprintf(stderr, "deploy-agent: %s: control must be unix:PATH\n",
-			config);
-		rc = 1;
-		goto done;
-	}
-	if ((err = instance_user(conf, NULL)) < 0) {
-		rc = die(err, config);
-		goto done;
-	}
-	printf("configuration OK\n");
-done:
+	rc = agent_check(conf, config);
 	ud_agentconf_free(conf);
 	return rc;
 }
@@ -686,6 +674,9 @@ int main(int argc, char **argv)
 			verbose = 1;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(usage_text, stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("deploy-agent (unideploy) %s\n", UD_VERSION);
 			return 0;
 		} else
 			return usage("unknown option");

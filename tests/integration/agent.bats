@@ -229,3 +229,40 @@ EOF
 	# without one, a root agent says its instances run as root
 	grep -q 'instances run as root' "$T/agent.log"
 }
+
+@test "deploy-agent check tries what run needs: the repository, this host in fleet.json, state_dir, the socket's directory" {
+	run "$AGENT_BIN" --config "$T/agent.json" check
+	[ "$status" -eq 0 ]
+	grep -q "^ok    repository $DREPO (main at [0-9a-f]*)$" <<<"$output"
+	grep -q "^ok    host local in fleet.json (1 app placed here)$" <<<"$output"
+	grep -q "^ok    state_dir $T/state (writable)$" <<<"$output"
+	[ "${lines[-1]}" = "configuration OK" ]
+	# each of these was "configuration OK" before, and failed at run time
+	jq --arg d "$T/missing.git" '.repo = $d' "$T/agent.json" >"$T/c1.json"
+	run "$AGENT_BIN" --config "$T/c1.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  repository: .*missing.git" <<<"$output"
+	[ "${lines[-1]}" = "1 check failed" ]
+	jq '.host = "ghost"' "$T/agent.json" >"$T/c2.json"
+	run "$AGENT_BIN" --config "$T/c2.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  host ghost is not in fleet.json (hosts: local)$" <<<"$output"
+	jq --arg c "unix:$T/nodir/agent.sock" '.control = $c' "$T/agent.json" >"$T/c3.json"
+	run "$AGENT_BIN" --config "$T/c3.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  control unix:$T/nodir/agent.sock: its directory $T/nodir does not exist$" <<<"$output"
+	touch "$T/afile"
+	jq --arg s "$T/afile" '.state_dir = $s' "$T/agent.json" >"$T/c4.json"
+	run "$AGENT_BIN" --config "$T/c4.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  state_dir $T/afile: not a directory$" <<<"$output"
+	# a state_dir that does not exist yet is fine, and check leaves it so
+	jq --arg s "$T/new/state" '.state_dir = $s' "$T/agent.json" >"$T/c5.json"
+	run "$AGENT_BIN" --config "$T/c5.json" check
+	[ "$status" -eq 0 ]
+	[ ! -e "$T/new" ]
+	[ -z "$(ls /tmp | grep '^deploy-agent-check\.')" ]
+	# both binaries say what they are
+	[ "$("$AGENT_BIN" --version)" = "deploy-agent (unideploy) 0.1" ]
+	[ "$(deploy --version)" = "deploy (unideploy) 0.1" ]
+}
