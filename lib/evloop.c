@@ -1,0 +1,400 @@
+/*
+ * evloop.c: see evloop.h. One epoll set; a table of file events indexed
+ * by fd (as ae.c's); timers in a list kept sorted by when they are due
+ * (a process has few); posts in a queue behind a mutex, announced through
+ * an eventfd that the loop watches like any other fd.
+ */
+#include "evloop.h"
+
+#include "buf.h"
+#include "errors.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 64
+#define MAX_WAIT_MS 60000
+
+struct fev {
+	int mask; /* 0: not watched */
+	uint32_t gen; /* bumped on every delete: older events are stale */
+	ud_evloop_file_fn fn;
+	void *payload;
+};
+
+struct timer {
+	struct timer *next;
+	long long id;
+	long long when; /* ud_now_ms() clock */
+	ud_evloop_timer_fn fn;
+	void *payload;
+};
+
+struct post {
+	struct post *next;
+	ud_evloop_post_fn fn;
+	void *arg;
+};
+
+struct ud_evloop {
+	pthread_mutex_t mu; /* everything below but epfd */
+	int epfd;
+	int evfd;
+	struct fev *fds;
+	int nfds;
+	struct timer *timers; /* sorted by when, then id */
+	struct timer *firing; /* taken out to run this turn */
+	long long next_id;
+	struct post *posts, **posts_tail;
+	ud_evloop_idle_fn idle;
+	void *idle_payload;
+	int stop;
+};
+
+int ud_evloop_new(struct ud_evloop **out)
+{
+	struct ud_evloop *l = ud_calloc(1, sizeof(*l));
+	struct epoll_event ev = { 0 };
+
+	pthread_mutex_init(&l->mu, NULL);
+	l->posts_tail = &l->posts;
+	l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->evfd < 0 || l->epfd < 0)
+		goto fail;
+	/* The eventfd is not in the fd table: data.u64 of all ones marks
+	 * it (no registration has that fd and generation). */
+	ev.events = EPOLLIN;
+	ev.data.u64 = UINT64_MAX;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) < 0)
+		goto fail;
+	*out = l;
+	return 0;
+fail:
+	ud_error_set_errno(UD_ERROR, "cannot create an event loop");
+	ud_evloop_free(l);
+	return UD_ERROR;
+}
+
+void ud_evloop_free(struct ud_evloop *l)
+{
+	struct timer *t;
+	struct post *p;
+
+	if (!l)
+		return;
+	while ((t = l->timers)) {
+		l->timers = t->next;
+		free(t);
+	}
+	while ((p = l->posts)) {
+		l->posts = p->next;
+		free(p);
+	}
+	if (l->epfd >= 0)
+		close(l->epfd);
+	if (l->evfd >= 0)
+		close(l->evfd);
+	free(l->fds);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+static uint32_t to_epoll(int mask)
+{
+	uint32_t e = EPOLLRDHUP;
+
+	if (mask & UD_EV_READ)
+		e |= EPOLLIN;
+	if (mask & UD_EV_WRITE)
+		e |= EPOLLOUT;
+	if (mask & UD_EV_EDGE)
+		e |= EPOLLET;
+	return e;
+}
+
+static int from_epoll(uint32_t e)
+{
+	int mask = 0;
+
+	if (e & EPOLLIN)
+		mask |= UD_EV_READ;
+	if (e & EPOLLOUT)
+		mask |= UD_EV_WRITE;
+	if (e & EPOLLRDHUP)
+		mask |= UD_EV_RDHUP;
+	if (e & EPOLLHUP)
+		mask |= UD_EV_HUP;
+	if (e & EPOLLERR)
+		mask |= UD_EV_ERR;
+	return mask;
+}
+
+int ud_evloop_add(struct ud_evloop *l, int fd, int mask,
+		  ud_evloop_file_fn fn, void *payload)
+{
+	struct epoll_event ev = { 0 };
+	struct fev *f;
+	int n, op, err = 0;
+
+	if (fd < 0)
+		return ud_error_set(UD_ERROR, "cannot watch fd %d", fd);
+	pthread_mutex_lock(&l->mu);
+	if (fd >= l->nfds) {
+		n = l->nfds ? l->nfds : 64;
+		while (n <= fd)
+			n *= 2;
+		l->fds = ud_realloc(l->fds, n * sizeof(*l->fds));
+		memset(l->fds + l->nfds, 0, (n - l->nfds) * sizeof(*l->fds));
+		l->nfds = n;
+	}
+	f = &l->fds[fd];
+	op = f->mask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	ev.events = to_epoll(mask);
+	ev.data.u64 = (uint64_t)f->gen << 32 | (uint32_t)fd;
+	if (epoll_ctl(l->epfd, op, fd, &ev) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot watch fd %d", fd);
+		goto done;
+	}
+	/* A mask of 0 means unwatched: a registration for errors and
+	 * hangups only must still count as one. */
+	f->mask = mask | UD_EV_HUP;
+	f->fn = fn;
+	f->payload = payload;
+done:
+	pthread_mutex_unlock(&l->mu);
+	return err;
+}
+
+void ud_evloop_del(struct ud_evloop *l, int fd)
+{
+	pthread_mutex_lock(&l->mu);
+	if (fd >= 0 && fd < l->nfds && l->fds[fd].mask) {
+		/* While another process (a child between fork and exec)
+		 * holds the socket, close() alone would leave it in the set. */
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+		l->fds[fd].mask = 0;
+		l->fds[fd].gen++;
+		l->fds[fd].fn = NULL;
+		l->fds[fd].payload = NULL;
+	}
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void timer_insert(struct ud_evloop *l, struct timer *t)
+{
+	struct timer **pp = &l->timers;
+
+	while (*pp && ((*pp)->when < t->when ||
+		       ((*pp)->when == t->when && (*pp)->id < t->id)))
+		pp = &(*pp)->next;
+	t->next = *pp;
+	*pp = t;
+}
+
+long long ud_evloop_timer(struct ud_evloop *l, long long ms,
+			  ud_evloop_timer_fn fn, void *payload)
+{
+	struct timer *t = ud_calloc(1, sizeof(*t));
+	long long id;
+
+	t->when = ud_now_ms() + (ms > 0 ? ms : 0);
+	t->fn = fn;
+	t->payload = payload;
+	pthread_mutex_lock(&l->mu);
+	id = t->id = ++l->next_id;
+	timer_insert(l, t);
+	pthread_mutex_unlock(&l->mu);
+	/* The loop may be asleep with a longer timeout. */
+	ud_evloop_wake(l);
+	return id;
+}
+
+static int unlink_id(struct timer **pp, long long id)
+{
+	struct timer *t;
+
+	for (; (t = *pp); pp = &t->next) {
+		if (t->id == id) {
+			*pp = t->next;
+			free(t);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+void ud_evloop_timer_cancel(struct ud_evloop *l, long long id)
+{
+	pthread_mutex_lock(&l->mu);
+	if (!unlink_id(&l->timers, id))
+		unlink_id(&l->firing, id);
+	pthread_mutex_unlock(&l->mu);
+}
+
+void ud_evloop_set_idle(struct ud_evloop *l, ud_evloop_idle_fn fn,
+			void *payload)
+{
+	pthread_mutex_lock(&l->mu);
+	l->idle = fn;
+	l->idle_payload = payload;
+	pthread_mutex_unlock(&l->mu);
+}
+
+void ud_evloop_wake(struct ud_evloop *l)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN: the counter is already non-zero, the loop wakes anyway. */
+	if (write(l->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		ud_log_warn("evloop: cannot wake the loop: %s",
+			    strerror(errno));
+}
+
+void ud_evloop_post(struct ud_evloop *l, ud_evloop_post_fn fn, void *arg)
+{
+	struct post *p = ud_calloc(1, sizeof(*p));
+
+	p->fn = fn;
+	p->arg = arg;
+	pthread_mutex_lock(&l->mu);
+	*l->posts_tail = p;
+	l->posts_tail = &p->next;
+	pthread_mutex_unlock(&l->mu);
+	ud_evloop_wake(l);
+}
+
+void ud_evloop_stop(struct ud_evloop *l)
+{
+	pthread_mutex_lock(&l->mu);
+	l->stop = 1;
+	pthread_mutex_unlock(&l->mu);
+	ud_evloop_wake(l);
+}
+
+static void run_posts(struct ud_evloop *l)
+{
+	struct post *list, *p;
+
+	pthread_mutex_lock(&l->mu);
+	list = l->posts;
+	l->posts = NULL;
+	l->posts_tail = &l->posts;
+	pthread_mutex_unlock(&l->mu);
+	while ((p = list)) {
+		list = p->next;
+		p->fn(p->arg);
+		free(p);
+	}
+}
+
+/* Run the timers due now. Those armed or re-armed while they run wait
+ * for the next turn, so a timer of 0 ms cannot starve the fds. */
+static void run_timers(struct ud_evloop *l)
+{
+	struct timer *t, **tail = &l->firing;
+	long long now = ud_now_ms(), again;
+
+	pthread_mutex_lock(&l->mu);
+	while ((t = l->timers) && t->when <= now) {
+		l->timers = t->next;
+		t->next = NULL;
+		*tail = t;
+		tail = &t->next;
+	}
+	while ((t = l->firing)) {
+		l->firing = t->next;
+		pthread_mutex_unlock(&l->mu);
+		again = t->fn(l, t->id, t->payload);
+		pthread_mutex_lock(&l->mu);
+		if (again < 0) {
+			free(t);
+			continue;
+		}
+		t->when = ud_now_ms() + again;
+		timer_insert(l, t);
+	}
+	pthread_mutex_unlock(&l->mu);
+}
+
+static int wait_ms(struct ud_evloop *l)
+{
+	long long now, d;
+	int ms = -1;
+
+	pthread_mutex_lock(&l->mu);
+	if (l->posts || l->stop) {
+		ms = 0;
+	} else if (l->timers) {
+		now = ud_now_ms();
+		d = l->timers->when - now;
+		ms = d <= 0 ? 0 : d > MAX_WAIT_MS ? MAX_WAIT_MS : (int)d;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return ms;
+}
+
+static void dispatch(struct ud_evloop *l, const struct epoll_event *ev)
+{
+	uint64_t count;
+	int fd = (int)(uint32_t)ev->data.u64;
+	uint32_t gen = (uint32_t)(ev->data.u64 >> 32);
+	ud_evloop_file_fn fn = NULL;
+	void *payload = NULL;
+	int mask = 0;
+
+	if (ev->data.u64 == UINT64_MAX) {
+		if (read(l->evfd, &count, sizeof(count)) < 0 &&
+		    errno != EAGAIN)
+			ud_log_warn("evloop: eventfd: %s", strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&l->mu);
+	if (fd < l->nfds && l->fds[fd].mask && l->fds[fd].gen == gen) {
+		fn = l->fds[fd].fn;
+		payload = l->fds[fd].payload;
+		mask = from_epoll(ev->events);
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (fn)
+		fn(l, fd, mask, payload);
+}
+
+int ud_evloop_run(struct ud_evloop *l)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	ud_evloop_idle_fn idle;
+	void *idle_payload;
+	int i, n, err = 0;
+
+	for (;;) {
+		run_posts(l);
+		run_timers(l);
+		pthread_mutex_lock(&l->mu);
+		idle = l->idle;
+		idle_payload = l->idle_payload;
+		if (l->stop) {
+			l->stop = 0;
+			pthread_mutex_unlock(&l->mu);
+			break;
+		}
+		pthread_mutex_unlock(&l->mu);
+		if (idle)
+			idle(l, idle_payload);
+		n = epoll_wait(l->epfd, ev, MAX_EVENTS, wait_ms(l));
+		if (n < 0 && errno != EINTR) {
+			err = ud_error_set_errno(UD_ERROR, "epoll_wait");
+			break;
+		}
+		for (i = 0; i < n; i++)
+			dispatch(l, &ev[i]);
+	}
+	return err;
+}
