@@ -53,9 +53,9 @@ struct ud_evloop {
 	struct timer *firing; /* taken out to run this turn */
 	long long next_id;
 	struct post *posts, **posts_tail;
-	ud_evloop_idle_fn idle;
-	void *idle_payload;
 	int stop;
+	int running;
+	pthread_t thread; /* running ud_evloop_run, when running */
 };
 
 int ud_evloop_new(struct ud_evloop **out)
@@ -204,6 +204,7 @@ long long ud_evloop_timer(struct ud_evloop *l, long long ms,
 {
 	struct timer *t = ud_calloc(1, sizeof(*t));
 	long long id;
+	int wake;
 
 	t->when = ud_now_ms() + (ms > 0 ? ms : 0);
 	t->fn = fn;
@@ -211,9 +212,12 @@ long long ud_evloop_timer(struct ud_evloop *l, long long ms,
 	pthread_mutex_lock(&l->mu);
 	id = t->id = ++l->next_id;
 	timer_insert(l, t);
+	/* Another thread's loop may be asleep with a longer timeout; the
+	 * loop's own thread computes its next wait afresh. */
+	wake = !l->running || !pthread_equal(l->thread, pthread_self());
 	pthread_mutex_unlock(&l->mu);
-	/* The loop may be asleep with a longer timeout. */
-	ud_evloop_wake(l);
+	if (wake)
+		ud_evloop_wake(l);
 	return id;
 }
 
@@ -236,15 +240,6 @@ void ud_evloop_timer_cancel(struct ud_evloop *l, long long id)
 	pthread_mutex_lock(&l->mu);
 	if (!unlink_id(&l->timers, id))
 		unlink_id(&l->firing, id);
-	pthread_mutex_unlock(&l->mu);
-}
-
-void ud_evloop_set_idle(struct ud_evloop *l, ud_evloop_idle_fn fn,
-			void *payload)
-{
-	pthread_mutex_lock(&l->mu);
-	l->idle = fn;
-	l->idle_payload = payload;
 	pthread_mutex_unlock(&l->mu);
 }
 
@@ -370,27 +365,29 @@ static void dispatch(struct ud_evloop *l, const struct epoll_event *ev)
 int ud_evloop_run(struct ud_evloop *l)
 {
 	struct epoll_event ev[MAX_EVENTS];
-	ud_evloop_idle_fn idle;
-	void *idle_payload;
 	int i, n, err = 0;
 
+	pthread_mutex_lock(&l->mu);
+	l->running = 1;
+	l->thread = pthread_self();
+	pthread_mutex_unlock(&l->mu);
 	for (;;) {
 		run_posts(l);
 		run_timers(l);
 		pthread_mutex_lock(&l->mu);
-		idle = l->idle;
-		idle_payload = l->idle_payload;
 		if (l->stop) {
 			l->stop = 0;
+			l->running = 0;
 			pthread_mutex_unlock(&l->mu);
 			break;
 		}
 		pthread_mutex_unlock(&l->mu);
-		if (idle)
-			idle(l, idle_payload);
 		n = epoll_wait(l->epfd, ev, MAX_EVENTS, wait_ms(l));
 		if (n < 0 && errno != EINTR) {
 			err = ud_error_set_errno(UD_ERROR, "epoll_wait");
+			pthread_mutex_lock(&l->mu);
+			l->running = 0;
+			pthread_mutex_unlock(&l->mu);
 			break;
 		}
 		for (i = 0; i < n; i++)

@@ -35,8 +35,6 @@ typedef void (*ud_evloop_file_fn)(struct ud_evloop *l, int fd, int mask,
 typedef long long (*ud_evloop_timer_fn)(struct ud_evloop *l, long long id,
 					void *payload);
 typedef void (*ud_evloop_post_fn)(void *arg);
-/* Called on the loop thread before each wait (ae's beforesleep). */
-typedef void (*ud_evloop_idle_fn)(struct ud_evloop *l, void *payload);
 
 #define UD_EVLOOP_NOMORE (-1)
 
@@ -63,13 +61,9 @@ long long ud_evloop_timer(struct ud_evloop *l, long long ms,
 /* Cancel a timer that has not run (ids of past timers are ignored). */
 void ud_evloop_timer_cancel(struct ud_evloop *l, long long id);
 
-/* The idle hook (one per loop; NULL removes it). */
-void ud_evloop_set_idle(struct ud_evloop *l, ud_evloop_idle_fn fn,
-			void *payload);
-
 /* Any thread: run fn(arg) on the loop's thread soon, in the order posted. */
 void ud_evloop_post(struct ud_evloop *l, ud_evloop_post_fn fn, void *arg);
-/* Any thread: make the loop turn once (the idle hook runs). */
+/* Any thread: make the loop turn once (it recomputes its wait). */
 void ud_evloop_wake(struct ud_evloop *l);
 
 /* Dispatch until ud_evloop_stop. Returns 0, or UD_ERROR if epoll fails. */

@@ -141,16 +141,7 @@ struct pair {
 	int calls[2];
 	int fresh_calls;
 	int fresh[2];
-	int turns;       /* idle hook calls: one per turn of the loop */
-	int fresh_turn;  /* the turn the fresh pipe was registered in */
-	int fresh_seen;  /* the turn its callback ran in */
 };
-
-static void count_turn(struct ud_evloop *l, void *payload)
-{
-	(void)l;
-	((struct pair *)payload)->turns++;
-}
 
 static void on_fresh(struct ud_evloop *l, int fd, int mask, void *payload)
 {
@@ -159,7 +150,6 @@ static void on_fresh(struct ud_evloop *l, int fd, int mask, void *payload)
 	(void)fd;
 	(void)mask;
 	p->fresh_calls++;
-	p->fresh_seen = p->turns;
 	ud_evloop_stop(l);
 }
 
@@ -189,11 +179,12 @@ static void on_pair(struct ud_evloop *l, int fd, int mask, void *payload)
 	assert_int_equal(pipe(p->fresh), 0);
 	assert_int_equal(p->fresh[0], victim);
 	assert_int_equal(write(p->fresh[1], "f", 1), 1);
-	/* Registered in the same batch as the stale event; its own event
-	 * comes on a later turn (and stops the loop). */
+	/* Registered in the same batch as the stale event. Timers run at
+	 * the start of the next turn, before the next wait: the loop stops
+	 * having delivered only what was left of this batch. */
 	assert_int_equal(ud_evloop_add(l, p->fresh[0], UD_EV_READ, on_fresh,
 				       p), 0);
-	p->fresh_turn = p->turns;
+	ud_evloop_timer(l, 0, stop_soon, NULL);
 }
 
 static void test_delete_during_dispatch(void **state)
@@ -206,7 +197,6 @@ static void test_delete_during_dispatch(void **state)
 	memset(&p, 0, sizeof(p));
 	p.fresh[0] = p.fresh[1] = -1;
 	l = new_loop(&expired);
-	ud_evloop_set_idle(l, count_turn, &p);
 	assert_int_equal(pipe(a), 0);
 	assert_int_equal(pipe(b), 0);
 	p.rfd[0] = a[0];
@@ -224,10 +214,13 @@ static void test_delete_during_dispatch(void **state)
 	/* Exactly one of the pair ran (the other was deleted before its
 	 * stale event came up), and on_pair never saw the fresh pipe. */
 	assert_int_equal(p.calls[0] + p.calls[1], 1);
-	/* The fresh pipe's own event came on a later turn, to its own
-	 * callback; the stale one, in the batch it was registered in, not. */
+	/* Nor did on_fresh: the stale event is not the fresh pipe's. */
+	assert_int_equal(p.fresh_calls, 0);
+	/* Its own event comes on the next run, to its own callback. */
+	assert_int_equal(ud_evloop_run(l), 0);
+	assert_false(expired);
 	assert_int_equal(p.fresh_calls, 1);
-	assert_true(p.fresh_seen > p.fresh_turn);
+	assert_int_equal(p.calls[0] + p.calls[1], 1);
 	ud_evloop_del(l, p.fresh[0]);
 	for (i = 0; i < 2; i++) {
 		if (p.calls[i])
@@ -405,34 +398,45 @@ static void *run_thread(void *arg)
 	return NULL;
 }
 
-static void idle_count(struct ud_evloop *l, void *payload)
+static long long stop_from_timer(struct ud_evloop *l, long long id,
+				 void *payload)
 {
-	(void)l;
-	__atomic_add_fetch((int *)payload, 1, __ATOMIC_SEQ_CST);
+	(void)id;
+	*(int *)payload = 1;
+	ud_evloop_stop(l);
+	return UD_EVLOOP_NOMORE;
 }
 
-static void test_stop_and_wake_from_another_thread(void **state)
+static void test_timer_from_another_thread_wakes(void **state)
 {
 	struct ud_evloop *l;
 	pthread_t th;
-	int turns = 0, before, tries;
+	int fired = 0;
 
 	(void)state;
 	assert_int_equal(ud_evloop_new(&l), 0);
-	ud_evloop_set_idle(l, idle_count, &turns);
 	assert_int_equal(pthread_create(&th, NULL, run_thread, l), 0);
-	/* Each wake is one more turn, so one more idle call. */
-	for (tries = 0; !__atomic_load_n(&turns, __ATOMIC_SEQ_CST) &&
-			tries < 20000; tries++)
-		usleep(1000);
-	before = __atomic_load_n(&turns, __ATOMIC_SEQ_CST);
-	assert_true(before > 0);
-	ud_evloop_wake(l);
-	for (tries = 0; __atomic_load_n(&turns, __ATOMIC_SEQ_CST) == before &&
-			tries < 20000; tries++)
-		usleep(1000);
-	assert_true(__atomic_load_n(&turns, __ATOMIC_SEQ_CST) > before);
-	/* No timer, no fd: only stop's wake-up can end the wait. */
+	/* The loop has nothing to wait for but its eventfd: only the wake
+	 * that arming a timer from here does gets the timer run. */
+	ud_evloop_timer(l, 0, stop_from_timer, &fired);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(fired, 1);
+	ud_evloop_free(l);
+}
+
+static void test_stop_from_another_thread(void **state)
+{
+	struct ud_evloop *l;
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(ud_evloop_new(&l), 0);
+	assert_int_equal(pthread_create(&th, NULL, run_thread, l), 0);
+	/* Whether it comes before the loop sleeps or after, it ends it. */
+	ud_evloop_stop(l);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	/* And the loop can run again (stop is not sticky). */
+	assert_int_equal(pthread_create(&th, NULL, run_thread, l), 0);
 	ud_evloop_stop(l);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	ud_evloop_free(l);
@@ -449,7 +453,8 @@ int main(void)
 		cmocka_unit_test(test_timer_cancel_while_firing),
 		cmocka_unit_test(test_timer_rearms),
 		cmocka_unit_test(test_post_runs_on_loop_thread),
-		cmocka_unit_test(test_stop_and_wake_from_another_thread),
+		cmocka_unit_test(test_timer_from_another_thread_wakes),
+		cmocka_unit_test(test_stop_from_another_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
