@@ -264,7 +264,7 @@ static int setup(void **state)
 	pthread_mutex_init(&f->mu, NULL);
 	assert_int_equal(ud_net_free_port(&f->port), 0);
 	snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", f->port);
-	assert_int_equal(proxy_start(&f->p, on_demand, f), 0);
+	assert_int_equal(proxy_start(&f->p, NULL, on_demand, f), 0);
 	*state = f;
 	return 0;
 }
