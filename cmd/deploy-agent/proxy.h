@@ -73,7 +73,10 @@ void proxy_set_backends(struct proxy *p, const char *app,
 			const struct proxy_backend *b, size_t n);
 /* How many more of app's instances are booting (will be in a later
  * proxy_set_backends): with `concurrency`, connections the ready ones
- * have no room for wait for them. 0 (the default): nothing is coming. */
+ * have no room for wait for them. 0 (the default): nothing is coming.
+ * When one becomes ready, set the backends first and the smaller count
+ * after: the other order has a moment with nothing coming, in which the
+ * waiting connections go to the full ones. */
 void proxy_set_booting(struct proxy *p, const char *app, size_t n);
 
 /* Open connections forwarded to instance `id` of app (for draining). */

@@ -54,7 +54,7 @@ static int setup(void **state)
 	pthread_mutex_init(&f->a.lock, NULL);
 	pthread_cond_init(&f->a.wake, NULL);
 	pthread_cond_init(&f->a.done, NULL);
-	assert_int_equal(proxy_start(&f->a.proxy, NULL, NULL), 0);
+	assert_int_equal(proxy_start(&f->a.proxy, NULL, NULL, NULL), 0);
 	ud_log_init(UD_LOG_ERROR, 0);
 	*state = f;
 	return 0;
