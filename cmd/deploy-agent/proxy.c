@@ -995,9 +995,10 @@ static long long on_service(struct ud_evloop *l, long long id, void *arg)
 		p->timer = 0;
 	service(p);
 	reap(p);
+	/* Before next_due: it counts from the demand_at this sets. */
+	todo = take_demands(p);
 	if ((when = next_due(p)) >= 0)
 		schedule(p, when);
-	todo = take_demands(p);
 	pthread_mutex_unlock(&p->mu);
 	for (d = todo; d && p->on_demand; d = d->next)
 		p->on_demand(d->app, d->waiting, p->payload);

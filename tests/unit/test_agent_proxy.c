@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "evloop.h"
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
@@ -211,6 +212,8 @@ static void backend_stop(struct backend *b)
 
 struct fixture {
 	struct proxy *p;
+	struct ud_evloop *loop; /* the test's own loop (setup_shared) */
+	pthread_t loop_thread;
 	char addr[32];
 	int port;
 	pthread_mutex_t mu;
@@ -269,6 +272,30 @@ static int setup(void **state)
 	return 0;
 }
 
+static void *run_loop(void *arg)
+{
+	ud_evloop_run(arg);
+	return NULL;
+}
+
+/* The same, on a loop the test makes and runs, as the agent's main will
+ * (shared with its other parts). */
+static int setup_shared(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	pthread_mutex_init(&f->mu, NULL);
+	assert_int_equal(ud_net_free_port(&f->port), 0);
+	snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", f->port);
+	assert_int_equal(ud_evloop_new(&f->loop), 0);
+	assert_int_equal(proxy_start(&f->p, f->loop, on_demand, f), 0);
+	assert_ptr_equal(proxy_loop(f->p), f->loop);
+	assert_int_equal(pthread_create(&f->loop_thread, NULL, run_loop,
+					f->loop), 0);
+	*state = f;
+	return 0;
+}
+
 /* The same, moving bytes through buffers as when splice(2) is refused. */
 static int setup_copy(void **state)
 {
@@ -281,7 +308,13 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	unsetenv("UD_PROXY_NO_SPLICE");
+	if (f->loop) {
+		/* The caller's loop: stopped before the proxy goes. */
+		ud_evloop_stop(f->loop);
+		pthread_join(f->loop_thread, NULL);
+	}
 	proxy_stop(f->p);
+	ud_evloop_free(f->loop);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 	return 0;
@@ -1143,6 +1176,14 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_clients,
 						setup_copy, teardown),
+		cmocka_unit_test_setup_teardown(test_large_echo, setup_shared,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_held_then_served,
+						setup_shared, teardown),
+		cmocka_unit_test_setup_teardown(test_held_spread_as_they_come,
+						setup_shared, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency_demand,
+						setup_shared, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
