@@ -142,7 +142,7 @@ int ud_evloop_add(struct ud_evloop *l, int fd, int mask,
 {
 	struct epoll_event ev = { 0 };
 	struct fev *f;
-	int n, op, err = 0;
+	int n, op, rc, err = 0;
 
 	if (fd < 0)
 		return ud_error_set(UD_ERROR, "cannot watch fd %d", fd);
@@ -159,7 +159,16 @@ int ud_evloop_add(struct ud_evloop *l, int fd, int mask,
 	op = f->mask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 	ev.events = to_epoll(mask);
 	ev.data.u64 = (uint64_t)f->gen << 32 | (uint32_t)fd;
-	if (epoll_ctl(l->epfd, op, fd, &ev) < 0) {
+	rc = epoll_ctl(l->epfd, op, fd, &ev);
+	if (rc < 0 && op == EPOLL_CTL_MOD && errno == ENOENT) {
+		/* Closed without ud_evloop_del (epoll dropped it with the
+		 * last reference) and the number is in use again: this is a
+		 * new registration, and the old one's events are stale. */
+		f->gen++;
+		ev.data.u64 = (uint64_t)f->gen << 32 | (uint32_t)fd;
+		rc = epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+	}
+	if (rc < 0) {
 		err = ud_error_set_errno(UD_ERROR, "cannot watch fd %d", fd);
 		goto done;
 	}

@@ -133,6 +133,34 @@ static void test_add_bad_fd(void **state)
 	ud_evloop_free(l);
 }
 
+/* An fd closed without ud_evloop_del, its number reused: watching the
+ * new one works, and it gets its events. */
+static void test_add_after_close_without_del(void **state)
+{
+	struct ud_evloop *l;
+	struct reader r = { 0 };
+	int a[2], b[2], expired;
+
+	(void)state;
+	l = new_loop(&expired);
+	assert_int_equal(pipe(a), 0);
+	assert_int_equal(ud_evloop_add(l, a[0], UD_EV_READ, on_read, NULL), 0);
+	close(a[0]);
+	close(a[1]);
+	assert_int_equal(pipe(b), 0);
+	assert_int_equal(b[0], a[0]);
+	assert_int_equal(ud_evloop_add(l, b[0], UD_EV_READ, on_read, &r), 0);
+	assert_int_equal(write(b[1], "y", 1), 1);
+	assert_int_equal(ud_evloop_run(l), 0);
+	assert_false(expired);
+	assert_int_equal(r.fired, 1);
+	assert_string_equal(r.got, "y");
+	ud_evloop_del(l, b[0]);
+	close(b[0]);
+	close(b[1]);
+	ud_evloop_free(l);
+}
+
 /* Two readable pipes in one batch; whichever callback runs first deletes
  * and closes the other's fd and reuses the number for a fresh pipe that
  * is readable too: the stale event must reach neither callback. */
@@ -448,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_file_event_fires),
 		cmocka_unit_test(test_write_event_and_modify),
 		cmocka_unit_test(test_add_bad_fd),
+		cmocka_unit_test(test_add_after_close_without_del),
 		cmocka_unit_test(test_delete_during_dispatch),
 		cmocka_unit_test(test_timers_in_order_and_cancel),
 		cmocka_unit_test(test_timer_cancel_while_firing),
