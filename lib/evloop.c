@@ -283,15 +283,39 @@ void ud_evloop_stop(struct ud_evloop *l)
 	ud_evloop_wake(l);
 }
 
-static void run_posts(struct ud_evloop *l)
+/*
+ * The start of a turn, under one lock: take the posts, and the timers due
+ * now into l->firing. Timers armed or re-armed while these run wait for
+ * the next turn, so a timer of 0 ms cannot starve the fds.
+ */
+static struct post *turn_begin(struct ud_evloop *l, int *due)
 {
-	struct post *list, *p;
+	struct timer *t, **tail = &l->firing;
+	struct post *posts;
+	long long now;
 
 	pthread_mutex_lock(&l->mu);
-	list = l->posts;
+	posts = l->posts;
 	l->posts = NULL;
 	l->posts_tail = &l->posts;
+	if (l->timers) {
+		now = ud_now_ms();
+		while ((t = l->timers) && t->when <= now) {
+			l->timers = t->next;
+			t->next = NULL;
+			*tail = t;
+			tail = &t->next;
+		}
+	}
+	*due = l->firing != NULL;
 	pthread_mutex_unlock(&l->mu);
+	return posts;
+}
+
+static void run_posts(struct post *list)
+{
+	struct post *p;
+
 	while ((p = list)) {
 		list = p->next;
 		p->fn(p->arg);
@@ -299,20 +323,13 @@ static void run_posts(struct ud_evloop *l)
 	}
 }
 
-/* Run the timers due now. Those armed or re-armed while they run wait
- * for the next turn, so a timer of 0 ms cannot starve the fds. */
+/* Run l->firing (only this thread fills it; others may cancel). */
 static void run_timers(struct ud_evloop *l)
 {
-	struct timer *t, **tail = &l->firing;
-	long long now = ud_now_ms(), again;
+	struct timer *t;
+	long long again;
 
 	pthread_mutex_lock(&l->mu);
-	while ((t = l->timers) && t->when <= now) {
-		l->timers = t->next;
-		t->next = NULL;
-		*tail = t;
-		tail = &t->next;
-	}
 	while ((t = l->firing)) {
 		l->firing = t->next;
 		pthread_mutex_unlock(&l->mu);
@@ -328,21 +345,23 @@ static void run_timers(struct ud_evloop *l)
 	pthread_mutex_unlock(&l->mu);
 }
 
-static int wait_ms(struct ud_evloop *l)
+/* The end of a turn: -2 to stop, else how long to wait (-1: no limit).
+ * Called with l->mu held. */
+static int turn_end(struct ud_evloop *l)
 {
-	long long now, d;
-	int ms = -1;
+	long long d;
 
-	pthread_mutex_lock(&l->mu);
-	if (l->posts || l->stop) {
-		ms = 0;
-	} else if (l->timers) {
-		now = ud_now_ms();
-		d = l->timers->when - now;
-		ms = d <= 0 ? 0 : d > MAX_WAIT_MS ? MAX_WAIT_MS : (int)d;
+	if (l->stop) {
+		l->stop = 0;
+		l->running = 0;
+		return -2;
 	}
-	pthread_mutex_unlock(&l->mu);
-	return ms;
+	if (l->posts)
+		return 0;
+	if (!l->timers)
+		return -1;
+	d = l->timers->when - ud_now_ms();
+	return d <= 0 ? 0 : d > MAX_WAIT_MS ? MAX_WAIT_MS : (int)d;
 }
 
 static void dispatch(struct ud_evloop *l, const struct epoll_event *ev)
@@ -374,24 +393,22 @@ static void dispatch(struct ud_evloop *l, const struct epoll_event *ev)
 int ud_evloop_run(struct ud_evloop *l)
 {
 	struct epoll_event ev[MAX_EVENTS];
-	int i, n, err = 0;
+	int i, n, ms, due, err = 0;
 
 	pthread_mutex_lock(&l->mu);
 	l->running = 1;
 	l->thread = pthread_self();
 	pthread_mutex_unlock(&l->mu);
 	for (;;) {
-		run_posts(l);
-		run_timers(l);
+		run_posts(turn_begin(l, &due));
+		if (due)
+			run_timers(l);
 		pthread_mutex_lock(&l->mu);
-		if (l->stop) {
-			l->stop = 0;
-			l->running = 0;
-			pthread_mutex_unlock(&l->mu);
-			break;
-		}
+		ms = turn_end(l);
 		pthread_mutex_unlock(&l->mu);
-		n = epoll_wait(l->epfd, ev, MAX_EVENTS, wait_ms(l));
+		if (ms == -2)
+			break;
+		n = epoll_wait(l->epfd, ev, MAX_EVENTS, ms);
 		if (n < 0 && errno != EINTR) {
 			err = ud_error_set_errno(UD_ERROR, "epoll_wait");
 			pthread_mutex_lock(&l->mu);
