@@ -2,7 +2,7 @@
  * evloop.c: see evloop.h. One epoll set; a table of file events indexed
  * by fd (as ae.c's); timers in a list kept sorted by when they are due
  * (a process has few); posts in a queue behind a mutex, announced through
- * an eventfd that the loop watches like any other fd.
+ * an eventfd in the same epoll set.
  */
 #include "evloop.h"
 
