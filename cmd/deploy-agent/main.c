@@ -601,7 +601,7 @@ static int cmd_run(const char *config, int verbose)
 		rc = die(err, "network");
 		goto done;
 	}
-	if ((err = proxy_start(&a.proxy, agent_demand, &a)) < 0) {
+	if ((err = proxy_start(&a.proxy, NULL, agent_demand, &a)) < 0) {
 		rc = die(err, "proxy");
 		goto done;
 	}

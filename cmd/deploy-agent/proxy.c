@@ -1,19 +1,23 @@
 /*
- * proxy.c: the agent's front door, one thread around one epoll set.
+ * proxy.c: the agent's front door, on an event loop (lib/evloop.c).
  *
- * Threading model. The proxy thread owns every forwarded connection: only
+ * Threading model. The loop's thread owns every forwarded connection: only
  * it creates, pumps and frees them. Other threads (the API below) change
  * configuration only: apps, listeners, backend sets, the held queues. All
- * of that shared state sits behind p->mu; the proxy thread holds it while
- * it handles a batch of events and releases it only around epoll_wait()
- * and around the on_demand calls, so the callback may call back into the
- * API. An API change that the thread must act on (new backends for held
- * connections, a new listener, a new deadline) writes to the eventfd.
+ * of that shared state sits behind p->mu, which every callback of ours
+ * takes on entry and drops on return; on_demand is called without it, so
+ * the callback may call back into the API. Work that follows from a
+ * change (held connections that can go, deadlines, demand) is done by one
+ * service timer, armed for the earliest moment something is due; the API
+ * arms it for "now" when it changes what the loop must act on.
  *
- * An event from epoll may be stale: it was returned before its connection
- * was closed earlier in the same batch. Closed connections therefore go to
- * a graveyard freed only after the batch, and listeners are found through
- * their app (which lives until proxy_stop), never through the event's fd.
+ * The loop never delivers an event for an fd deleted before it (stale
+ * events carry an old generation), so a connection is done with once the
+ * callback that closed it returns: closed ones wait in a graveyard that
+ * every callback empties on its way out. Listeners are touched by other
+ * threads too (a callback may already be on its way when one is closed):
+ * their events are found through their app (which lives until
+ * proxy_stop) and checked against its current listener.
  *
  * Bytes move in two ways. A small read (a request, a short answer) is
  * copied through one buffer of the thread's and sent at once: recv+send
@@ -36,6 +40,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "evloop.h"
 #include "log.h"
 #include "net.h"
 
@@ -46,27 +51,29 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CHUNK (64 * 1024) /* bytes in flight per direction */
 #define COPY_MAX (16 * 1024) /* reads up to this are copied, not spliced */
-#define MAX_EVENTS 64
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE, rather than spinning */
 #define BACKLOG 511
 #define DEMAND_REPEAT_MS 1000 /* on_demand again while connections wait */
 #define PIPE_POOL 64 /* empty pipes kept for the next connections */
 
-enum hkind { H_WAKE, H_LISTEN, H_CLIENT, H_BACKEND };
+enum hkind { H_LISTEN, H_CLIENT, H_BACKEND };
 
+struct proxy;
+
+/* The payload of every fd we watch. */
 struct handle {
 	enum hkind kind;
-	void *obj;
+	void *obj; /* struct app (H_LISTEN) or struct conn */
+	struct proxy *p;
 };
 
 struct instance {
@@ -94,6 +101,7 @@ struct app {
 	int concurrency;
 	long long paused_until; /* accepting paused (fd exhaustion); 0: no */
 	struct instance *inst;
+	size_t booting; /* instances the owner is starting (proxy_set_booting) */
 	size_t rr; /* round robin among equally loaded backends */
 	struct held *held, **held_tail;
 	size_t nheld;
@@ -136,11 +144,12 @@ struct demand {
 
 struct proxy {
 	pthread_mutex_t mu;
+	struct ud_evloop *loop;
+	int own_loop;     /* created by proxy_start, run by our own thread */
 	pthread_t thread;
-	int epfd;
-	int evfd;
-	struct handle hwake;
-	int stopping;
+	long long timer;  /* the service timer's id; 0: not armed */
+	long long timer_at; /* when it is due */
+	int closing;      /* proxy_stop: arm nothing more */
 	int no_splice; /* UD_PROXY_NO_SPLICE: exercise the copying path */
 	struct app *apps;
 	struct conn *conns;
@@ -155,14 +164,29 @@ struct proxy {
 	void *payload;
 };
 
+static long long on_service(struct ud_evloop *l, long long id, void *arg);
+
+/* Have service() run at `when` (ud_now_ms() clock) or earlier. p->mu held. */
+static void schedule(struct proxy *p, long long when)
+{
+	if (p->closing || (p->timer && p->timer_at <= when))
+		return;
+	if (p->timer)
+		ud_evloop_timer_cancel(p->loop, p->timer);
+	p->timer_at = when;
+	p->timer = ud_evloop_timer(p->loop, when - ud_now_ms(), on_service, p);
+}
+
 static void kick(struct proxy *p)
 {
-	uint64_t one = 1;
+	schedule(p, 0);
+}
 
-	/* EAGAIN means the counter is already non-zero: the thread wakes. */
-	if (write(p->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		ud_log_warn("proxy: cannot wake the proxy thread: %s",
-			    strerror(errno));
+/* on_demand is due for a (from the service timer, soon). */
+static void want_demand(struct proxy *p, struct app *a)
+{
+	a->demand_due = p->demand_due = 1;
+	kick(p);
 }
 
 static void drain_sigpipe(void)
@@ -201,6 +225,7 @@ static struct app *app_get(struct proxy *p, const char *name)
 	a->lfd = -1;
 	a->h.kind = H_LISTEN;
 	a->h.obj = a;
+	a->h.p = p;
 	a->held_tail = &a->held;
 	a->next = p->apps;
 	p->apps = a;
@@ -213,6 +238,25 @@ static int has_ready(const struct app *a)
 
 	for (in = a->inst; in; in = in->next)
 		if (in->ready)
+			return 1;
+	return 0;
+}
+
+/*
+ * Whether a connection can go to a backend now. Not when none is ready;
+ * nor when every ready one has `concurrency` connections or more while
+ * the owner is starting others: the connection waits (held) for them
+ * rather than pile onto a full instance that would keep it for its whole
+ * life while the newcomers idle. With nothing coming, a full instance is
+ * still better than a connection closed at hold_ms.
+ */
+static int can_forward(const struct app *a)
+{
+	const struct instance *in;
+
+	for (in = a->inst; in; in = in->next)
+		if (in->ready && (a->concurrency <= 0 || !a->booting ||
+				  in->open < (size_t)a->concurrency))
 			return 1;
 	return 0;
 }
@@ -271,6 +315,8 @@ static void held_push(struct proxy *p, struct app *a, int fd)
 	a->held_tail = &h->next;
 	a->nheld++;
 	p->nheld++;
+	/* Its deadline, or its backend if one can take it already. */
+	kick(p);
 }
 
 static int held_pop(struct proxy *p, struct app *a)
@@ -302,7 +348,7 @@ static void held_close_all(struct proxy *p, struct app *a)
  */
 static void unwatch_close(struct proxy *p, int fd)
 {
-	epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+	ud_evloop_del(p->loop, fd);
 	close(fd);
 }
 
@@ -359,13 +405,16 @@ static void dir_free(struct proxy *p, struct dir *d)
 	d->buf = NULL;
 }
 
-static void inst_release(struct conn *c)
+static void inst_release(struct proxy *p, struct conn *c)
 {
 	if (!c->inst)
 		return;
 	c->inst->open--;
 	c->inst = NULL;
 	inst_prune(c->app);
+	/* A full instance has room again for what waits. */
+	if (c->app->nheld)
+		kick(p);
 }
 
 static void conn_close(struct proxy *p, struct conn *c)
@@ -380,7 +429,7 @@ static void conn_close(struct proxy *p, struct conn *c)
 	c->cfd = c->bfd = -1;
 	dir_free(p, &c->d[0]);
 	dir_free(p, &c->d[1]);
-	inst_release(c);
+	inst_release(p, c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -402,13 +451,12 @@ static void reap(struct proxy *p)
 	}
 }
 
+static void on_event(struct ud_evloop *l, int fd, int mask, void *arg);
+
 static int watch(struct proxy *p, int fd, struct handle *h)
 {
-	struct epoll_event ev = { 0 };
-
-	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-	ev.data.ptr = h;
-	return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+	return ud_evloop_add(p->loop, fd, UD_EV_READ | UD_EV_WRITE | UD_EV_EDGE,
+			     on_event, h);
 }
 
 static void nodelay(int fd)
@@ -647,8 +695,7 @@ static void attach(struct proxy *p, struct conn *c, struct instance *in)
 	sa.sin_port = htons((uint16_t)in->port);
 	sa.sin_addr.s_addr = htonl(in->addr ? in->addr : INADDR_LOOPBACK);
 	if (watch(p, c->bfd, &c->hb) < 0) {
-		ud_log_warn("proxy: %s: epoll: %s", c->app->name,
-			    strerror(errno));
+		ud_log_warn("proxy: %s: %s", c->app->name, ud_error_last());
 		conn_close(p, c);
 		return;
 	}
@@ -672,7 +719,7 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 	 * says it is ready again. */
 	if (err == ECONNREFUSED && c->inst)
 		c->inst->ready = 0;
-	inst_release(c);
+	inst_release(p, c);
 	if (!c->retried && (next = choose(a, id))) {
 		ud_log_warn("proxy: %s: instance %d (127.0.0.1:%d): %s; "
 			    "trying instance %d", a->name, id, port,
@@ -688,9 +735,9 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 		ud_log_warn("proxy: %s: instance %d (127.0.0.1:%d): %s; "
 			    "holding the client connection", a->name, id,
 			    port, strerror(err));
-		epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
+		ud_evloop_del(p->loop, c->cfd);
 		held_push(p, a, c->cfd);
-		a->demand_due = p->demand_due = 1;
+		want_demand(p, a);
 		c->cfd = -1;
 		conn_close(p, c);
 		return;
@@ -701,8 +748,7 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 	conn_close(p, c);
 }
 
-static void on_backend_event(struct proxy *p, struct conn *c,
-			     uint32_t events)
+static void on_backend_event(struct proxy *p, struct conn *c, int events)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(int);
@@ -711,7 +757,7 @@ static void on_backend_event(struct proxy *p, struct conn *c,
 	/* epoll polls the socket afresh when it reports it, and a TCP
 	 * socket still connecting is not writable: writable and no error
 	 * means connected, with no syscall to ask. */
-	if ((events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
+	if ((events & UD_EV_WRITE) && !(events & (UD_EV_ERR | UD_EV_HUP))) {
 		established(p, c);
 		return;
 	}
@@ -739,15 +785,17 @@ static void forward(struct proxy *p, struct app *a, int cfd)
 	/* This connection fills the least loaded instance: time for
 	 * another. */
 	if (a->concurrency > 0 && in->open + 1 >= (size_t)a->concurrency)
-		a->demand_due = p->demand_due = 1;
+		want_demand(p, a);
 	c = ud_calloc(1, sizeof(*c));
 	c->app = a;
 	c->cfd = cfd;
 	c->bfd = -1;
 	c->hc.kind = H_CLIENT;
 	c->hc.obj = c;
+	c->hc.p = p;
 	c->hb.kind = H_BACKEND;
 	c->hb.obj = c;
+	c->hb.p = p;
 	c->d[0].pipe[0] = c->d[0].pipe[1] = -1;
 	c->d[1].pipe[0] = c->d[1].pipe[1] = -1;
 	if (p->no_splice) {
@@ -759,7 +807,7 @@ static void forward(struct proxy *p, struct app *a, int cfd)
 		p->conns->prev = c;
 	p->conns = c;
 	if (watch(p, cfd, &c->hc) < 0) {
-		ud_log_warn("proxy: %s: epoll: %s", a->name, strerror(errno));
+		ud_log_warn("proxy: %s: %s", a->name, ud_error_last());
 		conn_close(p, c);
 		return;
 	}
@@ -768,7 +816,6 @@ static void forward(struct proxy *p, struct app *a, int cfd)
 
 static void on_accept(struct proxy *p, struct app *a)
 {
-	struct epoll_event ev = { 0 };
 	int fd;
 
 	while (a->lfd >= 0) {
@@ -782,17 +829,17 @@ static void on_accept(struct proxy *p, struct app *a)
 				    a->addr, strerror(errno));
 			/* Out of descriptors or memory: the listener stays
 			 * readable, so stop watching it for a moment. */
-			ev.data.ptr = &a->h;
-			epoll_ctl(p->epfd, EPOLL_CTL_MOD, a->lfd, &ev);
+			ud_evloop_add(p->loop, a->lfd, 0, on_event, &a->h);
 			if (!a->paused_until)
 				p->npaused++;
 			a->paused_until = ud_now_ms() + ACCEPT_PAUSE_MS;
+			schedule(p, a->paused_until);
 			return;
 		}
 		/* Held connections go first, in order. */
-		if (a->nheld || !has_ready(a)) {
+		if (a->nheld || !can_forward(a)) {
 			held_push(p, a, fd);
-			a->demand_due = p->demand_due = 1;
+			want_demand(p, a);
 		} else {
 			forward(p, a, fd);
 		}
@@ -802,7 +849,6 @@ static void on_accept(struct proxy *p, struct app *a)
 /* Deadlines, held connections that can go, paused listeners. */
 static void service(struct proxy *p)
 {
-	struct epoll_event ev = { 0 };
 	long long now;
 	struct app *a;
 
@@ -815,13 +861,17 @@ static void service(struct proxy *p)
 		if (a->paused_until && now >= a->paused_until && a->lfd >= 0) {
 			a->paused_until = 0;
 			p->npaused--;
-			ev.events = EPOLLIN;
-			ev.data.ptr = &a->h;
-			epoll_ctl(p->epfd, EPOLL_CTL_MOD, a->lfd, &ev);
+			ud_evloop_add(p->loop, a->lfd, UD_EV_READ, on_event, &a->h);
 		}
-		while (a->held && has_ready(a))
+		while (a->held && can_forward(a))
 			forward(p, a, held_pop(p, a));
 		while (a->held && a->held->since + a->hold_ms <= now) {
+			/* Waited its time for a booting instance: a full
+			 * one will do. */
+			if (has_ready(a)) {
+				forward(p, a, held_pop(p, a));
+				continue;
+			}
 			ud_log_warn("proxy: %s: no instance became ready "
 				    "within %d ms; closing a held connection",
 				    a->name, a->hold_ms);
@@ -834,14 +884,14 @@ static void service(struct proxy *p)
 	}
 }
 
-static int next_timeout(struct proxy *p)
+/* When service() is next due (ud_now_ms() clock); -1: never. */
+static long long next_due(struct proxy *p)
 {
-	long long now, when = -1, t;
+	long long when = -1, t;
 	struct app *a;
 
 	if (!p->nheld && !p->npaused)
 		return -1;
-	now = ud_now_ms();
 	for (a = p->apps; a; a = a->next) {
 		if (a->held) {
 			t = a->held->since + a->hold_ms;
@@ -853,11 +903,7 @@ static int next_timeout(struct proxy *p)
 		if (a->paused_until && (when < 0 || a->paused_until < when))
 			when = a->paused_until;
 	}
-	if (when < 0)
-		return -1;
-	if (when <= now)
-		return 0;
-	return when - now > 60000 ? 60000 : (int)(when - now);
+	return when;
 }
 
 static struct demand *take_demands(struct proxy *p)
@@ -883,88 +929,85 @@ static struct demand *take_demands(struct proxy *p)
 }
 
 /* What an event says about the socket as a source. */
-static void readable(struct dir *d, uint32_t events)
+static void readable(struct dir *d, int events)
 {
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (events & (UD_EV_READ | UD_EV_RDHUP | UD_EV_HUP | UD_EV_ERR))
 		d->more = 1;
-	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (events & (UD_EV_RDHUP | UD_EV_HUP | UD_EV_ERR))
 		d->hup = 1;
 }
 
-static void dispatch(struct proxy *p, struct epoll_event *ev)
+static void on_event(struct ud_evloop *l, int fd, int events, void *arg)
 {
-	struct handle *h = ev->data.ptr;
+	struct handle *h = arg;
+	struct proxy *p = h->p;
 	struct conn *c = h->obj;
-	uint64_t count;
+	struct app *a = h->obj;
 
+	(void)l;
+	pthread_mutex_lock(&p->mu);
 	switch (h->kind) {
-	case H_WAKE:
-		if (read(p->evfd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-			ud_log_warn("proxy: eventfd: %s", strerror(errno));
-		break;
 	case H_LISTEN:
-		on_accept(p, h->obj);
+		/* Another thread may have closed it since (and the number
+		 * may be another listener's by now). */
+		if (a->lfd == fd && !a->paused_until)
+			on_accept(p, a);
 		break;
 	case H_CLIENT:
 		if (c->dead)
 			break;
-		readable(&c->d[0], ev->events);
+		readable(&c->d[0], events);
 		if (c->connecting)
 			break;
 		pump(p, c);
 		/* A reset client, or one that can no longer receive what is
 		 * still to come: with full pipes the pump might not touch
 		 * its socket again to find out. */
-		if (!c->dead && ((ev->events & EPOLLERR) ||
-				 ((ev->events & EPOLLHUP) && !c->d[1].done)))
+		if (!c->dead && ((events & UD_EV_ERR) ||
+				 ((events & UD_EV_HUP) && !c->d[1].done)))
 			conn_close(p, c);
 		break;
 	case H_BACKEND:
 		if (c->dead)
 			break;
-		readable(&c->d[1], ev->events);
+		readable(&c->d[1], events);
 		if (c->connecting)
-			on_backend_event(p, c, ev->events);
+			on_backend_event(p, c, events);
 		else
 			pump(p, c);
 		break;
 	}
+	reap(p);
+	pthread_mutex_unlock(&p->mu);
 }
 
-static void *loop(void *arg)
+/* The service timer: deadlines, held connections that can go, paused
+ * listeners, then the owner's on_demand calls (without p->mu). */
+static long long on_service(struct ud_evloop *l, long long id, void *arg)
 {
 	struct proxy *p = arg;
-	struct epoll_event ev[MAX_EVENTS];
 	struct demand *todo, *d;
-	int i, n, timeout;
+	long long when;
 
+	(void)l;
 	pthread_mutex_lock(&p->mu);
-	while (!p->stopping) {
-		reap(p);
-		timeout = next_timeout(p);
-		pthread_mutex_unlock(&p->mu);
-		n = epoll_wait(p->epfd, ev, MAX_EVENTS, timeout);
-		if (n < 0 && errno != EINTR)
-			ud_log_error("proxy: epoll_wait: %s", strerror(errno));
-		pthread_mutex_lock(&p->mu);
-		for (i = 0; i < n; i++)
-			dispatch(p, &ev[i]);
-		service(p);
-		if (!(todo = take_demands(p)) || !p->on_demand)
-			goto next;
-		pthread_mutex_unlock(&p->mu);
-		for (d = todo; d; d = d->next)
-			p->on_demand(d->app, d->waiting, p->payload);
-		pthread_mutex_lock(&p->mu);
-	next:
-		while ((d = todo)) {
-			todo = d->next;
-			free(d->app);
-			free(d);
-		}
-	}
+	if (p->timer == id)
+		p->timer = 0;
+	service(p);
+	reap(p);
+	/* Before next_due: it counts from the demand_at this sets. */
+	todo = take_demands(p);
+	if ((when = next_due(p)) >= 0)
+		schedule(p, when);
 	pthread_mutex_unlock(&p->mu);
-	return NULL;
+	for (d = todo; d && p->on_demand; d = d->next)
+		p->on_demand(d->app, d->waiting, p->payload);
+	while ((d = todo)) {
+		todo = d->next;
+		free(d->app);
+		free(d);
+	}
+	return UD_EVLOOP_NOMORE;
 }
 
 /* --- API (any thread) --- */
@@ -977,6 +1020,10 @@ static void proxy_free(struct proxy *p)
 
 	if (!p)
 		return;
+	p->closing = 1;
+	if (p->timer)
+		ud_evloop_timer_cancel(p->loop, p->timer);
+	p->timer = 0;
 	while ((c = p->conns))
 		conn_close(p, c);
 	reap(p);
@@ -993,53 +1040,54 @@ static void proxy_free(struct proxy *p)
 		free(a->name);
 		free(a);
 	}
-	if (p->epfd >= 0)
-		close(p->epfd);
-	if (p->evfd >= 0)
-		close(p->evfd);
+	if (p->own_loop)
+		ud_evloop_free(p->loop);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
 
-int proxy_start(struct proxy **out, proxy_demand_fn on_demand, void *payload)
+static void *run_loop(void *arg)
+{
+	struct proxy *p = arg;
+
+	if (ud_evloop_run(p->loop) < 0)
+		ud_log_error("proxy: %s", ud_error_last());
+	return NULL;
+}
+
+int proxy_start(struct proxy **out, struct ud_evloop *loop,
+		proxy_demand_fn on_demand, void *payload)
 {
 	struct proxy *p = ud_calloc(1, sizeof(*p));
-	struct epoll_event ev = { 0 };
 	sigset_t all, old;
-	int err = UD_ERROR, rc;
+	int err, rc;
 
 	pthread_mutex_init(&p->mu, NULL);
 	p->on_demand = on_demand;
 	p->payload = payload;
-	p->hwake.kind = H_WAKE;
 	p->no_splice = getenv("UD_PROXY_NO_SPLICE") != NULL;
-	p->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	p->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (p->evfd < 0 || p->epfd < 0) {
-		ud_error_set_errno(UD_ERROR, "cannot start the proxy");
-		goto done;
-	}
-	ev.events = EPOLLIN;
-	ev.data.ptr = &p->hwake;
-	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) < 0) {
-		ud_error_set_errno(UD_ERROR, "cannot start the proxy: epoll");
-		goto done;
-	}
-	/* Asynchronous signals are for the daemon's main thread; SIGPIPE in
-	 * particular must stay blocked here (see drain_sigpipe). */
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGABRT);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&p->thread, NULL, loop, p);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
-		ud_error_set(UD_ERROR, "cannot start the proxy thread: %s",
-			     strerror(rc));
-		goto done;
+	p->loop = loop;
+	if (!loop) {
+		if ((err = ud_evloop_new(&p->loop)) < 0)
+			goto done;
+		p->own_loop = 1;
+		/* Asynchronous signals are for the daemon's main thread;
+		 * SIGPIPE in particular must stay blocked here (see
+		 * drain_sigpipe). */
+		sigfillset(&all);
+		sigdelset(&all, SIGSEGV);
+		sigdelset(&all, SIGBUS);
+		sigdelset(&all, SIGFPE);
+		sigdelset(&all, SIGILL);
+		sigdelset(&all, SIGABRT);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = pthread_create(&p->thread, NULL, run_loop, p);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc) {
+			err = ud_error_set(UD_ERROR, "cannot start the proxy "
+					   "thread: %s", strerror(rc));
+			goto done;
+		}
 	}
 	*out = p;
 	p = NULL;
@@ -1053,18 +1101,21 @@ void proxy_stop(struct proxy *p)
 {
 	if (!p)
 		return;
-	pthread_mutex_lock(&p->mu);
-	p->stopping = 1;
-	kick(p);
-	pthread_mutex_unlock(&p->mu);
-	pthread_join(p->thread, NULL);
+	if (p->own_loop) {
+		ud_evloop_stop(p->loop);
+		pthread_join(p->thread, NULL);
+	}
 	proxy_free(p);
+}
+
+struct ud_evloop *proxy_loop(struct proxy *p)
+{
+	return p->loop;
 }
 
 int proxy_listen(struct proxy *p, const char *app, const char *addr,
 		 int hold_ms, int concurrency)
 {
-	struct epoll_event ev = { 0 };
 	struct ud_addr ua;
 	struct app *a;
 	int err, fd = -1;
@@ -1087,10 +1138,12 @@ int proxy_listen(struct proxy *p, const char *app, const char *addr,
 			goto done;
 	}
 	listener_close(p, a);
-	ev.events = EPOLLIN;
-	ev.data.ptr = &a->h;
-	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		err = ud_error_set_errno(UD_ERROR, "cannot listen on %s", addr);
+	if (ud_evloop_add(p->loop, fd, UD_EV_READ, on_event, &a->h) < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", ud_error_last());
+		err = ud_error_set(UD_ERROR, "cannot listen on %s: %s", addr,
+				   why);
 		close(fd);
 		goto done;
 	}
@@ -1147,6 +1200,18 @@ void proxy_set_backends(struct proxy *p, const char *app,
 		in->ready = 1;
 	}
 	inst_prune(a);
+	kick(p);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void proxy_set_booting(struct proxy *p, const char *app, size_t n)
+{
+	struct app *a;
+
+	pthread_mutex_lock(&p->mu);
+	a = app_get(p, app);
+	a->booting = n;
+	/* Fewer coming: what waited for them may go to a full one now. */
 	kick(p);
 	pthread_mutex_unlock(&p->mu);
 }

@@ -6,13 +6,20 @@
  * swap zero-downtime: new connections go to the new instance while the old
  * one drains.
  *
- * The proxy runs its own thread (an epoll loop); every function here is
- * safe to call from other threads.
+ * The proxy runs on an event loop (lib/evloop.h): its own, on a thread of
+ * its own, or the caller's, shared with the daemon's other parts. Every
+ * function here is safe to call from other threads and from the loop's.
  *
  * A connection that arrives while an app has no ready backend is held
  * (accepted and queued, never refused) for up to hold_ms, and on_demand is
  * called so the owner can start an instance (summon mode); when backends
  * appear the held connections are forwarded; past hold_ms they are closed.
+ *
+ * Connections, held ones included, go to the ready backend with the fewest
+ * open connections. While the owner says instances are booting
+ * (proxy_set_booting) and every ready backend has `concurrency`
+ * connections, a connection waits for them (up to hold_ms, then it takes
+ * the least loaded backend after all) rather than pile onto a full one.
  */
 #ifndef UD_AGENT_PROXY_H
 #define UD_AGENT_PROXY_H
@@ -21,6 +28,7 @@
 #include <stdint.h>
 
 struct proxy;
+struct ud_evloop;
 
 struct proxy_backend {
 	int id;        /* the instance's id, for proxy_active() */
@@ -28,16 +36,26 @@ struct proxy_backend {
 	int port;      /* it listens on addr:port */
 };
 
-/* Called from the proxy thread, without the proxy's lock held, when a
+/* Called from the loop's thread, without the proxy's lock held, when a
  * connection for `app` arrives (or is waiting) and there is no ready
  * backend, or when every backend has `concurrency` connections or more.
  * Must not block. */
 typedef void (*proxy_demand_fn)(const char *app, size_t waiting,
 				void *payload);
 
-int proxy_start(struct proxy **out, proxy_demand_fn on_demand, void *payload);
-/* Close every listener and connection, join the thread, free. */
+/* loop NULL: the proxy makes a loop and runs it on a thread of its own
+ * (every signal blocked there). Otherwise it registers on `loop`, which
+ * the caller runs (on a thread that blocks SIGPIPE or ignores it: splice
+ * raises it) and frees after proxy_stop. UD_ERROR if the loop or thread
+ * cannot be made. */
+int proxy_start(struct proxy **out, struct ud_evloop *loop,
+		proxy_demand_fn on_demand, void *payload);
+/* Close every listener and connection, stop and join its own thread (if
+ * it has one), free. With the caller's loop, call it on the loop's thread
+ * or once the loop no longer runs. NULL is fine. */
 void proxy_stop(struct proxy *p);
+/* The loop the proxy runs on (its own or the caller's). */
+struct ud_evloop *proxy_loop(struct proxy *p);
 
 /* Listen for app on addr ("127.0.0.1:8080"). Idempotent for the same
  * addr; a different addr replaces the listener. UD_ERROR if the address
@@ -49,10 +67,17 @@ int proxy_listen(struct proxy *p, const char *app, const char *addr,
  * already forwarded run to their end. */
 void proxy_unlisten(struct proxy *p, const char *app);
 
-/* Replace app's set of ready backends. New connections go to the backend
+/* Replace app's set of ready backends. Connections go to the backend
  * with the fewest open connections. */
 void proxy_set_backends(struct proxy *p, const char *app,
 			const struct proxy_backend *b, size_t n);
+/* How many more of app's instances are booting (will be in a later
+ * proxy_set_backends): with `concurrency`, connections the ready ones
+ * have no room for wait for them. 0 (the default): nothing is coming.
+ * When one becomes ready, set the backends first and the smaller count
+ * after: the other order has a moment with nothing coming, in which the
+ * waiting connections go to the full ones. */
+void proxy_set_booting(struct proxy *p, const char *app, size_t n);
 
 /* Open connections forwarded to instance `id` of app (for draining). */
 size_t proxy_active(struct proxy *p, const char *app, int id);

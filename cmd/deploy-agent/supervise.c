@@ -160,7 +160,7 @@ void supervise_stop_all(struct agent *a)
 void supervise_backends(struct agent *a, struct app *app)
 {
 	struct proxy_backend *b;
-	size_t i, n = 0;
+	size_t i, n = 0, booting = 0;
 
 	if (!app->listen)
 		return;
@@ -168,6 +168,8 @@ void supervise_backends(struct agent *a, struct app *app)
 	for (i = 0; i < app->ninst; i++) {
 		struct instance *in = app->inst[i];
 
+		if (in->job && in->pid > 0)
+			booting++;
 		if (in->ready && in->pid > 0) {
 			b[n].id = in->id;
 			b[n].addr = in->addr;
@@ -175,7 +177,10 @@ void supervise_backends(struct agent *a, struct app *app)
 			n++;
 		}
 	}
+	/* In this order (see proxy.h): connections waiting for the
+	 * booting ones must not spill onto full ones in between. */
 	proxy_set_backends(a->proxy, app->name, b, n);
+	proxy_set_booting(a->proxy, app->name, booting);
 	free(b);
 }
 
@@ -817,6 +822,8 @@ void supervise_demand(struct agent *a, struct app *app)
 		running++;
 		up++;
 	}
+	/* The proxy keeps what the ready ones have no room for for these. */
+	supervise_backends(a, app);
 	agent_publish(a);
 }
 
@@ -860,6 +867,7 @@ static int take_booted(struct agent *a, struct boot_job *list)
 		app_set_error(app, "summon: %s", j->why);
 		app_set_log_tail(app, in->log);
 		supervise_stop(a, app, in);
+		supervise_backends(a, app); /* one fewer coming */
 		up = app_up(app);
 		/* Nothing else is coming up for them: closed beats a hang
 		 * until hold_ms (and a boot retried every second). */

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "evloop.h"
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
@@ -211,6 +212,8 @@ static void backend_stop(struct backend *b)
 
 struct fixture {
 	struct proxy *p;
+	struct ud_evloop *loop; /* the test's own loop (setup_shared) */
+	pthread_t loop_thread;
 	char addr[32];
 	int port;
 	pthread_mutex_t mu;
@@ -264,7 +267,31 @@ static int setup(void **state)
 	pthread_mutex_init(&f->mu, NULL);
 	assert_int_equal(ud_net_free_port(&f->port), 0);
 	snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", f->port);
-	assert_int_equal(proxy_start(&f->p, on_demand, f), 0);
+	assert_int_equal(proxy_start(&f->p, NULL, on_demand, f), 0);
+	*state = f;
+	return 0;
+}
+
+static void *run_loop(void *arg)
+{
+	ud_evloop_run(arg);
+	return NULL;
+}
+
+/* The same, on a loop the test makes and runs, as the agent's main will
+ * (shared with its other parts). */
+static int setup_shared(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	pthread_mutex_init(&f->mu, NULL);
+	assert_int_equal(ud_net_free_port(&f->port), 0);
+	snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", f->port);
+	assert_int_equal(ud_evloop_new(&f->loop), 0);
+	assert_int_equal(proxy_start(&f->p, f->loop, on_demand, f), 0);
+	assert_ptr_equal(proxy_loop(f->p), f->loop);
+	assert_int_equal(pthread_create(&f->loop_thread, NULL, run_loop,
+					f->loop), 0);
 	*state = f;
 	return 0;
 }
@@ -281,7 +308,13 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	unsetenv("UD_PROXY_NO_SPLICE");
+	if (f->loop) {
+		/* The caller's loop: stopped before the proxy goes. */
+		ud_evloop_stop(f->loop);
+		pthread_join(f->loop_thread, NULL);
+	}
 	proxy_stop(f->p);
+	ud_evloop_free(f->loop);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 	return 0;
@@ -899,6 +932,173 @@ static void test_concurrency_demand(void **state)
 	backend_stop(b);
 }
 
+/* Hold n clients (no backend yet), each sending "c<i>". */
+static void hold_clients(struct fixture *f, int *fd, int n)
+{
+	char msg[16];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		fd[i] = client(f);
+		snprintf(msg, sizeof(msg), "c%d\n", i);
+		assert_int_equal(send_all(fd[i], msg, strlen(msg)), 0);
+		assert_true(wait_held(f, "app", i + 1));
+	}
+}
+
+/* Client i landed on backend `id` and its bytes went through. */
+static void expect_landed(int fd, int i, int id)
+{
+	char msg[16];
+
+	assert_int_equal(landed(fd), id);
+	snprintf(msg, sizeof(msg), "c%d", i);
+	expect_line(fd, msg);
+}
+
+/* Backends that appear together share the held connections. */
+static void test_held_spread_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b[3];
+	struct proxy_backend pb[3];
+	int fd[6], i;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 2), 0);
+	for (i = 0; i < 3; i++) {
+		b[i] = backend_start(i + 1, ECHO);
+		pb[i] = (struct proxy_backend){ .id = i + 1,
+						.port = b[i]->port };
+	}
+	hold_clients(f, fd, 6);
+	proxy_set_backends(f->p, "app", pb, 3);
+	for (i = 0; i < 3; i++)
+		assert_true(wait_for(f, "app", i + 1, 2));
+	assert_true(wait_held(f, "app", 0));
+	for (i = 0; i < 6; i++)
+		close(fd[i]);
+	for (i = 0; i < 3; i++) {
+		assert_true(wait_for(f, "app", i + 1, 0));
+		backend_stop(b[i]);
+	}
+}
+
+/*
+ * Issue 15: instances that become ready one after the other. The first
+ * used to take every held connection (all of them for its whole life)
+ * while the later ones idled. Now, while the owner says more are booting,
+ * each takes `concurrency` (FIFO) and the rest wait for the next; once
+ * nothing more is coming, a full instance takes what is left.
+ */
+static void test_held_spread_as_they_come(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b[3];
+	struct proxy_backend pb[3];
+	struct seen seen;
+	int fd[8], i;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 2), 0);
+	for (i = 0; i < 3; i++) {
+		b[i] = backend_start(i + 1, ECHO);
+		pb[i] = (struct proxy_backend){ .id = i + 1,
+						.port = b[i]->port };
+	}
+	/* The owner boots three for the first connections; the first
+	 * becomes ready (backends first, then the smaller count: the other
+	 * way round there would be a moment with nothing coming). */
+	proxy_set_booting(f->p, "app", 3);
+	hold_clients(f, fd, 7);
+	proxy_set_backends(f->p, "app", pb, 1);
+	proxy_set_booting(f->p, "app", 2);
+	expect_landed(fd[0], 0, 1);
+	expect_landed(fd[1], 1, 1);
+	assert_true(wait_held(f, "app", 5));
+	assert_int_equal(proxy_active(f->p, "app", 1), 2);
+	/* The owner hears that they still wait. */
+	seen = demands(f, 1);
+	assert_true(seen.demands >= 1);
+	/* A newcomer queues behind them rather than fill the full one. */
+	fd[7] = client(f);
+	assert_int_equal(send_all(fd[7], "c7\n", 3), 0);
+	assert_true(wait_held(f, "app", 6));
+
+	proxy_set_backends(f->p, "app", pb, 2);
+	proxy_set_booting(f->p, "app", 1);
+	expect_landed(fd[2], 2, 2);
+	expect_landed(fd[3], 3, 2);
+	assert_true(wait_held(f, "app", 4));
+	assert_int_equal(proxy_active(f->p, "app", 1), 2);
+	assert_int_equal(proxy_active(f->p, "app", 2), 2);
+
+	/* A connection that ends makes room for the oldest waiting. */
+	close(fd[0]);
+	expect_landed(fd[4], 4, 1);
+	assert_true(wait_held(f, "app", 3));
+
+	proxy_set_backends(f->p, "app", pb, 3);
+	proxy_set_booting(f->p, "app", 0);
+	expect_landed(fd[5], 5, 3);
+	expect_landed(fd[6], 6, 3);
+	/* Nothing more is coming and all three are full: the last one
+	 * goes to the least loaded (round robin among equals) at once. */
+	assert_true(wait_held(f, "app", 0));
+	assert_true(landed(fd[7]) >= 1);
+	expect_line(fd[7], "c7");
+	assert_int_equal(proxy_active(f->p, "app", 1) +
+				 proxy_active(f->p, "app", 2) +
+				 proxy_active(f->p, "app", 3), 7);
+	for (i = 1; i < 8; i++)
+		close(fd[i]);
+	for (i = 0; i < 3; i++) {
+		assert_true(wait_for(f, "app", i + 1, 0));
+		backend_stop(b[i]);
+	}
+}
+
+/* Full, and the owner boots nothing more (max_instances): held
+ * connections go to the full instance at once, not wait for hold_ms. */
+static void test_held_full_nothing_coming(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	int fd[3], i;
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 60000, 1), 0);
+	hold_clients(f, fd, 3);
+	set_one(f, "app", b);
+	for (i = 0; i < 3; i++)
+		expect_landed(fd[i], i, 1);
+	assert_int_equal(proxy_active(f->p, "app", 1), 3);
+	for (i = 0; i < 3; i++)
+		close(fd[i]);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
+/* Past hold_ms a connection waiting for a booting instance takes a full
+ * one rather than be closed. */
+static void test_held_full_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *b = backend_start(1, ECHO);
+	int fd[2];
+
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 200, 1), 0);
+	proxy_set_booting(f->p, "app", 2);
+	hold_clients(f, fd, 2);
+	set_one(f, "app", b);
+	proxy_set_booting(f->p, "app", 1);
+	expect_landed(fd[0], 0, 1);
+	/* The booting one never comes. */
+	expect_landed(fd[1], 1, 1);
+	assert_int_equal(proxy_active(f->p, "app", 1), 2);
+	close(fd[0]);
+	close(fd[1]);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(b);
+}
+
 static void test_stop_with_connections(void **state)
 {
 	struct fixture *f = *state;
@@ -958,6 +1158,14 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency_demand, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_held_spread_at_once,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_spread_as_they_come,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_full_nothing_coming,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_full_deadline,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_connections,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_echo, setup_copy,
@@ -968,6 +1176,14 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_clients,
 						setup_copy, teardown),
+		cmocka_unit_test_setup_teardown(test_large_echo, setup_shared,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_held_then_served,
+						setup_shared, teardown),
+		cmocka_unit_test_setup_teardown(test_held_spread_as_they_come,
+						setup_shared, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency_demand,
+						setup_shared, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

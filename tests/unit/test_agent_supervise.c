@@ -51,7 +51,7 @@ static int setup(void **state)
 	f->a.state_path = ud_asprintf("%s/state.json", f->dir);
 	f->a.images_dir = ud_asprintf("%s/images", f->dir);
 	f->a.mirror_path = ud_asprintf("%s/repo.git", f->dir);
-	assert_int_equal(proxy_start(&f->a.proxy, NULL, NULL), 0);
+	assert_int_equal(proxy_start(&f->a.proxy, NULL, NULL, NULL), 0);
 	ud_log_init(UD_LOG_ERROR, 0);
 	*state = f;
 	return 0;
