@@ -29,13 +29,38 @@ struct agent_shared {
 	int stopping;
 	unsigned long req_seq, done_seq;
 	json_t *status;       /* "apps" object of the last snapshot */
+	int published;        /* status was set once */
 	json_t *last_sync;    /* reply of the last finished sync */
 	struct ud_strvec demand; /* summoned apps with waiting clients */
 	struct ud_strvec retry;  /* apps whose failed release the next sync
 				    boots again ("*": every app) */
 	struct boot_job *booted; /* finished boot jobs, newest first */
 	int boots_running;       /* boot threads alive */
+	agent_notify_fn notify;  /* a sync finished, a snapshot, the stop */
+	void *notify_arg;
 };
+
+/* Tell whoever waits on the loop (agent_set_notify), outside the lock. */
+static void notify(struct agent_shared *s)
+{
+	agent_notify_fn fn;
+	void *arg;
+
+	pthread_mutex_lock(&s->lock);
+	fn = s->notify;
+	arg = s->notify_arg;
+	pthread_mutex_unlock(&s->lock);
+	if (fn)
+		fn(arg);
+}
+
+void agent_set_notify(struct agent *a, agent_notify_fn fn, void *arg)
+{
+	pthread_mutex_lock(&a->shared->lock);
+	a->shared->notify = fn;
+	a->shared->notify_arg = arg;
+	pthread_mutex_unlock(&a->shared->lock);
+}
 
 void agent_init(struct agent *a)
 {
@@ -94,6 +119,7 @@ void agent_stop(struct agent *a)
 	pthread_cond_broadcast(&s->wake);
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
+	notify(s);
 }
 
 int agent_stopping(struct agent *a)
@@ -119,19 +145,44 @@ void agent_request_sync(struct agent *a)
 	pthread_mutex_unlock(&s->lock);
 }
 
-json_t *agent_sync(struct agent *a, const char *app, int retry)
+unsigned long agent_sync_ask(struct agent *a, const char *app, int retry)
 {
 	struct agent_shared *s = a->shared;
 	unsigned long mine;
-	json_t *r = NULL;
 
 	pthread_mutex_lock(&s->lock);
-	/* The retry goes with this request's number, in one step: the sync
-	 * that takes one takes the other. */
 	if (retry)
 		ud_strvec_push(&s->retry, app ? app : "*");
 	mine = ++s->req_seq;
 	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	return mine;
+}
+
+int agent_sync_poll(struct agent *a, unsigned long seq, json_t **reply)
+{
+	struct agent_shared *s = a->shared;
+	int rc = 0;
+
+	*reply = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping)
+		rc = -1;
+	else if (s->done_seq >= seq && s->last_sync) {
+		*reply = json_deep_copy(s->last_sync);
+		rc = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+json_t *agent_sync(struct agent *a, const char *app, int retry)
+{
+	struct agent_shared *s = a->shared;
+	unsigned long mine = agent_sync_ask(a, app, retry);
+	json_t *r = NULL;
+
+	pthread_mutex_lock(&s->lock);
 	while (!s->stopping && s->done_seq < mine)
 		pthread_cond_wait(&s->done, &s->lock);
 	if (!s->stopping && s->last_sync)
@@ -229,6 +280,7 @@ void agent_sync_done(struct agent *a, unsigned long seq, json_t *reply)
 	s->last_sync = reply;
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
+	notify(s);
 }
 
 /* Boot threads */
@@ -288,13 +340,18 @@ void agent_publish(struct agent *a)
 {
 	struct agent_shared *s = a->shared;
 	json_t *apps = state_status_json(&a->st);
+	int first;
 
 	pthread_mutex_lock(&s->lock);
 	json_decref(s->status);
 	s->status = apps;
 	/* The first snapshot also releases status requests waiting for it. */
+	first = !s->published;
+	s->published = 1;
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
+	if (first)
+		notify(s);
 }
 
 json_t *agent_snapshot(struct agent *a, int wait)

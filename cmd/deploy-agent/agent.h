@@ -76,6 +76,17 @@ void agent_request_sync(struct agent *a);
  * (app NULL: every app's). */
 json_t *agent_sync(struct agent *a, const char *app, int retry);
 
+/* The same without waiting, for the event loop: ask (the request's
+ * number), then poll: 1 with the reply (a copy) once a sync that started
+ * after the request has finished, 0 not yet, -1 the agent stops. */
+unsigned long agent_sync_ask(struct agent *a, const char *app, int retry);
+int agent_sync_poll(struct agent *a, unsigned long seq, json_t **reply);
+/* fn(arg) runs (on the thread that caused it, outside the core's lock)
+ * when a sync finishes, the first snapshot is published, or the agent
+ * stops: what waits on the loop looks again (fn posts to it). */
+typedef void (*agent_notify_fn)(void *arg);
+void agent_set_notify(struct agent *a, agent_notify_fn fn, void *arg);
+
 /* A summoned app has waiting clients (proxy_demand_fn; DNS too). */
 void agent_demand(const char *app, size_t waiting, void *payload);
 

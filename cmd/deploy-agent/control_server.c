@@ -1,56 +1,62 @@
 /*
- * control_server.c: the agent's control socket (lib/control.h's protocol).
+ * control_server.c: the agent's control socket (lib/control.h's protocol),
+ * on the agent's event loop.
  *
- * One thread accepts; each connection gets a short-lived thread that reads
- * one request line and writes one reply line, up to MAX_CONNECTIONS at
- * once (past that a client is told to try again). "status" is answered at once
- * from the last published snapshot. "sync" waits until a sync that started
- * after the request has finished, so its answer reflects whatever was
- * published before the caller asked.
+ * A connection sends one request line and gets one reply line. "status"
+ * is answered at once from the last published snapshot; "sync" waits,
+ * without holding a thread, until a sync that started after the request
+ * has finished, so its answer reflects whatever was published before the
+ * caller asked. The core tells the loop when a sync finishes or the first
+ * snapshot is out (agent_set_notify), and waiting connections look again.
+ * At most MAX_CONNECTIONS are served at once; past that a client is told
+ * to try again.
  */
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "control_server.h"
 #include "buf.h"
 #include "control.h"
 #include "errors.h"
+#include "evloop.h"
 #include "log.h"
 #include "names.h"
 #include "net.h"
 #include "proxy.h"
 
-#define READ_TIMEOUT_MS 10000
-/* Connections served at once. Each is a thread that may wait for a sync;
- * past this, a client is told to try again rather than given a thread
- * (3,000 idle connections once made 3,004 threads). */
+/* A client has this long to send its request, and to take the reply. */
+#define IO_TIMEOUT_MS 10000
+/* Connections served at once (each holds a buffer of up to
+ * UD_CONTROL_MAX). 3,000 idle connections once made 3,004 threads. */
 #define MAX_CONNECTIONS 64
-/* The acceptor learns of a shutdown from control_stop()'s wake-up; this
- * is only the fallback, so an idle agent wakes up rarely. */
-#define STOP_CHECK_MS 60000
+
+enum conn_state { READING, WAIT_STATUS, WAIT_SYNC, WRITING };
+
+struct control;
+
+struct conn {
+	struct conn *next;
+	struct control *ctl;
+	int fd;
+	enum conn_state state;
+	struct ud_buf in;
+	char *out;          /* the reply line, while WRITING */
+	size_t outlen, off;
+	char *app;          /* the request's app, NULL: all */
+	unsigned long seq;  /* WAIT_SYNC: the request's number */
+	long long timer;    /* the I/O deadline; 0: none */
+};
 
 struct control {
 	struct agent *a;
+	struct ud_evloop *loop;
 	int fd;          /* the listening socket */
 	char *path;      /* its path, removed at stop */
-	int wake_fd;     /* eventfd: stop now */
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t idle;
-	int connections; /* being served */
-};
-
-struct conn {
-	struct control *ctl;
-	int fd;
+	struct conn *conns;
+	int nconns;
 };
 
 static json_t *failure(const char *fmt, const char *arg)
@@ -85,16 +91,18 @@ static json_t *only_app(struct agent *a, json_t *reply, const char *app)
 	return r;
 }
 
+/* The snapshot with the proxy's live counts; NULL before the first
+ * snapshot (right after a restart the reconciler is still adopting what
+ * state.json records: answer once it has said what runs, not with an
+ * empty host). */
 static json_t *do_status(struct agent *a)
 {
 	const char *name;
 	json_t *apps, *o;
 	size_t open, held;
 
-	/* Right after a restart the reconciler is still adopting what
-	 * state.json records: answer once it has said what runs, not with
-	 * an empty host. */
-	apps = agent_snapshot(a, 1);
+	if (!(apps = agent_snapshot(a, 0)))
+		return NULL;
 	/* Connections change without a snapshot: ask the proxy now. */
 	json_object_foreach(apps, name, o) {
 		open = held = 0;
@@ -109,19 +117,11 @@ static json_t *do_status(struct agent *a)
 			 "apps", apps);
 }
 
-/* With retry, the sync this request waits for (the next to start) boots
- * the app's failed release again; any other sync leaves it alone. */
-/* With retry, the sync this request waits for (the next to start) boots
- * the app's failed release again; any other sync leaves it alone. */
-static json_t *do_sync(struct agent *a, const char *app, int retry)
+/* Read the request: a reply at once, or NULL with the connection set to
+ * wait for the first snapshot (status) or for its sync. */
+static json_t *answer(struct conn *c, const char *line, size_t len)
 {
-	json_t *r = agent_sync(a, app, retry);
-
-	return r ? r : failure("%s", "the agent is shutting down");
-}
-
-static json_t *answer(struct agent *a, const char *line, size_t len)
-{
+	struct agent *a = c->ctl->a;
 	json_error_t jerr;
 	json_t *req = json_loadb(line, len, 0, &jerr), *r = NULL, *v;
 	const char *cmd, *app = NULL;
@@ -151,48 +151,181 @@ static json_t *answer(struct agent *a, const char *line, size_t len)
 		}
 		retry = json_is_true(v);
 	}
-	if (cmd && !strcmp(cmd, "status"))
-		r = only_app(a, do_status(a), app);
-	else if (cmd && !strcmp(cmd, "sync"))
-		r = only_app(a, do_sync(a, app, retry), app);
-	else
+	c->app = app ? ud_strdup(app) : NULL;
+	if (cmd && !strcmp(cmd, "status")) {
+		c->state = WAIT_STATUS;
+	} else if (cmd && !strcmp(cmd, "sync")) {
+		/* With retry, the sync this request waits for (the next to
+		 * start) boots the app's failed release again; any other
+		 * sync leaves it alone. */
+		c->seq = agent_sync_ask(a, app, retry);
+		c->state = WAIT_SYNC;
+	} else {
 		r = failure("unknown command '%s' (sync, status)",
 			    cmd ? cmd : "");
+	}
 done:
 	json_decref(req);
 	return r;
 }
 
-static void *serve(void *arg)
+static void conn_close(struct conn *c)
+{
+	struct control *ctl = c->ctl;
+	struct conn **pp;
+
+	for (pp = &ctl->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	ctl->nconns--;
+	if (c->timer)
+		ud_evloop_timer_cancel(ctl->loop, c->timer);
+	ud_evloop_del(ctl->loop, c->fd);
+	close(c->fd);
+	ud_buf_free(&c->in);
+	free(c->out);
+	free(c->app);
+	free(c);
+}
+
+static long long conn_timeout(struct ud_evloop *l, long long id, void *arg)
 {
 	struct conn *c = arg;
-	struct control *ctl = c->ctl;
-	struct agent *a = ctl->a;
-	struct ud_buf line = UD_BUF_INIT;
-	json_t *reply = NULL;
-	char *text = NULL;
 
-	line.max = UD_CONTROL_MAX;
-	if (ud_read_line(c->fd, &line, READ_TIMEOUT_MS) < 0) {
-		ud_log_debug("control: %s", ud_error_last());
-		goto done;
-	}
-	reply = answer(a, line.ptr, line.size);
-	text = json_dumps(reply, JSON_COMPACT);
-	if (text && (ud_write_all(c->fd, text, strlen(text)) < 0 ||
-		     ud_write_all(c->fd, "\n", 1) < 0))
-		ud_log_debug("control: %s", ud_error_last());
-done:
-	free(text);
+	(void)l;
+	(void)id;
+	c->timer = 0;
+	ud_log_debug("control: a client took more than %d ms",
+		     IO_TIMEOUT_MS);
+	conn_close(c);
+	return UD_EVLOOP_NOMORE;
+}
+
+static void conn_writable(struct ud_evloop *l, int fd, int mask, void *arg);
+
+/* Send the reply (taken): as much as the socket takes now, the rest when
+ * it is writable again. */
+static void conn_reply(struct conn *c, json_t *reply)
+{
+	char *text = json_dumps(reply, JSON_COMPACT);
+
 	json_decref(reply);
-	ud_buf_free(&line);
-	close(c->fd);
-	free(c);
-	pthread_mutex_lock(&ctl->lock);
-	ctl->connections--;
-	pthread_cond_broadcast(&ctl->idle);
-	pthread_mutex_unlock(&ctl->lock);
-	return NULL;
+	if (!text) {
+		conn_close(c);
+		return;
+	}
+	c->outlen = strlen(text) + 1;
+	c->out = ud_realloc(text, c->outlen + 1);
+	c->out[c->outlen - 1] = '\n';
+	c->off = 0;
+	c->state = WRITING;
+	if (c->timer)
+		ud_evloop_timer_cancel(c->ctl->loop, c->timer);
+	c->timer = ud_evloop_timer(c->ctl->loop, IO_TIMEOUT_MS, conn_timeout,
+				   c);
+	conn_writable(c->ctl->loop, c->fd, UD_EV_WRITE, c);
+}
+
+static void conn_writable(struct ud_evloop *l, int fd, int mask, void *arg)
+{
+	struct conn *c = arg;
+	ssize_t n;
+
+	(void)mask;
+	while (c->off < c->outlen) {
+		n = send(fd, c->out + c->off, c->outlen - c->off,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			c->off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (ud_evloop_add(l, fd, UD_EV_WRITE, conn_writable,
+					  c) < 0)
+				break;
+			return;
+		}
+		ud_log_debug("control: reply: %s", strerror(errno));
+		break;
+	}
+	conn_close(c);
+}
+
+/* A waiting connection looks again: the first snapshot, its sync, or the
+ * stop may have come. */
+static void conn_recheck(struct conn *c)
+{
+	struct agent *a = c->ctl->a;
+	json_t *r = NULL;
+	int rc;
+
+	if (c->state == WAIT_STATUS) {
+		if (!(r = do_status(a)) && agent_stopping(a))
+			r = json_pack("{s:b, s:s, s:o}", "ok", 1, "host",
+				      a->conf->host, "apps", json_object());
+	} else if (c->state == WAIT_SYNC) {
+		if ((rc = agent_sync_poll(a, c->seq, &r)) < 0)
+			r = failure("%s", "the agent is shutting down");
+	}
+	if (r)
+		conn_reply(c, only_app(a, r, c->app));
+}
+
+static void conn_readable(struct ud_evloop *l, int fd, int mask, void *arg)
+{
+	struct conn *c = arg;
+	char buf[4096], *nl;
+	ssize_t n;
+	json_t *r;
+
+	(void)l;
+	(void)mask;
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			/* Gone, or shut down before a whole line. */
+			conn_close(c);
+			return;
+		}
+		if (ud_buf_put(&c->in, buf, (size_t)n) < 0) {
+			ud_log_debug("control: %s", ud_error_last());
+			conn_close(c);
+			return;
+		}
+		if ((nl = memchr(c->in.ptr, '\n', c->in.size)))
+			break;
+	}
+	/* One request per connection: what follows the line is ignored,
+	 * and so is the socket until the reply is out. */
+	ud_evloop_del(c->ctl->loop, fd);
+	if (c->timer) {
+		ud_evloop_timer_cancel(c->ctl->loop, c->timer);
+		c->timer = 0;
+	}
+	if ((r = answer(c, c->in.ptr, (size_t)(nl - c->in.ptr)))) {
+		conn_reply(c, only_app(c->ctl->a, r, c->app));
+		return;
+	}
+	conn_recheck(c);
+}
+
+static void refuse_stopping(int fd)
+{
+	static const char stopping[] =
+		"{\"ok\": false, \"error\": \"the agent is shutting "
+		"down\"}\n";
+
+	if (send(fd, stopping, sizeof(stopping) - 1,
+		 MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		ud_log_debug("control: %s", strerror(errno));
 }
 
 /* Past MAX_CONNECTIONS: one reply line, without reading the request (a
@@ -208,66 +341,61 @@ static void refuse(int fd)
 	close(fd);
 }
 
-static void *accept_main(void *arg)
+static void on_accept(struct ud_evloop *l, int lfd, int mask, void *arg)
 {
 	struct control *ctl = arg;
+	struct conn *c;
+	int fd;
 
-	while (!agent_stopping(ctl->a)) {
-		struct pollfd pfd[2] = { { ctl->fd, POLLIN, 0 },
-					 { ctl->wake_fd, POLLIN, 0 } };
-		struct conn *c;
-		pthread_t t;
-		int fd, busy;
-
-		if (poll(pfd, 2, STOP_CHECK_MS) <= 0 ||
-		    !(pfd[0].revents & POLLIN))
-			continue;
-		if ((fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
-			if (errno != EAGAIN && errno != EINTR &&
-			    errno != ECONNABORTED)
-				ud_log_warn("control: accept: %s",
-					    strerror(errno));
-			continue;
-		}
-		pthread_mutex_lock(&ctl->lock);
-		busy = ctl->connections >= MAX_CONNECTIONS;
-		if (!busy)
-			ctl->connections++;
-		pthread_mutex_unlock(&ctl->lock);
-		if (busy) {
+	(void)mask;
+	while ((fd = accept4(lfd, NULL, NULL,
+			     SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		if (ctl->nconns >= MAX_CONNECTIONS) {
 			refuse(fd);
 			continue;
 		}
 		c = ud_calloc(1, sizeof(*c));
 		c->ctl = ctl;
 		c->fd = fd;
-		if (pthread_create(&t, NULL, serve, c) != 0) {
-			ud_log_warn("control: cannot start a thread");
-			close(fd);
-			free(c);
-			pthread_mutex_lock(&ctl->lock);
-			ctl->connections--;
-			pthread_mutex_unlock(&ctl->lock);
-			continue;
+		c->state = READING;
+		ud_buf_init(&c->in, UD_CONTROL_MAX);
+		c->next = ctl->conns;
+		ctl->conns = c;
+		ctl->nconns++;
+		c->timer = ud_evloop_timer(l, IO_TIMEOUT_MS, conn_timeout, c);
+		if (ud_evloop_add(l, fd, UD_EV_READ, conn_readable, c) < 0) {
+			ud_log_warn("control: %s", ud_error_last());
+			conn_close(c);
 		}
-		pthread_detach(t);
 	}
-	return NULL;
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+	    errno != ECONNABORTED)
+		ud_log_warn("control: accept: %s", strerror(errno));
 }
 
-static void control_free(struct control *ctl)
+/* On the loop (posted by the core's notification). */
+static void recheck_all(void *arg)
 {
-	if (ctl->fd >= 0)
-		close(ctl->fd);
-	if (ctl->wake_fd >= 0)
-		close(ctl->wake_fd);
-	pthread_cond_destroy(&ctl->idle);
-	pthread_mutex_destroy(&ctl->lock);
-	free(ctl->path);
-	free(ctl);
+	struct control *ctl = arg;
+	struct conn *c, *next;
+
+	for (c = ctl->conns; c; c = next) {
+		next = c->next; /* conn_recheck may close c */
+		if (c->state == WAIT_STATUS || c->state == WAIT_SYNC)
+			conn_recheck(c);
+	}
 }
 
-int control_start(struct agent *a, struct control **out)
+/* Any thread: the core says something changed. */
+static void notified(void *arg)
+{
+	struct control *ctl = arg;
+
+	ud_evloop_post(ctl->loop, recheck_all, ctl);
+}
+
+int control_start(struct agent *a, struct ud_evloop *loop,
+		  struct control **out)
 {
 	struct control *ctl;
 	struct ud_addr addr;
@@ -281,68 +409,44 @@ int control_start(struct agent *a, struct control **out)
 				    a->conf->control);
 	ctl = ud_calloc(1, sizeof(*ctl));
 	ctl->a = a;
-	ctl->fd = ctl->wake_fd = -1;
-	pthread_mutex_init(&ctl->lock, NULL);
-	pthread_cond_init(&ctl->idle, NULL);
+	ctl->loop = loop;
+	ctl->fd = -1;
 	if ((err = ud_net_listen(&ctl->fd, &addr, 64)) < 0)
 		goto fail;
 	ctl->path = ud_strdup(a->conf->control + 5);
-	if ((ctl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-		err = ud_error_set_errno(UD_ERROR, "control: eventfd");
+	if ((err = ud_net_nonblock(ctl->fd, 1)) < 0 ||
+	    (err = ud_evloop_add(loop, ctl->fd, UD_EV_READ, on_accept, ctl)) <
+		    0)
 		goto fail;
-	}
-	if (pthread_create(&ctl->thread, NULL, accept_main, ctl) != 0) {
-		err = ud_error_set(UD_ERROR, "cannot start the control "
-					     "thread");
-		goto fail;
-	}
+	agent_set_notify(a, notified, ctl);
 	*out = ctl;
 	return 0;
 fail:
-	if (ctl->path)
+	if (ctl->fd >= 0) {
+		close(ctl->fd);
 		unlink(ctl->path);
-	control_free(ctl);
+	}
+	free(ctl->path);
+	free(ctl);
 	return err;
 }
 
 void control_stop(struct control *ctl)
 {
-	uint64_t one = 1;
-	long long deadline;
+	struct conn *c;
 
 	if (!ctl)
 		return;
-	/* The acceptor sleeps in poll(): wake it now rather than at its
-	 * fallback check. agent_stop() came first. */
-	if (write(ctl->wake_fd, &one, sizeof(one)) < 0)
-		ud_log_debug("control: wake: %s", strerror(errno));
-	pthread_join(ctl->thread, NULL);
+	agent_set_notify(ctl->a, NULL, NULL);
+	ud_evloop_del(ctl->loop, ctl->fd);
 	close(ctl->fd);
-	ctl->fd = -1;
 	unlink(ctl->path);
-	/* Let the connections being served answer "shutting down" (the
-	 * core woke their waits) before the agent's memory goes. */
-	deadline = ud_now_ms() + 1000;
-	pthread_mutex_lock(&ctl->lock);
-	while (ctl->connections > 0 && ud_now_ms() < deadline) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000000L;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&ctl->idle, &ctl->lock, &ts);
+	/* Those still waiting are told, best effort, rather than cut. */
+	while ((c = ctl->conns)) {
+		if (c->state == WAIT_STATUS || c->state == WAIT_SYNC)
+			refuse_stopping(c->fd);
+		conn_close(c);
 	}
-	/* A connection still running past that keeps its memory: leak it
-	 * rather than free it under a thread. */
-	if (ctl->connections > 0) {
-		pthread_mutex_unlock(&ctl->lock);
-		ud_log_warn("control: %d connections still open at exit",
-			    ctl->connections);
-		return;
-	}
-	pthread_mutex_unlock(&ctl->lock);
-	control_free(ctl);
+	free(ctl->path);
+	free(ctl);
 }

@@ -4,11 +4,15 @@
 
 #include "agent.h"
 
-/* Listen on agent.json's control socket and answer on a thread of its
- * own (UD_ERROR naming the path if it cannot be bound); stop: close the
- * socket, remove it, join the thread (NULL is fine). */
+struct ud_evloop;
 struct control;
-int control_start(struct agent *a, struct control **out);
+
+/* Listen on agent.json's control socket and serve it on `loop` (UD_ERROR
+ * naming the path if it cannot be bound). Stop from the loop's thread or
+ * once the loop no longer runs: close the socket, remove it, tell the
+ * connections still waiting that the agent stops. NULL is fine. */
+int control_start(struct agent *a, struct ud_evloop *loop,
+		  struct control **out);
 void control_stop(struct control *c);
 
 #endif

@@ -14,8 +14,8 @@
  * Only single-question queries of classic size are answered (no EDNS in
  * the reply: an A record always fits in 512 bytes).
  *
- * One thread, blocked in recvfrom() while nothing arrives: an idle host
- * pays no wake-ups for it. It reads the agent's published snapshot
+ * It runs on the agent's event loop: a readable socket is drained of its
+ * queries, and an idle host pays no wake-ups for it. It reads the agent's published snapshot
  * (agent_snapshot_listen) to know the apps and their addresses; until the
  * agent has published one (right after a start, while it adopts), queries
  * are dropped and the resolver asks again.
@@ -23,8 +23,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +31,7 @@
 #include "dns.h"
 #include "buf.h"
 #include "errors.h"
+#include "evloop.h"
 #include "log.h"
 #include "net.h"
 
@@ -45,9 +44,8 @@
 
 struct dns {
 	struct agent *a;
+	struct ud_evloop *loop;
 	int fd;
-	pthread_t thread;
-	atomic_int stop;
 	unsigned char self[4]; /* the listener's IPv4 address */
 };
 
@@ -213,7 +211,8 @@ static void answer(struct dns *d, const unsigned char *pkt, size_t len,
 		ud_log_debug("dns: reply: %s", strerror(errno));
 }
 
-static void *dns_main(void *arg)
+/* Readable: answer every query waiting, then back to the loop. */
+static void on_readable(struct ud_evloop *l, int fd, int mask, void *arg)
 {
 	struct dns *d = arg;
 	unsigned char pkt[DNS_MAX + 1];
@@ -221,34 +220,32 @@ static void *dns_main(void *arg)
 	socklen_t fromlen;
 	ssize_t n;
 
+	(void)l;
+	(void)mask;
 	for (;;) {
 		fromlen = sizeof(from);
-		n = recvfrom(d->fd, pkt, sizeof(pkt), 0,
+		n = recvfrom(fd, pkt, sizeof(pkt), MSG_DONTWAIT,
 			     (struct sockaddr *)&from, &fromlen);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == ECONNREFUSED))
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == ECONNREFUSED))
-			continue;
-		/* shutdown() wakes us with 0 (or an error). */
-		if (atomic_load(&d->stop) || n < 0)
-			break;
+		if (n < 0)
+			return; /* EAGAIN: nothing more */
 		/* Longer than a classic message: not a query we answer. */
 		if (n == 0 || (size_t)n > DNS_MAX || fromlen == 0)
 			continue;
 		answer(d, pkt, (size_t)n, (struct sockaddr *)&from, fromlen);
 	}
-	return NULL;
 }
 
-int dns_start(struct agent *a, struct dns **out)
+int dns_start(struct agent *a, struct ud_evloop *loop, struct dns **out)
 {
 	struct dns *d = ud_calloc(1, sizeof(*d));
 	struct sockaddr_in sa;
 	struct ud_addr ua;
-	sigset_t all, old;
-	int err, rc;
+	int err;
 
 	d->a = a;
+	d->loop = loop;
 	d->fd = -1;
 	if ((err = ud_addr_parse(&ua, a->conf->dns_listen)) < 0)
 		goto done;
@@ -263,22 +260,16 @@ int dns_start(struct agent *a, struct dns **out)
 		d->self[0] = 127, d->self[3] = 1;
 	else
 		memcpy(d->self, &sa.sin_addr.s_addr, 4);
-	d->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	d->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (d->fd < 0 ||
 	    bind(d->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		err = ud_error_set_errno(UD_ERROR, "cannot listen on udp %s",
 					 a->conf->dns_listen);
 		goto done;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&d->thread, NULL, dns_main, d);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
-		err = ud_error_set(UD_ERROR, "cannot start the dns thread: %s",
-				   strerror(rc));
+	if ((err = ud_evloop_add(loop, d->fd, UD_EV_READ, on_readable, d)) <
+	    0)
 		goto done;
-	}
 	ud_log_info("dns: answering for %s on udp %s", a->conf->dns_zone,
 		    a->conf->dns_listen);
 	*out = d;
@@ -296,10 +287,7 @@ void dns_stop(struct dns *d)
 {
 	if (!d)
 		return;
-	atomic_store(&d->stop, 1);
-	/* Wakes the blocked recvfrom() (it returns 0) on Linux. */
-	shutdown(d->fd, SHUT_RDWR);
-	pthread_join(d->thread, NULL);
+	ud_evloop_del(d->loop, d->fd);
 	close(d->fd);
 	free(d);
 }

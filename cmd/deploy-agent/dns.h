@@ -27,10 +27,12 @@ int dns_app_of(const struct dns_question *q, const char *zone, char *app);
  * length. */
 size_t dns_reply(const unsigned char *pkt, const struct dns_question *q,
 		 int rcode, const unsigned char addr[4], unsigned char *out);
-/* Start answering on conf->dns_listen (UD_ERROR naming the address if it
- * cannot be bound); stop and free (NULL is fine). */
+/* Start answering on conf->dns_listen, on `loop` (UD_ERROR naming the
+ * address if it cannot be bound); stop (from the loop's thread or once it
+ * no longer runs) and free (NULL is fine). */
 struct dns;
-int dns_start(struct agent *a, struct dns **out);
+struct ud_evloop;
+int dns_start(struct agent *a, struct ud_evloop *loop, struct dns **out);
 void dns_stop(struct dns *d);
 
 #endif

@@ -37,6 +37,7 @@
 #include "buf.h"
 #include "control.h"
 #include "errors.h"
+#include "evloop.h"
 #include "log.h"
 #include "names.h"
 #include "version.h"
@@ -515,16 +516,52 @@ static int control_path(const struct ud_agentconf *conf, const char **out)
 	return 0;
 }
 
+struct run_ctx {
+	struct agent *a;
+	struct ud_evloop *loop;
+};
+
+/* The self-pipe, on the loop: SIGHUP asks for a sync; TERM and INT stop
+ * the agent, whose reconciler stops the instances and then the loop (so
+ * the proxy and the control socket serve until then). */
+static void on_signals(struct ud_evloop *l, int fd, int mask, void *arg)
+{
+	struct run_ctx *run = arg;
+	unsigned char sig;
+
+	(void)l;
+	(void)mask;
+	while (read(fd, &sig, 1) == 1) {
+		if (sig == SIGHUP) {
+			ud_log_info("SIGHUP: syncing");
+			agent_request_sync(run->a);
+		} else if (!agent_stopping(run->a)) {
+			ud_log_info("%s: shutting down", strsignal(sig));
+			agent_stop(run->a);
+		}
+	}
+}
+
+static void *reconcile_then_stop(void *arg)
+{
+	struct run_ctx *run = arg;
+
+	agent_reconcile_main(run->a);
+	ud_evloop_stop(run->loop);
+	return NULL;
+}
+
 static int cmd_run(const char *config, int verbose)
 {
 	struct agent a;
 	struct control *control = NULL;
 	struct dns *dns = NULL;
+	struct ud_evloop *loop = NULL;
+	struct run_ctx run;
 	pthread_t reconcile_thread;
 	int lock_fd = -1, err, rc = 1, have_reconcile = 0;
 	const char *sock = NULL;
 	char *real = NULL, *lockpath = NULL;
-	json_t *first;
 
 	agent_init(&a);
 	ud_log_init(verbose ? UD_LOG_DEBUG : UD_LOG_INFO, 1);
@@ -601,54 +638,55 @@ static int cmd_run(const char *config, int verbose)
 		rc = die(err, "network");
 		goto done;
 	}
-	if ((err = proxy_start(&a.proxy, NULL, agent_demand, &a)) < 0) {
+	/* One loop, on this thread: the proxy, the control socket, DNS and
+	 * the signals. The reconciler and the boots have threads of their
+	 * own and hand their results back through the core. */
+	if ((err = ud_evloop_new(&loop)) < 0) {
+		rc = die(err, "run");
+		goto done;
+	}
+	if ((err = proxy_start(&a.proxy, loop, agent_demand, &a)) < 0) {
 		rc = die(err, "proxy");
 		goto done;
 	}
-	if ((err = control_start(&a, &control)) < 0) {
+	if ((err = control_start(&a, loop, &control)) < 0) {
 		rc = die(err, "control socket");
 		goto done;
 	}
-	if (pthread_create(&reconcile_thread, NULL, agent_reconcile_main,
-			   &a) != 0) {
+	/* Queries before the first snapshot are dropped (dns.c): the
+	 * resolver asks again once the agent says what it serves. */
+	if (a.conf->dns_listen && dns_start(&a, loop, &dns) < 0)
+		ud_log_error("dns: %s", ud_error_last());
+	run.a = &a;
+	run.loop = loop;
+	if ((err = ud_evloop_add(loop, sigpipe_fds[0], UD_EV_READ, on_signals,
+				 &run)) < 0) {
+		rc = die(err, "run");
+		goto done;
+	}
+	if (pthread_create(&reconcile_thread, NULL, reconcile_then_stop,
+			   &run) != 0) {
 		err = ud_error_set(UD_ERROR, "cannot start a thread");
 		rc = die(err, "run");
 		goto done;
 	}
 	have_reconcile = 1;
-	/* DNS answers from the snapshot: start it once the reconciler has
-	 * adopted what state.json records and said what runs. */
-	if ((first = agent_snapshot(&a, 1)))
-		json_decref(first);
-	if (a.conf->dns_listen && !agent_stopping(&a) &&
-	    dns_start(&a, &dns) < 0)
-		ud_log_error("dns: %s", ud_error_last());
-
-	for (;;) {
-		struct pollfd pfd = { sigpipe_fds[0], POLLIN, 0 };
-		unsigned char sig;
-
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-			break;
-		if (read(sigpipe_fds[0], &sig, 1) != 1)
-			continue;
-		if (sig == SIGHUP) {
-			ud_log_info("SIGHUP: syncing");
-			agent_request_sync(&a);
-			continue;
-		}
-		ud_log_info("%s: shutting down", strsignal(sig));
-		break;
+	if ((err = ud_evloop_run(loop)) < 0) {
+		rc = die(err, "run");
+		goto done;
 	}
 	rc = 0;
 done:
+	/* The loop has returned (or never ran): the reconciler stopped the
+	 * instances first, and what remains is closed from here. */
 	agent_stop(&a);
-	dns_stop(dns);
-	control_stop(control);
 	if (have_reconcile)
 		pthread_join(reconcile_thread, NULL);
+	dns_stop(dns);
+	control_stop(control);
 	if (a.proxy)
 		proxy_stop(a.proxy);
+	ud_evloop_free(loop);
 	if (rc == 0)
 		ud_log_info("stopped");
 	if (lock_fd >= 0)

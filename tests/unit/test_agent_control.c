@@ -23,6 +23,7 @@
 #include "control.h"
 #include "control_server.h"
 #include "errors.h"
+#include "evloop.h"
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
@@ -76,9 +77,17 @@ struct fixture {
 	char addr[128];
 	struct ud_agentconf conf;
 	struct agent a;
+	struct ud_evloop *loop;
+	pthread_t loop_thread;
 	struct control *ctl;
 	struct fake fk;
 };
+
+static void *run_loop(void *loop)
+{
+	ud_evloop_run(loop);
+	return NULL;
+}
 
 static int setup(void **state)
 {
@@ -101,7 +110,11 @@ static int setup(void **state)
 
 static void start(struct fixture *f)
 {
-	assert_int_equal(control_start(&f->a, &f->ctl), 0);
+	assert_int_equal(ud_evloop_new(&f->loop), 0);
+	assert_int_equal(control_start(&f->a, f->loop, &f->ctl), 0);
+	assert_int_equal(pthread_create(&f->loop_thread, NULL, run_loop,
+					f->loop),
+			 0);
 	assert_int_equal(pthread_create(&f->fk.thread, NULL, fake_main,
 					&f->fk), 0);
 }
@@ -111,9 +124,14 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	agent_stop(&f->a);
-	control_stop(f->ctl);
 	if (f->fk.thread)
 		pthread_join(f->fk.thread, NULL);
+	if (f->loop) {
+		ud_evloop_stop(f->loop);
+		pthread_join(f->loop_thread, NULL);
+	}
+	control_stop(f->ctl);
+	ud_evloop_free(f->loop);
 	agent_free(&f->a);
 	ud_rm_rf(f->dir);
 	free(f);
@@ -337,8 +355,8 @@ static void test_bounded(void **state)
 	start(f);
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->addr + 5);
-	/* 64 clients that connect and say nothing (each holds a thread
-	 * until its read times out). */
+	/* 64 clients that connect and say nothing (each is served until
+	 * its read times out). */
 	for (i = 0; i < 64; i++) {
 		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		assert_int_equal(connect(fds[i], (struct sockaddr *)&sun,

@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <limits.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 #include "agent.h"
 #include "dns.h"
+#include "evloop.h"
 #include "buf.h"
 #include "errors.h"
 #include "log.h"
@@ -271,10 +273,18 @@ static void test_reply(void **state)
 struct fixture {
 	struct agent a;
 	struct ud_agentconf conf;
+	struct ud_evloop *loop;
+	pthread_t loop_thread;
 	struct dns *dns;
 	int port;
 	int fd;
 };
+
+static void *run_loop(void *loop)
+{
+	ud_evloop_run(loop);
+	return NULL;
+}
 
 static int setup(void **state)
 {
@@ -293,8 +303,12 @@ static int setup(void **state)
 	assert_int_equal(ud_net_free_port(&f->port), 0);
 	listen = ud_asprintf("127.0.0.1:%d", f->port);
 	f->conf.dns_listen = listen;
-	err = dns_start(&f->a, &f->dns);
+	assert_int_equal(ud_evloop_new(&f->loop), 0);
+	err = dns_start(&f->a, f->loop, &f->dns);
 	assert_int_equal(err, 0);
+	assert_int_equal(pthread_create(&f->loop_thread, NULL, run_loop,
+					f->loop),
+			 0);
 	f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(f->fd >= 0);
 	setsockopt(f->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -306,7 +320,10 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	ud_evloop_stop(f->loop);
+	pthread_join(f->loop_thread, NULL);
 	dns_stop(f->dns);
+	ud_evloop_free(f->loop);
 	close(f->fd);
 	agent_free(&f->a);
 	free(f->conf.dns_listen);
