@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "export.h"
 #include "log.h"
+#include "scrub.h"
 
 /* Enough build log to debug a failure, bounded so a chatty build cannot
  * bloat the deployment repository. */
@@ -167,8 +168,51 @@ static int collect_image(struct ud_build *b, const struct ud_image_spec *s,
 	return err;
 }
 
+struct build_output {
+	struct ud_build *b;
+	const struct ud_build_opts *o;
+	int truncated;
+};
+
+/* Scrubbed output: to the caller live, and into the capped log. */
+static void keep_output(const char *data, size_t len, void *payload)
+{
+	struct build_output *bo = payload;
+
+	if (bo->o && bo->o->on_output)
+		bo->o->on_output(data, len, bo->o->payload);
+	ud_capture_put(&bo->b->log, &bo->truncated, data, len);
+}
+
+static void scrub_output(const char *data, size_t len, void *payload)
+{
+	ud_scrub_write(payload, data, len);
+}
+
+/* Drop every variable the pipeline holds as a secret. */
+static void env_drop_secrets(struct ud_strvec *env)
+{
+	size_t i = 0;
+
+	while (i < env->n) {
+		const char *eq = strchr(env->v[i], '=');
+		char *name = ud_strndup(env->v[i],
+					eq ? (size_t)(eq - env->v[i])
+					   : strlen(env->v[i]));
+		int secret = ud_scrub_is_secret_name(name);
+
+		if (secret)
+			ud_env_unset(env, name);
+		free(name);
+		if (!secret)
+			i++;
+	}
+}
+
 int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 {
+	struct build_output out = { b, o, 0 };
+	struct ud_scrub scrub;
 	struct ud_strvec env = UD_STRVEC_INIT;
 	struct ud_run_opts ro = { 0 };
 	char *argv[] = { "/bin/sh", "-c", b->cfg->build_command, NULL };
@@ -176,11 +220,17 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 	int status = 0, err;
 	size_t i;
 
+	/* Second line behind the sandbox: whatever the build finds, the
+	 * pipeline's secrets never reach the pusher or build.log, where a
+	 * printed key would live forever. */
+	ud_scrub_init(&scrub, keep_output, &out);
+	ud_scrub_add_env(&scrub, NULL);
+	for (i = 0; o && o->secrets && o->secrets[i]; i++)
+		ud_scrub_add(&scrub, o->secrets[i]);
+
 	ud_env_from_environ(&env, 1);
-	/* The pipeline's secret (SPEC §6) is for SSH only: the build's output
-	 * is committed as build.log, where a printed key would live forever. */
-	ud_env_unset(&env, "DEPLOY_SSH_KEY");
-	ud_env_unset(&env, "DEPLOY_SSH_KEY_B64");
+	/* The pipeline's secrets (SPEC §6) are for SSH and signing only. */
+	env_drop_secrets(&env);
 	for (i = 0; i < b->cfg->build_env.n; i++) {
 		const char *kv = b->cfg->build_env.v[i];
 		const char *eq = strchr(kv, '=');
@@ -197,12 +247,12 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 	ro.dir = b->srcdir;
 	ro.env = env.v;
 	ro.timeout_ms = b->cfg->build_timeout_s * 1000;
-	ro.on_output = o ? o->on_output : NULL;
-	ro.payload = o ? o->payload : NULL;
-	ro.capture = &b->log;
+	ro.on_output = scrub_output;
+	ro.payload = &scrub;
 
 	start = ud_now_ms();
 	err = ud_run(argv, &ro, &status);
+	ud_scrub_flush(&scrub);
 	b->duration_ms = ud_now_ms() - start;
 	if (err == UD_ETIMEOUT) {
 		ud_error_set(err,
@@ -229,6 +279,7 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 			goto done;
 	}
 done:
+	ud_scrub_free(&scrub);
 	ud_strvec_free(&env);
 	return err;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,13 +140,18 @@ static void reset_signals(void)
 
 static void __attribute__((noreturn))
 child_exec(char *const argv[], char *const env[], const char *dir,
-	   int devnull, int out, int errfd)
+	   int devnull, int out, int errfd, int close_fds)
 {
 	reset_signals();
 	if (dir && chdir(dir) < 0)
 		child_fail(errfd, STEP_CHDIR);
 	if (move_fd(devnull, 0) < 0 || move_fd(out, 1) < 0 ||
 	    move_fd(out, 2) < 0)
+		child_fail(errfd, STEP_SETUP);
+	/* Nothing the parent holds open reaches the child: a build must not
+	 * find the hook's pipes or the deployment repository's files on an
+	 * inherited descriptor. Close-on-exec, so errfd still reports. */
+	if (close_fds && close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		child_fail(errfd, STEP_SETUP);
 	if (env)
 		execvpe(argv[0], argv, env);
@@ -245,14 +251,12 @@ struct reader {
 	int truncated;
 };
 
-static void deliver(struct reader *r, const char *data, size_t len)
+void ud_capture_put(struct ud_buf *cap, int *truncated, const char *data,
+		    size_t len)
 {
-	struct ud_buf *cap = r->opts->capture;
 	size_t notelen = sizeof(truncated_note) - 1, room;
 
-	if (r->opts->on_output)
-		r->opts->on_output(data, len, r->opts->payload);
-	if (!cap || r->truncated)
+	if (*truncated)
 		return;
 	if (!cap->max) {
 		ud_buf_put(cap, data, len);
@@ -267,7 +271,15 @@ static void deliver(struct reader *r, const char *data, size_t len)
 	ud_buf_put(cap, data, room);
 	room = cap->max > cap->size ? cap->max - cap->size : 0;
 	ud_buf_put(cap, truncated_note, notelen < room ? notelen : room);
-	r->truncated = 1;
+	*truncated = 1;
+}
+
+static void deliver(struct reader *r, const char *data, size_t len)
+{
+	if (r->opts->on_output)
+		r->opts->on_output(data, len, r->opts->payload);
+	if (r->opts->capture)
+		ud_capture_put(r->opts->capture, &r->truncated, data, len);
 }
 
 /* Read what is available; 1 on EOF, 0 otherwise. */
@@ -336,7 +348,8 @@ static void terminate(struct reader *r, pid_t pid, int fd, int *eof,
  * close-on-exec pipe (the failed child reaped).
  */
 static int start_child(pid_t *pid, char *const argv[], char *const env[],
-		       const char *dir, int out_fd, int new_session)
+		       const char *dir, int out_fd, int new_session,
+		       int close_fds)
 {
 	int errp[2] = { -1, -1 }, devnull = -1, st, err = 0;
 	pid_t child;
@@ -358,7 +371,7 @@ static int start_child(pid_t *pid, char *const argv[], char *const env[],
 		if (new_session ? setsid() < 0 : setpgid(0, 0) < 0)
 			child_fail(errp[1], STEP_SETUP);
 		child_exec(argv, env, dir, devnull,
-			   out_fd >= 0 ? out_fd : devnull, errp[1]);
+			   out_fd >= 0 ? out_fd : devnull, errp[1], close_fds);
 	}
 	/* Also from the parent, so the group exists before any kill(-pid)
 	 * whichever process runs first. */
@@ -398,7 +411,7 @@ int ud_run(char *const argv[], const struct ud_run_opts *opts, int *status)
 		goto done;
 	}
 	if ((err = start_child(&pid, argv, opts->env, opts->dir, outp[1],
-			       0)) < 0)
+			       0, 1)) < 0)
 		goto done;
 	close(outp[1]); /* the child's copy is all that keeps it open */
 	outp[1] = -1;
@@ -461,7 +474,7 @@ done:
 int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	     const char *dir, int out_fd)
 {
-	return start_child(pid, argv, env, dir, out_fd, 1);
+	return start_child(pid, argv, env, dir, out_fd, 1, 0);
 }
 
 /* 1 once pid is gone: reaped if it is our child, else no longer

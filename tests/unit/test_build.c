@@ -179,7 +179,9 @@ static void test_build_ok(void **state)
 	struct fixture *f = *state;
 	struct ud_buf streamed = UD_BUF_INIT, env = UD_BUF_INIT,
 		      pwd = UD_BUF_INIT;
-	struct ud_build_opts o = { "refs/heads/main", on_output, &streamed };
+	struct ud_build_opts o = { .ref = "refs/heads/main",
+				   .on_output = on_output,
+				   .payload = &streamed };
 	struct ud_build *b;
 	char hex[GIT_OID_HEXSZ + 1], sha[UD_SHA256_HEX], *line, *workdir,
 		*srcreal, *cachedir;
@@ -302,6 +304,44 @@ static void test_no_ref_no_callback(void **state)
 	assert_has_line(env.ptr, "DEPLOY_REF=");
 	ud_buf_free(&env);
 	ud_build_free(b);
+}
+
+/* Whatever the build prints of the pipeline's secrets (the key the caller
+ * holds, a signing key and a URL's password from the environment) is
+ * replaced, live and in the log, and the build's environment lacks them. */
+static void test_output_scrubbed(void **state)
+{
+	static const char key[] = "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+				  "c2VjcmV0LWtleS1saW5lLW9uZQ==\n"
+				  "-----END OPENSSH PRIVATE KEY-----\n";
+	const char *secrets[] = { key, NULL };
+	struct fixture *f = *state;
+	struct ud_buf streamed = UD_BUF_INIT;
+	struct ud_build_opts o = { .on_output = on_output,
+				   .payload = &streamed,
+				   .secrets = secrets };
+	struct ud_build *b;
+
+	/* split across writes: the shell prints it in two pieces */
+	commit_app(f,
+		   "mkdir -p dist && echo x > dist/hello.img && "
+		   "echo x > dist/env.txt && printf 'key: c2VjcmV0LWtleS1s' && "
+		   "printf 'aW5lLW9uZQ==\\n' && echo sign=sign-me-if-you-can "
+		   "pw=t0ken-s3cret && echo \"in env: "
+		   "${DEPLOY_SIGNING_KEY:-none}\"",
+		   60);
+	setenv("DEPLOY_SIGNING_KEY", "sign-me-if-you-can", 1);
+	setenv("DEPLOY_REPO", "https://u:t0ken-s3cret@example.org/d.git", 1);
+	b = prepare(f, &o);
+	assert_int_equal(ud_build_run(b, &o), 0);
+	unsetenv("DEPLOY_SIGNING_KEY");
+	unsetenv("DEPLOY_REPO");
+	assert_string_equal(b->log.ptr, "key: [redacted]\n"
+					"sign=[redacted] pw=[redacted]\n"
+					"in env: none\n");
+	assert_string_equal(streamed.ptr, b->log.ptr);
+	ud_build_free(b);
+	ud_buf_free(&streamed);
 }
 
 static void test_command_fails(void **state)
@@ -500,6 +540,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_build_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_ref_no_callback, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_output_scrubbed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_command_fails, setup,
 						teardown),
