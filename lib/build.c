@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "export.h"
 #include "log.h"
+#include "sandbox.h"
 #include "scrub.h"
 
 /* Enough build log to debug a failure, bounded so a chatty build cannot
@@ -209,13 +210,55 @@ static void env_drop_secrets(struct ud_strvec *env)
 	}
 }
 
+/* The command line and environment of the build: in the sandbox, as its
+ * user, at home in the workdir; or as before, with a warning, when the
+ * operator turned isolation off. */
+static int isolate(struct ud_build *b, struct ud_sandbox *sb,
+		   struct ud_strvec *argv, struct ud_strvec *env,
+		   struct build_output *out)
+{
+	char *const cmd[] = { "/bin/sh", "-c", b->cfg->build_command, NULL };
+	const char *rw[] = { b->workdir, b->cache_dir, NULL };
+	char *home = NULL, *line;
+	int err;
+
+	if ((err = ud_sandbox_from_env(sb)) < 0)
+		return err;
+	if (sb->off) {
+		line = ud_asprintf("warning: DEPLOY_BUILD_SANDBOX=off: this "
+				   "build is not isolated; it can read what "
+				   "user %ld can, the pipeline's secrets "
+				   "included\n",
+				   (long)geteuid());
+		keep_output(line, strlen(line), out);
+		free(line);
+		for (size_t i = 0; cmd[i]; i++)
+			ud_strvec_push(argv, cmd[i]);
+		return 0;
+	}
+	if ((err = ud_sandbox_probe(sb)) < 0)
+		return err;
+	home = ud_asprintf("%s/home", b->workdir);
+	if ((err = ud_mkdir_p(home, 0700)) < 0 ||
+	    (err = ud_sandbox_chown(sb, b->workdir, 1)) < 0 ||
+	    (err = ud_sandbox_chown(sb, b->cache_dir, 0)) < 0)
+		goto done;
+	/* The pipeline's HOME and TMPDIR are not in the sandbox. */
+	ud_env_set(env, "HOME", home);
+	ud_env_set(env, "TMPDIR", "/tmp");
+	ud_sandbox_argv(sb, argv, rw, b->srcdir, cmd);
+done:
+	free(home);
+	return err;
+}
+
 int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 {
 	struct build_output out = { b, o, 0 };
 	struct ud_scrub scrub;
-	struct ud_strvec env = UD_STRVEC_INIT;
+	struct ud_sandbox sb = { 0 };
+	struct ud_strvec env = UD_STRVEC_INIT, argv = UD_STRVEC_INIT;
 	struct ud_run_opts ro = { 0 };
-	char *argv[] = { "/bin/sh", "-c", b->cfg->build_command, NULL };
 	long long start = 0;
 	int status = 0, err;
 	size_t i;
@@ -231,6 +274,8 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 	ud_env_from_environ(&env, 1);
 	/* The pipeline's secrets (SPEC §6) are for SSH and signing only. */
 	env_drop_secrets(&env);
+	if ((err = isolate(b, &sb, &argv, &env, &out)) < 0)
+		goto done;
 	for (i = 0; i < b->cfg->build_env.n; i++) {
 		const char *kv = b->cfg->build_env.v[i];
 		const char *eq = strchr(kv, '=');
@@ -251,7 +296,7 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 	ro.payload = &scrub;
 
 	start = ud_now_ms();
-	err = ud_run(argv, &ro, &status);
+	err = ud_run(argv.v, &ro, &status);
 	ud_scrub_flush(&scrub);
 	b->duration_ms = ud_now_ms() - start;
 	if (err == UD_ETIMEOUT) {
@@ -280,6 +325,8 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 	}
 done:
 	ud_scrub_free(&scrub);
+	ud_sandbox_free(&sb);
+	ud_strvec_free(&argv);
 	ud_strvec_free(&env);
 	return err;
 }

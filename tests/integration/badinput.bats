@@ -117,13 +117,14 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 }
 
 @test "a second hook run while one is in progress is refused with a clear message" {
-	write_deploy_json "touch '$T/build-started'; sleep 3; $(pong_build_cmd)"
+	# the build sees only its export and its cache dir, $T/cache/pong
+	write_deploy_json "touch \"\$DEPLOY_CACHE_DIR/build-started\"; sleep 3; $(pong_build_cmd)"
 	set_version v2
 	commit_all "slow build"
 	new=$(git -C "$W" rev-parse HEAD)
 	push 3>&- &
 	pusher=$!
-	wait_until 30 test -e "$T/build-started"
+	wait_until 30 test -e "$T/cache/pong/build-started"
 	# the same push again, by hand, in the bare repo, while the first builds
 	run --separate-stderr bash -c "cd '$APPREPO' && echo '$(git -C "$W" rev-parse HEAD~1) $new refs/heads/main' | env -u DEPLOY_REPO UD_IT_MARK='$T' '$DEPLOY_BIN' hook post-receive"
 	echo "out: $output" >&2
