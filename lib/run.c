@@ -2,6 +2,7 @@
 #include "run.h"
 #include "errors.h"
 #include "log.h"
+#include "num.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -557,7 +558,12 @@ int ud_proc_starttime(pid_t pid, unsigned long long *out)
 				return ud_error_set(UD_ENOTFOUND,
 						    "process %d is gone",
 						    (int)pid);
-			*out = strtoull(tok, NULL, 10);
+			long long v;
+
+			if (ud_num_parse(tok, 0, 999999999999999999LL, &v) < 0)
+				return ud_error_set(UD_ERROR,
+						    "cannot parse %s", path);
+			*out = (unsigned long long)v;
 			return 0;
 		}
 	}

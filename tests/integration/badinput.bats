@@ -108,6 +108,27 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	dgit show main:fleet.json | jq -e '.apps.pong.hosts == ["local"]'
 }
 
+@test "a deploy.json past 1 MiB is refused from its size, naming the file and the limit" {
+	{ printf '{"app": "pong", "pad": "'; head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' x; printf '"}\n'; } >"$W/deploy.json"
+	push_bad "huge deploy.json"
+	unchanged
+	pusher_error | grep -qF "'deploy.json' is 2097170 bytes, more than the limit of 1048576 bytes; nothing of it was read"
+}
+
+@test "numbers are read strictly: ' 1', '+1', '01' are not release 1" {
+	for n in " 1" "+1" "01" "1 " "v 1"; do
+		run --separate-stderr deploy rollback pong "$n"
+		echo "$n: $stderr" >&2
+		[ "$status" -eq 2 ]
+		grep -qxF "deploy: rollback pong: N must be a release number, not '$n'" <<<"$stderr"
+	done
+	run --separate-stderr deploy place pong --instances " 2"
+	echo "$stderr" >&2
+	[ "$status" -eq 2 ]
+	grep -qxF "deploy: place: --instances must be a positive number, not ' 2'" <<<"$stderr"
+	unchanged
+}
+
 @test "rollback to a nonexistent release fails and changes nothing" {
 	run --separate-stderr deploy rollback pong 42
 	echo "$stderr" >&2

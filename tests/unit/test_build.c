@@ -344,6 +344,31 @@ static void test_output_scrubbed(void **state)
 	ud_buf_free(&streamed);
 }
 
+/* A deploy.json past 1 MiB is refused from its size, unread, naming the
+ * file and the limit. */
+static void test_deploy_json_too_big(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = 3 * 1024 * 1024;
+	char *big = malloc(n + 1);
+	const char *files[] = { "deploy.json", big, NULL };
+	struct ud_build *b = NULL;
+
+	memset(big, ' ', n);
+	big[n] = '\0';
+	big[0] = '{';
+	big[n - 1] = '}';
+	commit_files(f, files);
+	free(big);
+	assert_int_equal(ud_build_prepare(&b, f->repo, &f->commit, NULL),
+			 UD_ETOOBIG);
+	assert_null(b);
+	assert_string_equal(ud_error_last(),
+			    "'deploy.json' is 3145728 bytes, more than the "
+			    "limit of 1048576 bytes; nothing of it was read");
+	assert_int_equal(count_entries(f->tmp), 0);
+}
+
 static void test_command_fails(void **state)
 {
 	struct fixture *f = *state;
@@ -575,6 +600,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_ref_no_callback, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_output_scrubbed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deploy_json_too_big, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_command_fails, setup,
 						teardown),
