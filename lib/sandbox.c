@@ -195,10 +195,49 @@ int ud_sandbox_chown(const struct ud_sandbox *sb, const char *path,
 	return 0;
 }
 
+static int under_system_dir(const char *path)
+{
+	for (size_t i = 0; system_dirs[i]; i++) {
+		size_t n = strlen(system_dirs[i]);
+
+		if (!strncmp(path, system_dirs[i], n) &&
+		    (path[n] == '/' || !path[n]))
+			return 1;
+	}
+	return 0;
+}
+
+/* bwrap makes the missing parents of a mount point 0700, root's: the
+ * build user could not walk through them to its cache dir. Make each one
+ * 0755 first (once). */
+static void parents(struct ud_strvec *argv, struct ud_strvec *made,
+		    const char *path)
+{
+	char *p = ud_strdup(path);
+
+	for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+		size_t i;
+
+		*s = '\0';
+		for (i = 0; i < made->n && strcmp(made->v[i], p); i++)
+			;
+		if (i == made->n && strcmp(p, "/tmp") && !under_system_dir(p)) {
+			ud_strvec_push(made, p);
+			ud_strvec_push(argv, "--perms");
+			ud_strvec_push(argv, "0755");
+			ud_strvec_push(argv, "--dir");
+			ud_strvec_push(argv, p);
+		}
+		*s = '/';
+	}
+	free(p);
+}
+
 void ud_sandbox_argv(const struct ud_sandbox *sb, struct ud_strvec *argv,
 		     const char *const *rw, const char *dir,
 		     char *const *cmd)
 {
+	struct ud_strvec made = UD_STRVEC_INIT;
 	size_t i;
 
 	ud_strvec_push(argv, sb->bwrap);
@@ -239,8 +278,14 @@ void ud_sandbox_argv(const struct ud_sandbox *sb, struct ud_strvec *argv,
 	ud_strvec_push(argv, "/proc");
 	ud_strvec_push(argv, "--dev");
 	ud_strvec_push(argv, "/dev");
+	ud_strvec_push(argv, "--perms");
+	ud_strvec_push(argv, "01777");
 	ud_strvec_push(argv, "--tmpfs");
 	ud_strvec_push(argv, "/tmp");
+	for (i = 0; i < sb->ro.n; i++)
+		parents(argv, &made, sb->ro.v[i]);
+	for (i = 0; rw && rw[i]; i++)
+		parents(argv, &made, rw[i]);
 	for (i = 0; i < sb->ro.n; i++) {
 		ud_strvec_push(argv, "--ro-bind-try");
 		ud_strvec_push(argv, sb->ro.v[i]);
@@ -269,4 +314,5 @@ void ud_sandbox_argv(const struct ud_sandbox *sb, struct ud_strvec *argv,
 	}
 	for (i = 0; cmd[i]; i++)
 		ud_strvec_push(argv, cmd[i]);
+	ud_strvec_free(&made);
 }

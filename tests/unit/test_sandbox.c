@@ -117,8 +117,9 @@ static void test_isolated(void **state)
 		"cat /proc/1/environ >/dev/null 2>&1 && echo init-environ; "
 		"cat %s 2>/dev/null || echo no-secret; "
 		"test -e /root && echo has-root; test -e /home && echo has-home; "
-		"echo made > made && echo wrote",
-		outside);
+		"echo made > %s/made && echo wrote; "
+		"echo t > /tmp/t && echo tmp-writable",
+		outside, work);
 	{
 		const char *rw[] = { work, NULL };
 		char *const cmd[] = { "/bin/sh", "-c", script, NULL };
@@ -136,7 +137,9 @@ static void test_isolated(void **state)
 	assert_null(strstr(out.ptr, "s3cret"));
 	assert_null(strstr(out.ptr, "has-root"));
 	assert_null(strstr(out.ptr, "has-home"));
+	/* by its absolute path, through parents the sandbox made */
 	assert_non_null(strstr(out.ptr, "wrote\n"));
+	assert_non_null(strstr(out.ptr, "tmp-writable\n"));
 	{
 		int procs = atoi(strstr(out.ptr, "procs=") + 6);
 
