@@ -74,11 +74,13 @@ int ud_sandbox_from_env(struct ud_sandbox *sb)
 		sb->off = 1;
 		return 0;
 	}
-	if (mode && *mode && strcmp(mode, "bwrap") != 0)
-		return ud_error_set(UD_EINVALID,
-				    "DEPLOY_BUILD_SANDBOX is '%s': expected "
-				    "'bwrap' (the default) or 'off'",
-				    mode);
+	if (mode && *mode && strcmp(mode, "bwrap") != 0) {
+		err = ud_error_set(UD_EINVALID,
+				   "DEPLOY_BUILD_SANDBOX is '%s': expected "
+				   "'bwrap' (the default) or 'off'",
+				   mode);
+		goto done;
+	}
 	for (const char *p = ro; p && *p;) {
 		const char *end = strchr(p, ':');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
