@@ -251,7 +251,8 @@ JSON
 publish_img() {
 	local t0 t1
 	t0=$(now_ms)
-	BENCH_IMG=$2 DEPLOY_COMPRESSION=$3 "$deploy" publish --deploy-repo "$1" \
+	# the sandboxed build sees the image read-only (docs/builds.md)
+	BENCH_IMG=$2 DEPLOY_BUILD_RO_PATHS=$2 DEPLOY_COMPRESSION=$3 "$deploy" publish --deploy-repo "$1" \
 		--source "$T/app" --commit HEAD --no-signal >"$4" 2>&1 ||
 		{ cat "$4" >&2; die "deploy publish failed"; }
 	t1=$(now_ms)

@@ -267,6 +267,7 @@ int ud_agentconf_load(struct ud_agentconf **out, const char *path)
 	char *dir = NULL, *slash, *real = NULL;
 	int err;
 
+	b.max = 1024 * 1024;
 	if ((err = ud_buf_read_file(&b, path)) < 0)
 		goto done;
 	dir = ud_strdup(path);

@@ -206,6 +206,7 @@ void ud_buf_rtrim(struct ud_buf *b)
 int ud_buf_read_file(struct ud_buf *b, const char *path)
 {
 	char chunk[65536];
+	struct stat st;
 	ssize_t n;
 	int fd, err = 0;
 
@@ -213,6 +214,19 @@ int ud_buf_read_file(struct ud_buf *b, const char *path)
 		return ud_error_set_errno(errno == ENOENT ? UD_ENOTFOUND
 							  : UD_ERROR,
 					  "cannot read %s", path);
+	/* Refused before reading when its size already says so; the cap
+	 * below still holds for what stat cannot size (a pipe, /proc). */
+	if (b->max && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    ((uintmax_t)st.st_size > b->max ||
+	     b->size > b->max - (size_t)st.st_size)) {
+		err = ud_error_set(UD_ETOOBIG,
+				   "%s is %jd bytes, more than the %zu-byte "
+				   "limit; nothing of it was read",
+				   path, (intmax_t)st.st_size,
+				   b->max - b->size);
+		close(fd);
+		return err;
+	}
 	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)

@@ -12,6 +12,8 @@
 #include "errors.h"
 #include "export.h"
 #include "log.h"
+#include "sandbox.h"
+#include "scrub.h"
 
 /* Enough build log to debug a failure, bounded so a chatty build cannot
  * bloat the deployment repository. */
@@ -167,20 +169,113 @@ static int collect_image(struct ud_build *b, const struct ud_image_spec *s,
 	return err;
 }
 
+struct build_output {
+	struct ud_build *b;
+	const struct ud_build_opts *o;
+	int truncated;
+};
+
+/* Scrubbed output: to the caller live, and into the capped log. */
+static void keep_output(const char *data, size_t len, void *payload)
+{
+	struct build_output *bo = payload;
+
+	if (bo->o && bo->o->on_output)
+		bo->o->on_output(data, len, bo->o->payload);
+	ud_capture_put(&bo->b->log, &bo->truncated, data, len);
+}
+
+static void scrub_output(const char *data, size_t len, void *payload)
+{
+	ud_scrub_write(payload, data, len);
+}
+
+/* Drop every variable the pipeline holds as a secret. */
+static void env_drop_secrets(struct ud_strvec *env)
+{
+	size_t i = 0;
+
+	while (i < env->n) {
+		const char *eq = strchr(env->v[i], '=');
+		char *name = ud_strndup(env->v[i],
+					eq ? (size_t)(eq - env->v[i])
+					   : strlen(env->v[i]));
+		int secret = ud_scrub_is_secret_name(name);
+
+		if (secret)
+			ud_env_unset(env, name);
+		free(name);
+		if (!secret)
+			i++;
+	}
+}
+
+/* The command line and environment of the build: in the sandbox, as its
+ * user, at home in the workdir; or as before, with a warning, when the
+ * operator turned isolation off. */
+static int isolate(struct ud_build *b, struct ud_sandbox *sb,
+		   struct ud_strvec *argv, struct ud_strvec *env,
+		   struct build_output *out)
+{
+	char *const cmd[] = { "/bin/sh", "-c", b->cfg->build_command, NULL };
+	const char *rw[] = { b->workdir, b->cache_dir, NULL };
+	char *home = NULL, *line;
+	int err;
+
+	if ((err = ud_sandbox_from_env(sb)) < 0)
+		return err;
+	if (sb->off) {
+		line = ud_asprintf("warning: DEPLOY_BUILD_SANDBOX=off: this "
+				   "build is not isolated; it can read what "
+				   "user %ld can, the pipeline's secrets "
+				   "included\n",
+				   (long)geteuid());
+		keep_output(line, strlen(line), out);
+		free(line);
+		for (size_t i = 0; cmd[i]; i++)
+			ud_strvec_push(argv, cmd[i]);
+		return 0;
+	}
+	if ((err = ud_sandbox_probe(sb)) < 0)
+		return err;
+	home = ud_asprintf("%s/home", b->workdir);
+	if ((err = ud_mkdir_p(home, 0700)) < 0 ||
+	    (err = ud_sandbox_chown(sb, b->workdir, 1)) < 0 ||
+	    (err = ud_sandbox_chown(sb, b->cache_dir, 0)) < 0)
+		goto done;
+	/* The pipeline's HOME and TMPDIR are not in the sandbox. */
+	ud_env_set(env, "HOME", home);
+	ud_env_set(env, "TMPDIR", "/tmp");
+	ud_sandbox_argv(sb, argv, rw, b->srcdir, cmd);
+done:
+	free(home);
+	return err;
+}
+
 int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 {
-	struct ud_strvec env = UD_STRVEC_INIT;
+	struct build_output out = { b, o, 0 };
+	struct ud_scrub scrub;
+	struct ud_sandbox sb = { 0 };
+	struct ud_strvec env = UD_STRVEC_INIT, argv = UD_STRVEC_INIT;
 	struct ud_run_opts ro = { 0 };
-	char *argv[] = { "/bin/sh", "-c", b->cfg->build_command, NULL };
 	long long start = 0;
 	int status = 0, err;
 	size_t i;
 
+	/* Second line behind the sandbox: whatever the build finds, the
+	 * pipeline's secrets never reach the pusher or build.log, where a
+	 * printed key would live forever. */
+	ud_scrub_init(&scrub, keep_output, &out);
+	ud_scrub_add_env(&scrub, NULL);
+	for (i = 0; o && o->secrets && o->secrets[i]; i++)
+		ud_scrub_add(&scrub, o->secrets[i]);
+
 	ud_env_from_environ(&env, 1);
-	/* The pipeline's secret (SPEC §6) is for SSH only: the build's output
-	 * is committed as build.log, where a printed key would live forever. */
-	ud_env_unset(&env, "DEPLOY_SSH_KEY");
-	ud_env_unset(&env, "DEPLOY_SSH_KEY_B64");
+	/* The pipeline's secrets (SPEC §6) are for SSH and signing only. */
+	env_drop_secrets(&env);
+	if ((err = isolate(b, &sb, &argv, &env, &out)) < 0)
+		goto done;
 	for (i = 0; i < b->cfg->build_env.n; i++) {
 		const char *kv = b->cfg->build_env.v[i];
 		const char *eq = strchr(kv, '=');
@@ -197,12 +292,12 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 	ro.dir = b->srcdir;
 	ro.env = env.v;
 	ro.timeout_ms = b->cfg->build_timeout_s * 1000;
-	ro.on_output = o ? o->on_output : NULL;
-	ro.payload = o ? o->payload : NULL;
-	ro.capture = &b->log;
+	ro.on_output = scrub_output;
+	ro.payload = &scrub;
 
 	start = ud_now_ms();
-	err = ud_run(argv, &ro, &status);
+	err = ud_run(argv.v, &ro, &status);
+	ud_scrub_flush(&scrub);
 	b->duration_ms = ud_now_ms() - start;
 	if (err == UD_ETIMEOUT) {
 		ud_error_set(err,
@@ -229,6 +324,9 @@ int ud_build_run(struct ud_build *b, const struct ud_build_opts *o)
 			goto done;
 	}
 done:
+	ud_scrub_free(&scrub);
+	ud_sandbox_free(&sb);
+	ud_strvec_free(&argv);
 	ud_strvec_free(&env);
 	return err;
 }

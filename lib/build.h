@@ -5,7 +5,9 @@
  * tree exported into a fresh temporary directory (never the bare repo), and
  * build.command run there with /bin/sh -c in its own process group, with
  * DEPLOY_APP, DEPLOY_COMMIT, DEPLOY_REF and DEPLOY_CACHE_DIR set and every
- * GIT_* variable removed. Images are then collected from the export (a
+ * GIT_* variable and every secret (scrub.h) removed. Every line of its
+ * output is scrubbed of the pipeline's secrets before it reaches
+ * on_output or the log. Images are then collected from the export (a
  * path escaping it through a symlink is refused) and digested.
  */
 #ifndef UD_BUILD_H
@@ -48,6 +50,10 @@ struct ud_build_opts {
 	const char *ref;          /* DEPLOY_REF; NULL: "" */
 	ud_output_fn on_output;   /* live build output */
 	void *payload;
+	/* Secrets the caller holds (the SSH key it took out of the
+	 * environment), NULL-terminated: scrubbed from the build's output
+	 * with those the environment still holds (scrub.h). */
+	const char *const *secrets;
 };
 
 /* Read and validate deploy.json of `commit` and export its tree.

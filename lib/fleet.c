@@ -2,6 +2,7 @@
 #include "errors.h"
 #include "jsonutil.h"
 #include "names.h"
+#include "num.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -82,21 +83,12 @@ const struct ud_placement *ud_fleet_placement(const struct ud_fleet *f,
 	return NULL;
 }
 
-/* Decimal 1..65535, no sign, no leading zero games beyond what strtol
- * would accept. */
+/* Decimal 1..65535 (num.h). */
 static int port_ok(const char *s, size_t len)
 {
-	long port = 0;
-	size_t i;
+	long long port;
 
-	if (len == 0 || len > 5)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		port = port * 10 + (s[i] - '0');
-	}
-	return port >= 1 && port <= 65535;
+	return ud_num_parse_n(s, len, 1, 65535, &port) == 0;
 }
 
 /* A host name or IPv4 address, or an IPv6 address in brackets. Never
@@ -619,6 +611,8 @@ int ud_fleet_load(struct ud_deployrepo *r, const git_oid *commit,
 	int err;
 
 	*out = NULL;
+	/* thousands of hosts and apps fit; a bigger one is refused unread */
+	b.max = 16 * 1024 * 1024;
 	if ((err = ud_deployrepo_read(r, commit, "fleet.json", &b)) == 0)
 		err = ud_fleet_parse(out, "fleet.json", b.ptr, b.size);
 	ud_buf_free(&b);

@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "digest.h"
 #include "errors.h"
+#include "num.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,18 +212,11 @@ int ud_tap_name(char out[UD_IFNAME_STRLEN], const char *seed, int id)
 int ud_tap_parse_id(int *id, const char *prefix, const char *name)
 {
 	size_t plen = strlen(prefix);
-	const char *p = name + plen;
-	long v = 0;
+	long long v;
 
-	if (strncmp(name, prefix, plen) != 0 || !*p || (p[0] == '0' && p[1]))
+	if (strncmp(name, prefix, plen) != 0 ||
+	    ud_num_parse(name + plen, 0, 0x7fffffff, &v) < 0)
 		goto bad;
-	for (; *p; p++) {
-		if (*p < '0' || *p > '9')
-			goto bad;
-		v = v * 10 + (*p - '0');
-		if (v > 0x7fffffff)
-			goto bad;
-	}
 	*id = (int)v;
 	return 0;
 bad:

@@ -25,6 +25,8 @@ int ud_json_load_file(json_t **out, const char *path)
 	struct ud_buf b = UD_BUF_INIT;
 	int err;
 
+	/* configuration, not data: refused unread past this */
+	b.max = 16 * 1024 * 1024;
 	if ((err = ud_buf_read_file(&b, path)) < 0)
 		goto done;
 	err = ud_json_parse(out, path, b.ptr, b.size);

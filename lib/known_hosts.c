@@ -151,6 +151,7 @@ int ud_known_hosts_load(struct ud_known_hosts *k, const struct ud_ssh_opts *o)
 		goto done;
 	}
 	if ((file = known_file(o))) {
+		b.max = 16 * 1024 * 1024;
 		err = ud_buf_read_file(&b, file);
 		if (err == UD_ENOTFOUND)
 			err = 0;

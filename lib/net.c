@@ -2,6 +2,7 @@
 #include "net.h"
 #include "errors.h"
 #include "log.h"
+#include "num.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,14 +26,9 @@ static int bad_addr(const char *spec, const char *why)
 
 static int parse_port(int *port, const char *s)
 {
-	char *end;
-	long v;
+	long long v;
 
-	if (!*s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < 0 || v > 65535)
+	if (ud_num_parse(s, 0, 65535, &v) < 0)
 		return -1;
 	*port = (int)v;
 	return 0;

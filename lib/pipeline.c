@@ -347,6 +347,7 @@ int ud_pipeline_run(struct ud_deployrepo *r, const struct ud_pipeline_opts *o,
 	struct ud_fleet *fleet = NULL;
 	struct ud_manifest *m = NULL;
 	struct ud_build_opts bo = { 0 };
+	const char *secrets[2] = { o->ssh ? o->ssh->key_text : NULL, NULL };
 	long long t;
 	int err;
 	char what[160];
@@ -361,6 +362,7 @@ int ud_pipeline_run(struct ud_deployrepo *r, const struct ud_pipeline_opts *o,
 	bo.ref = o->ref;
 	bo.on_output = on_output;
 	bo.payload = (void *)ev;
+	bo.secrets = secrets;
 	if ((err = ud_build_prepare(&b, src, &commit, &bo)) < 0) {
 		failure(ev, err, "nothing was built");
 		goto done;

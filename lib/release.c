@@ -8,6 +8,7 @@
 
 #include "errors.h"
 #include "names.h"
+#include "num.h"
 
 /* Enough for 8 publishers racing for every one of their releases; each
  * lost race means someone else committed, so the loop always progresses. */
@@ -17,16 +18,9 @@
  * else under releases/ was not written by us and is ignored. */
 static int release_number(const char *s)
 {
-	long n = 0;
+	long long n;
 
-	if (!*s || *s == '0' || strlen(s) > 9)
-		return 0;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return 0;
-		n = n * 10 + (*s - '0');
-	}
-	return (int)n;
+	return ud_num_parse(s, 1, 999999999, &n) < 0 ? 0 : (int)n;
 }
 
 static void backoff(void)
@@ -178,13 +172,20 @@ int ud_release_publish(struct ud_deployrepo *r, struct ud_manifest *m,
 	return err;
 }
 
+/* What the files we write can hold, with room to spare: a bigger one was
+ * not written by us and is refused before it is read. */
+#define CURRENT_MAX 64
+#define MANIFEST_MAX (4 * 1024 * 1024)
+
 static int parse_current(const struct ud_buf *b, const char *app, int *out)
 {
-	char *end;
-	long n = strtol(b->ptr, &end, 10);
+	size_t len = b->size;
+	long long n;
 
-	if (end == b->ptr || (*end && strcmp(end, "\n")) || n < 1 ||
-	    n > 999999999)
+	/* one optional final newline, as written */
+	if (len && b->ptr[len - 1] == '\n')
+		len--;
+	if (ud_num_parse_n(b->ptr, len, 1, 999999999, &n) < 0)
 		return ud_error_set(UD_EINVALID,
 				    "apps/%s/current: not a release number",
 				    app);
@@ -202,6 +203,7 @@ int ud_release_current(struct ud_deployrepo *r, const git_oid *commit,
 	if ((err = ud_name_check_app(app)) < 0)
 		return err;
 	path = ud_asprintf("apps/%s/current", app);
+	b.max = CURRENT_MAX;
 	err = ud_deployrepo_read(r, commit, path, &b);
 	if (err == UD_ENOTFOUND)
 		ud_error_set(err, "%s has no release", app);
@@ -223,6 +225,7 @@ int ud_release_manifest(struct ud_deployrepo *r, const git_oid *commit,
 	if ((err = ud_name_check_app(app)) < 0)
 		return err;
 	path = ud_asprintf("apps/%s/releases/%d/manifest.json", app, n);
+	b.max = MANIFEST_MAX;
 	err = ud_deployrepo_read(r, commit, path, &b);
 	if (err == UD_ENOTFOUND)
 		ud_error_set(err, "%s has no release %d", app, n);
@@ -265,6 +268,7 @@ static int previous_live(struct ud_deployrepo *r, const char *app,
 		git_oid_cpy(&last, &blob);
 		have_last = 1;
 		ud_buf_clear(&b);
+		b.max = CURRENT_MAX;
 		if ((err = ud_deployrepo_read(r, &id, path, &b)) < 0 ||
 		    (err = parse_current(&b, app, &n)) < 0)
 			goto done;

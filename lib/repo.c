@@ -12,6 +12,7 @@
 
 #include "errors.h"
 #include "fleet.h"
+#include "source.h"
 
 /* A repository argument is a path or a file:// URL; anything else needs a
  * transport and a local mirror (ud_deployrepo_fetch). */
@@ -225,7 +226,8 @@ int ud_deployrepo_read(struct ud_deployrepo *r, const git_oid *commit,
 	git_oid id;
 	int err;
 
-	if ((err = ud_deployrepo_blob_id(r, commit, path, &id)) < 0)
+	if ((err = ud_deployrepo_blob_id(r, commit, path, &id)) < 0 ||
+	    (err = ud_blob_fits(r->git, &id, path, out)) < 0)
 		return err;
 	if (git_blob_lookup(&blob, r->git, &id) < 0)
 		return ud_error_set_git(UD_ERROR, "cannot read '%s'", path);

@@ -20,6 +20,7 @@
 #include "digest.h"
 #include "errors.h"
 #include "log.h"
+#include "num.h"
 
 #define TAG_PUSH_TRIES 3
 
@@ -82,7 +83,6 @@ static int parse_hostport(struct remote *rm, const char *s, size_t len,
 			  int allow_port)
 {
 	const char *end = s + len, *colon = NULL;
-	char *p;
 	long port;
 
 	if (len && s[0] == '[') {
@@ -105,9 +105,12 @@ static int parse_hostport(struct remote *rm, const char *s, size_t len,
 	if (colon) {
 		if (!allow_port || colon + 1 == end)
 			return -1;
-		port = strtol(colon + 1, &p, 10);
-		if (p != end || port < 1 || port > 65535)
+		long long n;
+
+		if (ud_num_parse_n(colon + 1, (size_t)(end - colon - 1), 1,
+				   65535, &n) < 0)
 			return -1;
+		port = (long)n;
 		rm->port = (int)port;
 	}
 	return 0;
@@ -840,7 +843,8 @@ static int hold_tag(const char *name, git_oid *id, void *payload)
 static int is_lost_release_tag(struct ud_deployrepo *r, const char *ref,
 			       const git_oid *id, const git_oid *main)
 {
-	const char *name = ref + strlen("refs/tags/"), *slash, *p;
+	const char *name = ref + strlen("refs/tags/"), *slash;
+	long long n;
 	git_tree_entry *e = NULL;
 	git_object *obj = NULL, *commit = NULL;
 	char *path;
@@ -850,9 +854,8 @@ static int is_lost_release_tag(struct ud_deployrepo *r, const char *ref,
 	if (!slash || slash == name || slash[1] != 'v' || !slash[2] ||
 	    strchr(slash + 1, '/'))
 		return 0;
-	for (p = slash + 2; *p; p++)
-		if (*p < '0' || *p > '9')
-			return 0;
+	if (ud_num_parse(slash + 2, 1, 999999999, &n) < 0)
+		return 0;
 	path = ud_asprintf("apps/%.*s/releases/%s", (int)(slash - name), name,
 			   slash + 2);
 	if (ud_deployrepo__entry_at(r, main, path, &e) == 0 &&

@@ -2,6 +2,7 @@
 #include "run.h"
 #include "errors.h"
 #include "log.h"
+#include "num.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -154,7 +156,7 @@ static int drop_to(const struct ud_cred *cred)
 static void __attribute__((noreturn))
 child_exec(char *const argv[], char *const env[], const char *dir,
 	   int devnull, int out, int errfd, const struct ud_cred *cred,
-	   int no_new_privs)
+	   int no_new_privs, int close_fds)
 {
 	reset_signals();
 	if (dir && chdir(dir) < 0)
@@ -167,6 +169,11 @@ child_exec(char *const argv[], char *const env[], const char *dir,
 		child_fail(errfd, STEP_SETUP);
 	if (move_fd(devnull, 0) < 0 || move_fd(out, 1) < 0 ||
 	    move_fd(out, 2) < 0)
+		child_fail(errfd, STEP_SETUP);
+	/* Nothing the parent holds open reaches the child: a build must not
+	 * find the hook's pipes or the deployment repository's files on an
+	 * inherited descriptor. Close-on-exec, so errfd still reports. */
+	if (close_fds && close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		child_fail(errfd, STEP_SETUP);
 	if (env)
 		execvpe(argv[0], argv, env);
@@ -269,14 +276,12 @@ struct reader {
 	int truncated;
 };
 
-static void deliver(struct reader *r, const char *data, size_t len)
+void ud_capture_put(struct ud_buf *cap, int *truncated, const char *data,
+		    size_t len)
 {
-	struct ud_buf *cap = r->opts->capture;
 	size_t notelen = sizeof(truncated_note) - 1, room;
 
-	if (r->opts->on_output)
-		r->opts->on_output(data, len, r->opts->payload);
-	if (!cap || r->truncated)
+	if (*truncated)
 		return;
 	if (!cap->max) {
 		ud_buf_put(cap, data, len);
@@ -291,7 +296,15 @@ static void deliver(struct reader *r, const char *data, size_t len)
 	ud_buf_put(cap, data, room);
 	room = cap->max > cap->size ? cap->max - cap->size : 0;
 	ud_buf_put(cap, truncated_note, notelen < room ? notelen : room);
-	r->truncated = 1;
+	*truncated = 1;
+}
+
+static void deliver(struct reader *r, const char *data, size_t len)
+{
+	if (r->opts->on_output)
+		r->opts->on_output(data, len, r->opts->payload);
+	if (r->opts->capture)
+		ud_capture_put(r->opts->capture, &r->truncated, data, len);
 }
 
 /* Read what is available; 1 on EOF, 0 otherwise. */
@@ -361,7 +374,7 @@ static void terminate(struct reader *r, pid_t pid, int fd, int *eof,
  */
 static int start_child(pid_t *pid, char *const argv[], char *const env[],
 		       const char *dir, int out_fd, int new_session,
-		       const struct ud_cred *cred)
+		       const struct ud_cred *cred, int close_fds)
 {
 	int errp[2] = { -1, -1 }, devnull = -1, st, err = 0;
 	pid_t child;
@@ -384,7 +397,7 @@ static int start_child(pid_t *pid, char *const argv[], char *const env[],
 			child_fail(errp[1], STEP_SETUP);
 		child_exec(argv, env, dir, devnull,
 			   out_fd >= 0 ? out_fd : devnull, errp[1], cred,
-			   new_session);
+			   new_session, close_fds);
 	}
 	/* Also from the parent, so the group exists before any kill(-pid)
 	 * whichever process runs first. */
@@ -424,7 +437,7 @@ int ud_run(char *const argv[], const struct ud_run_opts *opts, int *status)
 		goto done;
 	}
 	if ((err = start_child(&pid, argv, opts->env, opts->dir, outp[1],
-			       0, NULL)) < 0)
+			       0, NULL, 1)) < 0)
 		goto done;
 	close(outp[1]); /* the child's copy is all that keeps it open */
 	outp[1] = -1;
@@ -487,13 +500,13 @@ done:
 int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	     const char *dir, int out_fd)
 {
-	return start_child(pid, argv, env, dir, out_fd, 1, NULL);
+	return start_child(pid, argv, env, dir, out_fd, 1, NULL, 0);
 }
 
 int ud_spawn_as(pid_t *pid, char *const argv[], char *const env[],
 		const char *dir, int out_fd, const struct ud_cred *cred)
 {
-	return start_child(pid, argv, env, dir, out_fd, 1, cred);
+	return start_child(pid, argv, env, dir, out_fd, 1, cred, 0);
 }
 
 int ud_cred_lookup(struct ud_cred *out, const char *user)
@@ -599,7 +612,12 @@ int ud_proc_starttime(pid_t pid, unsigned long long *out)
 				return ud_error_set(UD_ENOTFOUND,
 						    "process %d is gone",
 						    (int)pid);
-			*out = strtoull(tok, NULL, 10);
+			long long v;
+
+			if (ud_num_parse(tok, 0, 999999999999999999LL, &v) < 0)
+				return ud_error_set(UD_ERROR,
+						    "cannot parse %s", path);
+			*out = (unsigned long long)v;
 			return 0;
 		}
 	}

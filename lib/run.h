@@ -39,6 +39,12 @@ struct ud_run_opts {
 				   and a "[output truncated]" note added */
 };
 
+/* Append output to a capture as ud_run_opts.capture does: past cap->max
+ * the rest is dropped and "[output truncated]" noted once (*truncated
+ * set; start it at 0). For callers that filter output before keeping it. */
+void ud_capture_put(struct ud_buf *cap, int *truncated, const char *data,
+		    size_t len);
+
 /*
  * Run argv (argv[0] searched in PATH) to completion, stdin from /dev/null.
  * Returns 0 when the child exited or was killed by a signal on its own,

@@ -68,6 +68,31 @@ int ud_source_tree(git_repository *repo, const git_oid *commit,
 	return err;
 }
 
+int ud_blob_fits(git_repository *repo, const git_oid *id, const char *path,
+		 const struct ud_buf *out)
+{
+	git_odb *odb = NULL;
+	git_object_t type;
+	size_t size = 0;
+	int err = 0;
+
+	if (!out->max)
+		return 0;
+	if (git_repository_odb(&odb, repo) < 0 ||
+	    git_odb_read_header(&size, &type, odb, id) < 0) {
+		err = ud_error_set_git(UD_ERROR, "cannot read '%s'", path);
+		goto done;
+	}
+	if (size > out->max || out->size > out->max - size)
+		err = ud_error_set(UD_ETOOBIG,
+				   "'%s' is %zu bytes, more than the limit of "
+				   "%zu bytes; nothing of it was read",
+				   path, size, out->max - out->size);
+done:
+	git_odb_free(odb);
+	return err;
+}
+
 int ud_source_read(git_repository *repo, const git_oid *commit,
 		   const char *path, struct ud_buf *out)
 {
@@ -85,7 +110,10 @@ int ud_source_read(git_repository *repo, const git_oid *commit,
 				   path, git_oid_tostr_s(commit));
 		goto done;
 	}
-	if (err < 0 || git_blob_lookup(&blob, repo, git_tree_entry_id(e)) < 0) {
+	if (err < 0 || (err = ud_blob_fits(repo, git_tree_entry_id(e), path,
+					   out)) < 0)
+		goto done;
+	if (git_blob_lookup(&blob, repo, git_tree_entry_id(e)) < 0) {
 		err = ud_error_set_git(UD_ERROR, "cannot read '%s'", path);
 		goto done;
 	}

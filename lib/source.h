@@ -17,9 +17,16 @@ int ud_source_open(git_repository **out, const char *path);
 void ud_source_free(git_repository *repo);
 /* Resolve a revision ("HEAD", "main", a sha) to a commit. UD_ENOTFOUND. */
 int ud_source_resolve(git_repository *repo, const char *rev, git_oid *out);
-/* Read the blob at path in commit's tree; UD_ENOTFOUND if absent. */
+/* Read the blob at path in commit's tree; UD_ENOTFOUND if absent,
+ * UD_ETOOBIG (before reading it) if it would take `out` past out->max. */
 int ud_source_read(git_repository *repo, const git_oid *commit,
 		   const char *path, struct ud_buf *out);
+/* 0 if blob `id` (read as `path`, for messages) fits in what is left of
+ * out->max, else UD_ETOOBIG naming the file, its size and the limit. Its
+ * size comes from the object's header: a 100 MB blob is refused without
+ * being inflated. Shared by every reader of blobs. */
+int ud_blob_fits(git_repository *repo, const git_oid *id, const char *path,
+		 const struct ud_buf *out);
 /* The commit's subject line and "Name <email>" (caller frees both). */
 int ud_source_describe(git_repository *repo, const git_oid *commit,
 		       char **subject, char **author);

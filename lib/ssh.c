@@ -27,6 +27,7 @@
 #include "known_hosts.h"
 #include "log.h"
 #include "net.h"
+#include "num.h"
 #include "ssh_internal.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -183,12 +184,10 @@ int ud_ssh_target_parse(struct ud_ssh_target *t, const char *spec)
 		goto done;
 	}
 	if (p) {
-		char *end;
+		long long n;
 
-		errno = 0;
-		port = *p && isdigit((unsigned char)*p) ?
-		       strtol(p, &end, 10) : -1;
-		if (port < 1 || port > 65535 || errno || *end) {
+		port = ud_num_parse(p, 1, 65535, &n) == 0 ? (long)n : -1;
+		if (port < 0) {
 			err = bad_target(spec, "bad port");
 			goto done;
 		}

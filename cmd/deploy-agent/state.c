@@ -472,6 +472,7 @@ int state_load(struct agent_state *st, const char *path)
 	int err;
 
 	state_free(st);
+	b.max = 64 * 1024 * 1024;
 	if ((err = ud_buf_read_file(&b, path)) < 0) {
 		if (err == UD_ENOTFOUND) {
 			ud_error_clear();

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "buf.h"
 #include "errors.h"
 #include "health.h"
+#include "num.h"
 #include "ipam.h"
 #include "launch.h"
 #include "log.h"
@@ -960,11 +962,13 @@ static void stop_orphans(struct agent *a)
 	DIR *d = opendir("/proc");
 
 	while (d && (e = readdir(d))) {
-		char *end;
-		long n = strtol(e->d_name, &end, 10);
-		pid_t pid = (pid_t)n;
+		long long n;
+		pid_t pid;
 
-		if (*end || n <= 1 || pid == getpid() || recorded(a, pid))
+		if (ud_num_parse(e->d_name, 2, INT_MAX, &n) < 0)
+			continue;
+		pid = (pid_t)n;
+		if (pid == getpid() || recorded(a, pid))
 			continue;
 		if (proc_pgrp(pid) != pid || !ours(pid, want))
 			continue;

@@ -71,6 +71,7 @@ int cmd_build(int argc, char **argv)
 	struct cli_common c = { 0 };
 	const char *source = ".", *rev = "HEAD", *out = NULL;
 	struct ud_build_opts bo = { 0 };
+	const char *secrets[2] = { NULL, NULL };
 	struct ud_build *b = NULL;
 	git_repository *src = NULL;
 	git_oid commit;
@@ -89,7 +90,9 @@ int cmd_build(int argc, char **argv)
 		return cli_usage(usage, "unexpected argument '%s'",
 				 argv[optind]);
 
+	secrets[0] = c.ssh.key_text;
 	bo.on_output = stream;
+	bo.secrets = secrets;
 	if ((err = ud_source_open(&src, source)) < 0 ||
 	    (err = ud_source_resolve(src, rev, &commit)) < 0) {
 		status = cli_fail(err, "source");

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "errors.h"
 #include "names.h"
+#include "num.h"
 #include "release.h"
 
 static const char usage[] =
@@ -47,12 +48,9 @@ struct place_args {
 /* A positive decimal int, nothing else. */
 static int parse_count(const char *s, int *out)
 {
-	char *end;
-	long v;
+	long long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > INT_MAX)
+	if (ud_num_parse(s, 1, INT_MAX, &v) < 0)
 		return -1;
 	*out = (int)v;
 	return 0;

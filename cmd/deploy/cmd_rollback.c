@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "errors.h"
 #include "names.h"
+#include "num.h"
 #include "release.h"
 
 static const char usage[] = "deploy rollback APP [N] [--no-signal]";
@@ -48,15 +49,12 @@ int cmd_rollback(int argc, char **argv)
 	app = argv[optind];
 	if (argc - optind == 2) {
 		const char *s = argv[optind + 1];
-		char *end;
-		long v;
+		long long v;
 
 		/* "v3" is how releases prints it, so take that too. */
 		if (*s == 'v')
 			s++;
-		errno = 0;
-		v = strtol(s, &end, 10);
-		if (errno || end == s || *end || v < 1 || v > INT_MAX)
+		if (ud_num_parse(s, 1, INT_MAX, &v) < 0)
 			return cli_usage(usage,
 					 "rollback %s: N must be a release "
 					 "number, not '%s'",

@@ -108,6 +108,28 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	dgit show main:fleet.json | jq -e '.apps.pong.hosts == ["local"]'
 }
 
+@test "a deploy.json past 1 MiB is refused from its size, naming the file and the limit" {
+	{ printf '{"app": "pong", "pad": "'; head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' x; printf '"}\n'; } >"$W/deploy.json"
+	size=$(wc -c <"$W/deploy.json")
+	push_bad "huge deploy.json"
+	unchanged
+	pusher_error | grep -qF "deploy: nothing was built: 'deploy.json' is $size bytes, more than the limit of 1048576 bytes; nothing of it was read"
+}
+
+@test "numbers are read strictly: ' 1', '+1', '01' are not release 1" {
+	for n in " 1" "+1" "01" "1 " "v 1"; do
+		run --separate-stderr deploy rollback pong "$n"
+		echo "$n: $stderr" >&2
+		[ "$status" -eq 2 ]
+		grep -qxF "deploy: rollback pong: N must be a release number, not '$n'" <<<"$stderr"
+	done
+	run --separate-stderr deploy place pong --instances " 2"
+	echo "$stderr" >&2
+	[ "$status" -eq 2 ]
+	grep -qxF "deploy: place: --instances must be a positive number, not ' 2'" <<<"$stderr"
+	unchanged
+}
+
 @test "rollback to a nonexistent release fails and changes nothing" {
 	run --separate-stderr deploy rollback pong 42
 	echo "$stderr" >&2
@@ -117,13 +139,14 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 }
 
 @test "a second hook run while one is in progress is refused with a clear message" {
-	write_deploy_json "touch '$T/build-started'; sleep 3; $(pong_build_cmd)"
+	# the build sees only its export and its cache dir, $T/cache/pong
+	write_deploy_json "touch \"\$DEPLOY_CACHE_DIR/build-started\"; sleep 3; $(pong_build_cmd)"
 	set_version v2
 	commit_all "slow build"
 	new=$(git -C "$W" rev-parse HEAD)
 	push 3>&- &
 	pusher=$!
-	wait_until 30 test -e "$T/build-started"
+	wait_until 30 test -e "$T/cache/pong/build-started"
 	# the same push again, by hand, in the bare repo, while the first builds
 	run --separate-stderr bash -c "cd '$APPREPO' && echo '$(git -C "$W" rev-parse HEAD~1) $new refs/heads/main' | env -u DEPLOY_REPO UD_IT_MARK='$T' '$DEPLOY_BIN' hook post-receive"
 	echo "out: $output" >&2

@@ -22,6 +22,9 @@ addresses() { jq -r ".apps.$APP.instances[].address // empty" "$T/state/state.js
 setup_file() {
 	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
 	export MICROVM_DIR=${MICROVM_DIR:-$ROOT/build/microvm}
+	# the build reads the kernel from there: the sandbox shows it to
+	# the build read-only (docs/builds.md)
+	export DEPLOY_BUILD_RO_PATHS=$MICROVM_DIR
 	sh "$ROOT/tests/fixtures/microvm/fetch-kernel.sh" "$MICROVM_DIR" >&2
 }
 

@@ -222,6 +222,10 @@ static void test_read_file(void **state)
 	assert_int_equal(ud_buf_read_file(&b, path), UD_ETOOBIG);
 	assert_non_null(strstr(ud_error_last(), path));
 	assert_non_null(strstr(ud_error_last(), "1000-byte limit"));
+	/* refused on its size, before a byte was read */
+	assert_non_null(strstr(ud_error_last(), "is 200000 bytes"));
+	assert_non_null(strstr(ud_error_last(), "nothing of it was read"));
+	assert_int_equal(b.size, 0);
 	ud_buf_free(&b);
 
 	/* A directory cannot be read: UD_ERROR, not "not found". */

@@ -179,7 +179,9 @@ static void test_build_ok(void **state)
 	struct fixture *f = *state;
 	struct ud_buf streamed = UD_BUF_INIT, env = UD_BUF_INIT,
 		      pwd = UD_BUF_INIT;
-	struct ud_build_opts o = { "refs/heads/main", on_output, &streamed };
+	struct ud_build_opts o = { .ref = "refs/heads/main",
+				   .on_output = on_output,
+				   .payload = &streamed };
 	struct ud_build *b;
 	char hex[GIT_OID_HEXSZ + 1], sha[UD_SHA256_HEX], *line, *workdir,
 		*srcreal, *cachedir;
@@ -304,6 +306,69 @@ static void test_no_ref_no_callback(void **state)
 	ud_build_free(b);
 }
 
+/* Whatever the build prints of the pipeline's secrets (the key the caller
+ * holds, a signing key and a URL's password from the environment) is
+ * replaced, live and in the log, and the build's environment lacks them. */
+static void test_output_scrubbed(void **state)
+{
+	static const char key[] = "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+				  "c2VjcmV0LWtleS1saW5lLW9uZQ==\n"
+				  "-----END OPENSSH PRIVATE KEY-----\n";
+	const char *secrets[] = { key, NULL };
+	struct fixture *f = *state;
+	struct ud_buf streamed = UD_BUF_INIT;
+	struct ud_build_opts o = { .on_output = on_output,
+				   .payload = &streamed,
+				   .secrets = secrets };
+	struct ud_build *b;
+
+	/* split across writes: the shell prints it in two pieces */
+	commit_app(f,
+		   "mkdir -p dist && echo x > dist/hello.img && "
+		   "echo x > dist/env.txt && printf 'key: c2VjcmV0LWtleS1s' && "
+		   "printf 'aW5lLW9uZQ==\\n' && echo sign=sign-me-if-you-can "
+		   "pw=t0ken-s3cret && echo \"in env: "
+		   "${DEPLOY_SIGNING_KEY:-none}\"",
+		   60);
+	setenv("DEPLOY_SIGNING_KEY", "sign-me-if-you-can", 1);
+	setenv("DEPLOY_REPO", "https://u:t0ken-s3cret@example.org/d.git", 1);
+	b = prepare(f, &o);
+	assert_int_equal(ud_build_run(b, &o), 0);
+	unsetenv("DEPLOY_SIGNING_KEY");
+	unsetenv("DEPLOY_REPO");
+	assert_string_equal(b->log.ptr, "key: [redacted]\n"
+					"sign=[redacted] pw=[redacted]\n"
+					"in env: none\n");
+	assert_string_equal(streamed.ptr, b->log.ptr);
+	ud_build_free(b);
+	ud_buf_free(&streamed);
+}
+
+/* A deploy.json past 1 MiB is refused from its size, unread, naming the
+ * file and the limit. */
+static void test_deploy_json_too_big(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = 3 * 1024 * 1024;
+	char *big = malloc(n + 1);
+	const char *files[] = { "deploy.json", big, NULL };
+	struct ud_build *b = NULL;
+
+	memset(big, ' ', n);
+	big[n] = '\0';
+	big[0] = '{';
+	big[n - 1] = '}';
+	commit_files(f, files);
+	free(big);
+	assert_int_equal(ud_build_prepare(&b, f->repo, &f->commit, NULL),
+			 UD_ETOOBIG);
+	assert_null(b);
+	assert_string_equal(ud_error_last(),
+			    "'deploy.json' is 3145728 bytes, more than the "
+			    "limit of 1048576 bytes; nothing of it was read");
+	assert_int_equal(count_entries(f->tmp), 0);
+}
+
 static void test_command_fails(void **state)
 {
 	struct fixture *f = *state;
@@ -413,29 +478,62 @@ static int process_gone(pid_t pid)
 	return gone;
 }
 
+/* Processes (other than zombies) whose environment holds `kv`. */
+static int count_with_env(const char *kv)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		struct ud_buf env = UD_BUF_INIT;
+		char *path;
+		pid_t pid = (pid_t)atol(e->d_name);
+
+		if (pid <= 0 || process_gone(pid))
+			continue;
+		path = ud_asprintf("/proc/%ld/environ", (long)pid);
+		if (ud_buf_read_file(&env, path) == 0)
+			for (size_t off = 0; off < env.size;
+			     off += strlen(env.ptr + off) + 1)
+				if (!strcmp(env.ptr + off, kv))
+					n++;
+		ud_buf_free(&env);
+		free(path);
+	}
+	closedir(d);
+	return n;
+}
+
 static void test_timeout(void **state)
 {
 	struct fixture *f = *state;
 	struct ud_buf pidtext = UD_BUF_INIT;
 	struct ud_build *b;
-	char *pidfile;
+	char *pidfile, *mark;
 	pid_t pid;
+	int left = 0;
 
 	commit_app(f, "sleep 30 & echo $! > ../sleep.pid; wait", 1);
 	b = prepare(f, NULL);
+	mark = ud_asprintf("DEPLOY_COMMIT=%s", b->commit);
 	assert_int_equal(ud_build_run(b, NULL), UD_ETIMEOUT);
 	assert_non_null(strstr(ud_error_last(), "timed out after 1 s"));
 	pidfile = ud_asprintf("%s/sleep.pid", b->workdir);
 	assert_int_equal(ud_buf_read_file(&pidtext, pidfile), 0);
 	pid = (pid_t)atol(pidtext.ptr);
 	assert_true(pid > 1);
-	/* The background sleep was in the build's process group: killed. */
-	assert_true(process_gone(pid));
-	if (!process_gone(pid))
-		kill(pid, SIGKILL);
+	/* The background sleep went with the build (its pid above is the
+	 * one in the build's own PID namespace: look for the build's
+	 * environment instead), within a generous bound. */
+	for (int i = 0; i < 200 && (left = count_with_env(mark)); i++)
+		usleep(50 * 1000);
+	assert_int_equal(left, 0);
 	ud_build_free(b);
 	ud_buf_free(&pidtext);
 	free(pidfile);
+	free(mark);
 }
 
 static void test_no_deploy_json(void **state)
@@ -500,6 +598,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_build_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_ref_no_callback, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_output_scrubbed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deploy_json_too_big, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_command_fails, setup,
 						teardown),

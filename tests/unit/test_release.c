@@ -378,6 +378,49 @@ static void test_fleet_update(void **state)
 	ud_buf_free(&b);
 }
 
+/* apps/<app>/current is read strictly: " 3", "+3", "03" or "3 " are not
+ * release 3 (strtol took the first two), "3\n" as written is. */
+static void test_current_strict(void **state)
+{
+	static const char *const bad[] = { " 3\n", "+3\n", "03\n", "3 \n",
+					   "3\n\n", "3abc", "", "0\n" };
+	struct fixture *f = *state;
+	int current = 0;
+
+	publish_ok(f->r, "hello", "one", 1);
+	publish_ok(f->r, "hello", "two", 2);
+	publish_ok(f->r, "hello", "three", 3);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct ud_txn *t = NULL;
+
+		assert_int_equal(ud_txn_begin(&t, f->r), 0);
+		assert_int_equal(ud_txn_put(t, "apps/hello/current", bad[i],
+					    strlen(bad[i])),
+				 0);
+		assert_int_equal(ud_txn_commit(t, "hand edit", NULL), 0);
+		ud_txn_free(t);
+		current = -1;
+		if (ud_release_current(f->r, NULL, "hello", &current) !=
+		    UD_EINVALID)
+			fail_msg("'%s' was read as release %d", bad[i],
+				 current);
+		assert_string_equal(ud_error_last(),
+				    "apps/hello/current: not a release number");
+	}
+	{
+		struct ud_txn *t = NULL;
+
+		assert_int_equal(ud_txn_begin(&t, f->r), 0);
+		assert_int_equal(ud_txn_put(t, "apps/hello/current", "3", 1), 0);
+		assert_int_equal(ud_txn_commit(t, "no newline", NULL), 0);
+		ud_txn_free(t);
+		assert_int_equal(ud_release_current(f->r, NULL, "hello",
+						    &current),
+				 0);
+		assert_int_equal(current, 3);
+	}
+}
+
 static void test_fetch_sees_release(void **state)
 {
 	struct fixture *f = *state;
@@ -416,6 +459,8 @@ int main(void)
 						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_list, repo_setup, repo_teardown),
 		cmocka_unit_test_setup_teardown(test_fleet_update, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_current_strict, repo_setup,
 						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_fetch_sees_release, repo_setup,
 						repo_teardown),

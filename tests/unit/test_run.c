@@ -147,6 +147,31 @@ static void collect(const char *data, size_t len, void *payload)
 	ud_buf_put(payload, data, len);
 }
 
+/* A descriptor the parent holds open (not close-on-exec) does not reach
+ * the child: a build must not find the hook's files on an inherited fd. */
+static void test_fds_not_inherited(void **state)
+{
+	struct ud_buf out = UD_BUF_INIT;
+	struct ud_run_opts o = { 0 };
+	char script[128];
+	char *const argv[] = { "sh", "-c", script, NULL };
+	int fd = open("/dev/null", O_RDONLY), status = -1;
+
+	(void)state;
+	assert_true(fd > 2);
+	snprintf(script, sizeof(script),
+		 "if [ -e /proc/self/fd/%d ]; then echo open; else echo closed; fi",
+		 fd);
+	o.capture = &out;
+	assert_int_equal(ud_run(argv, &o, &status), 0);
+	assert_int_equal(status, 0);
+	assert_string_equal(out.ptr, "closed\n");
+	/* the parent's own copy is untouched */
+	assert_true(fcntl(fd, F_GETFD) >= 0);
+	close(fd);
+	ud_buf_free(&out);
+}
+
 static void test_output_streamed_and_captured(void **state)
 {
 	char *const argv[] = { "sh", "-c",
@@ -511,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_exit_status),
 		cmocka_unit_test(test_child_signals_reset),
 		cmocka_unit_test(test_output_streamed_and_captured),
+		cmocka_unit_test(test_fds_not_inherited),
 		cmocka_unit_test(test_capture_cap),
 		cmocka_unit_test_setup_teardown(test_env_and_dir, setup,
 						teardown),
