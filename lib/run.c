@@ -17,6 +17,7 @@
 #include <string.h>
 #include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,10 +154,31 @@ static int drop_to(const struct ud_cred *cred)
 	return 0;
 }
 
+/*
+ * Nothing but stdio crosses exec: the agent's sockets and files, and
+ * whatever its own parent left open without close-on-exec, are not the
+ * app's. No backend passes a descriptor (qemu opens its tap by name).
+ * Marked close-on-exec rather than closed, so errfd still reports a
+ * failed exec. The fallback walks up to the soft limit (Linux < 5.11).
+ */
+static void cloexec_from(int lowfd)
+{
+	struct rlimit rl;
+	int fd, max = 65536;
+
+	if (close_range((unsigned)lowfd, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)INT_MAX)
+		max = (int)rl.rlim_cur;
+	for (fd = lowfd; fd < max; fd++)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
 static void __attribute__((noreturn))
 child_exec(char *const argv[], char *const env[], const char *dir,
 	   int devnull, int out, int errfd, const struct ud_cred *cred,
-	   int no_new_privs, int close_fds)
+	   int no_new_privs)
 {
 	reset_signals();
 	if (dir && chdir(dir) < 0)
@@ -170,11 +192,7 @@ child_exec(char *const argv[], char *const env[], const char *dir,
 	if (move_fd(devnull, 0) < 0 || move_fd(out, 1) < 0 ||
 	    move_fd(out, 2) < 0)
 		child_fail(errfd, STEP_SETUP);
-	/* Nothing the parent holds open reaches the child: a build must not
-	 * find the hook's pipes or the deployment repository's files on an
-	 * inherited descriptor. Close-on-exec, so errfd still reports. */
-	if (close_fds && close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		child_fail(errfd, STEP_SETUP);
+	cloexec_from(3);
 	if (env)
 		execvpe(argv[0], argv, env);
 	else
@@ -374,7 +392,7 @@ static void terminate(struct reader *r, pid_t pid, int fd, int *eof,
  */
 static int start_child(pid_t *pid, char *const argv[], char *const env[],
 		       const char *dir, int out_fd, int new_session,
-		       const struct ud_cred *cred, int close_fds)
+		       const struct ud_cred *cred)
 {
 	int errp[2] = { -1, -1 }, devnull = -1, st, err = 0;
 	pid_t child;
@@ -397,7 +415,7 @@ static int start_child(pid_t *pid, char *const argv[], char *const env[],
 			child_fail(errp[1], STEP_SETUP);
 		child_exec(argv, env, dir, devnull,
 			   out_fd >= 0 ? out_fd : devnull, errp[1], cred,
-			   new_session, close_fds);
+			   new_session);
 	}
 	/* Also from the parent, so the group exists before any kill(-pid)
 	 * whichever process runs first. */
@@ -437,7 +455,7 @@ int ud_run(char *const argv[], const struct ud_run_opts *opts, int *status)
 		goto done;
 	}
 	if ((err = start_child(&pid, argv, opts->env, opts->dir, outp[1],
-			       0, NULL, 1)) < 0)
+			       0, NULL)) < 0)
 		goto done;
 	close(outp[1]); /* the child's copy is all that keeps it open */
 	outp[1] = -1;
@@ -500,13 +518,13 @@ done:
 int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	     const char *dir, int out_fd)
 {
-	return start_child(pid, argv, env, dir, out_fd, 1, NULL, 0);
+	return start_child(pid, argv, env, dir, out_fd, 1, NULL);
 }
 
 int ud_spawn_as(pid_t *pid, char *const argv[], char *const env[],
 		const char *dir, int out_fd, const struct ud_cred *cred)
 {
-	return start_child(pid, argv, env, dir, out_fd, 1, cred, 0);
+	return start_child(pid, argv, env, dir, out_fd, 1, cred);
 }
 
 int ud_cred_lookup(struct ud_cred *out, const char *user)

@@ -69,7 +69,6 @@ void agent_init(struct agent *a)
 
 	memset(a, 0, sizeof(*a));
 	state_init(&a->st);
-	ud_strvec_init(&a->verified);
 	pthread_mutex_init(&s->lock, NULL);
 	/* Timed waits against the monotonic clock: a wall-clock step never
 	 * makes the reconciler sleep through a poll. */
@@ -104,7 +103,7 @@ void agent_free(struct agent *a)
 		a->shared = NULL;
 	}
 	state_free(&a->st);
-	ud_strvec_free(&a->verified);
+	free(a->seen);
 	free(a->state_path);
 	free(a->images_dir);
 	free(a->mirror_path);

@@ -39,6 +39,7 @@
 
 struct agent_shared; /* agent.c: the locked half */
 struct proxy;
+struct image_seen; /* images.h */
 
 struct agent {
 	struct ud_agentconf *conf;
@@ -48,7 +49,10 @@ struct agent {
 	char *mirror_path; /* state_dir/repo.git */
 	struct proxy *proxy;
 	struct agent_state st; /* reconcile thread only */
-	struct ud_strvec verified; /* image digests checked since start */
+	/* Image files whose digest matched, as they were then (images.c,
+	 * reconcile thread): a start re-hashes a file only if it changed. */
+	struct image_seen *seen;
+	size_t nseen;
 	const char *kvm_path; /* NULL: /dev/kvm (tests point it elsewhere) */
 	char *backends_dir; /* templates/backends; NULL: found next to the
 			       binary (source tree or PREFIX/share) */

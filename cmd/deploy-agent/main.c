@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -551,6 +552,38 @@ static void *reconcile_then_stop(void *arg)
 	return NULL;
 }
 
+/*
+ * Every proxied connection costs two descriptors, and a held summon burst
+ * arrives all at once: the soft limit's usual 1024 would refuse the
+ * 512th client. The hard limit is what the host's owner allows us (and
+ * the instances, which inherit it); nothing here uses select().
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	unsigned long long was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		ud_log_warn("open files limit: %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur >= rl.rlim_max) {
+		ud_log_debug("open files limit: %llu",
+			     (unsigned long long)rl.rlim_cur);
+		return;
+	}
+	was = (unsigned long long)rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		ud_log_warn("open files limit: cannot raise %llu to %llu: %s",
+			    was, (unsigned long long)rl.rlim_max,
+			    strerror(errno));
+		return;
+	}
+	ud_log_info("open files limit: raised from %llu to the hard limit %llu",
+		    was, (unsigned long long)rl.rlim_max);
+}
+
 static int cmd_run(const char *config, int verbose)
 {
 	struct agent a;
@@ -565,6 +598,7 @@ static int cmd_run(const char *config, int verbose)
 
 	agent_init(&a);
 	ud_log_init(verbose ? UD_LOG_DEBUG : UD_LOG_INFO, 1);
+	raise_nofile();
 
 	if ((err = ud_agentconf_load(&a.conf, config)) < 0) {
 		rc = die(err, "configuration");

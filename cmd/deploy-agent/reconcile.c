@@ -6,10 +6,10 @@
  * this host, the release named by apps/<app>/current. An image is
  * unpacked into state_dir/images/<sha256> through a temp file and renamed
  * into place only once its digest matches the manifest, so a half-written
- * or tampered image is never booted. A boot-mode swap starts the new
- * instances, waits for their health, switches the proxy and only then
- * drains and stops the old ones: a failed health check leaves the old
- * release serving.
+ * or tampered image is never booted (images.c), and every start checks
+ * it again. A boot-mode swap starts the new instances, waits for their
+ * health, switches the proxy and only then drains and stops the old ones:
+ * a failed health check leaves the old release serving.
  *
  * Between syncs the thread supervises instances every ~200 ms and answers
  * the proxy's demand for summoned apps.
@@ -30,6 +30,7 @@
 #include "agent.h"
 #include "buf.h"
 #include "compress.h"
+#include "images.h"
 #include "errors.h"
 #include "launch.h"
 #include "log.h"
@@ -71,153 +72,24 @@ static void app_fail(struct agent *a, struct app *app, int release,
 	agent_save(a);
 }
 
-static int verified(struct agent *a, const char *sha)
-{
-	size_t i;
-
-	for (i = 0; i < a->verified.n; i++)
-		if (!strcmp(a->verified.v[i], sha))
-			return 1;
-	return 0;
-}
-
-static void fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-/*
- * Make images/<sha256> hold the image, checked. A file already there is
- * trusted only by its name and only after one re-check per agent start (a
- * crash cannot leave a partial file under that name, but a disk can rot).
- */
-/* One file of a release: an image or its initrd (`kind`, for messages). */
-struct release_file {
-	const char *kind;
-	const char *file;
-	const char *sha256;
-	uint64_t size;
-	enum ud_compression compression;
-};
-
-static int ensure_file(struct agent *a, struct ud_deployrepo *repo,
-		       const git_oid *head, const struct ud_manifest *m,
-		       const struct release_file *img)
-{
-	static unsigned counter;
-	struct ud_buf blob = UD_BUF_INIT;
-	char *path = NULL, *tmp = NULL, *src = NULL;
-	char got[UD_SHA256_HEX];
-	uint64_t size = 0;
-	int fd = -1, err = 0;
-
-	if (!ud_sha256_valid(img->sha256))
-		return ud_error_set(UD_EINVALID,
-				    "release %d: %s sha256 is not 64 hex "
-				    "digits",
-				    m->release, img->kind);
-	if ((err = ud_name_check_image_file(img->file)) < 0)
-		return err;
-	path = image_path(a, img->sha256);
-	if (verified(a, img->sha256) && access(path, X_OK) == 0)
-		goto done;
-	if (access(path, F_OK) == 0) {
-		if (ud_sha256_file(got, &size, path) == 0 &&
-		    !strcmp(got, img->sha256) && size == img->size) {
-			ud_strvec_push(&a->verified, img->sha256);
-			goto done;
-		}
-		ud_log_warn("%s does not match its name; unpacking it again",
-			    path);
-		ud_error_clear();
-		unlink(path);
-	}
-
-	src = ud_asprintf("apps/%s/releases/%d/%s", m->app, m->release,
-			  img->file);
-	if ((err = ud_deployrepo_read(repo, head, src, &blob)) < 0)
-		goto done;
-	tmp = ud_asprintf("%s/.tmp-%s-%d-%u", a->images_dir, img->sha256,
-			  (int)getpid(), counter++);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) <
-	    0) {
-		err = ud_error_set_errno(UD_ERROR, "cannot create %s", tmp);
-		goto done;
-	}
-	if ((err = ud_decompress_to_fd(fd, blob.ptr, blob.size,
-				       img->compression, got, &size)) < 0) {
-		ud_error_prefix("unpacking %s", src);
-		goto done;
-	}
-	if (strcmp(got, img->sha256)) {
-		err = ud_error_set(UD_EINVALID,
-				   "%s digest mismatch: manifest says %s, "
-				   "%s is %s",
-				   img->kind, img->sha256, img->kind, got);
-		goto done;
-	}
-	if (size != img->size) {
-		err = ud_error_set(UD_EINVALID,
-				   "%s size mismatch: manifest says %llu "
-				   "bytes, %s is %llu bytes",
-				   img->kind, (unsigned long long)img->size,
-				   img->kind, (unsigned long long)size);
-		goto done;
-	}
-	if (fsync(fd) < 0 || fchmod(fd, 0755) < 0) {
-		err = ud_error_set_errno(UD_ERROR, "cannot write %s", tmp);
-		goto done;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		err = ud_error_set_errno(UD_ERROR, "cannot write %s", tmp);
-		goto done;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		err = ud_error_set_errno(UD_ERROR, "cannot rename %s", tmp);
-		goto done;
-	}
-	fsync_dir(a->images_dir);
-	ud_strvec_push(&a->verified, img->sha256);
-	ud_log_info("%s: release %d: %s %s unpacked (%llu bytes)", m->app,
-		    m->release, img->kind, img->sha256,
-		    (unsigned long long)size);
-done:
-	if (fd >= 0)
-		close(fd);
-	if (err < 0 && tmp)
-		unlink(tmp);
-	ud_buf_free(&blob);
-	free(src);
-	free(tmp);
-	free(path);
-	return err;
-}
-
 /* The image and its initrd, if it has one: both under images/<sha256>,
  * both checked the same way. */
 static int ensure_image(struct agent *a, struct ud_deployrepo *repo,
 			const git_oid *head, const struct ud_manifest *m,
 			const struct ud_manifest_image *img)
 {
-	struct release_file f = { "image", img->file, img->sha256, img->size,
+	struct images_file f = { "image", img->file, img->sha256, img->size,
 				  img->compression };
 	int err;
 
-	if ((err = ensure_file(a, repo, head, m, &f)) < 0 ||
+	if ((err = images_ensure(a, repo, head, m, &f)) < 0 ||
 	    !img->initrd_file)
 		return err;
 	f.kind = "initrd";
 	f.file = img->initrd_file;
 	f.sha256 = img->initrd_sha256;
 	f.size = img->initrd_size;
-	return ensure_file(a, repo, head, m, &f);
+	return images_ensure(a, repo, head, m, &f);
 }
 
 static size_t count_release(const struct app *app, int release)
@@ -747,7 +619,6 @@ static void collect_images(struct agent *a)
 {
 	DIR *d = opendir(a->images_dir);
 	struct dirent *e;
-	size_t i;
 
 	while (d && (e = readdir(d))) {
 		if (!ud_sha256_valid(e->d_name) || image_in_use(a, e->d_name))
@@ -755,15 +626,7 @@ static void collect_images(struct agent *a)
 		if (unlinkat(dirfd(d), e->d_name, 0) < 0)
 			continue;
 		ud_log_debug("removed image %s (unused)", e->d_name);
-		for (i = 0; i < a->verified.n; i++) {
-			if (strcmp(a->verified.v[i], e->d_name))
-				continue;
-			/* Keep the vector dense: move the last one here. */
-			free(a->verified.v[i]);
-			a->verified.v[i] = a->verified.v[--a->verified.n];
-			a->verified.v[a->verified.n] = NULL;
-			break;
-		}
+		images_forget(a, e->d_name);
 	}
 	if (d)
 		closedir(d);

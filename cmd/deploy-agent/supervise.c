@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "errors.h"
 #include "health.h"
+#include "images.h"
 #include "num.h"
 #include "ipam.h"
 #include "launch.h"
@@ -241,6 +242,12 @@ static int inst_spawn(struct agent *a, struct app *app,
 			goto done;
 	}
 	image = image_path(a, in->sha256);
+	/* Every start, not only the sync's: the file may have changed since
+	 * it was unpacked. Refused here, it is unpacked again meanwhile. */
+	if ((err = images_check_start(a, m, in->sha256)) < 0) {
+		app_set_error(app, "%s", ud_error_last());
+		goto done;
+	}
 	/* Volumes: normally there from the sync's prepare; made again if
 	 * removed. */
 	if ((err = volume_ensure(a, app->name, m)) < 0 ||
@@ -412,6 +419,9 @@ static void restart(struct agent *a, struct app *app, struct instance *in)
 	in->ready = 1;
 	in->up_since = in->busy_at = ud_now_ms();
 	supervise_backends(a, app);
+	/* A refused start said why; back, the release serves again. */
+	if (app->status != APP_FAILED)
+		app_set_error(app, NULL);
 	ud_log_info("%s: instance %d is back", app->name, in->id);
 done:
 	if (err < 0) {

@@ -529,6 +529,51 @@ static void test_child_signals_reset(void **state)
 	ud_buf_free(&out);
 }
 
+/* A descriptor the parent holds without close-on-exec (its own parent
+ * may have left it, as a shell's 9>file does) stops at exec; stdio does
+ * not. Both entry points: builds (ud_run) and instances (ud_spawn). */
+static void test_no_inherited_fds(void **state)
+{
+	struct fixture *f = *state;
+	char *const argv[] = {
+		"sh", "-c",
+		"for n in 3 9 200 1000; do [ -e /proc/self/fd/$n ] && "
+		"echo leaked $n; done; echo checked",
+		NULL
+	};
+	struct ud_buf out = UD_BUF_INIT;
+	struct ud_run_opts o = { 0 };
+	char *path = ud_asprintf("%s/spawn.out", f->dir);
+	int fd = open("/dev/null", O_RDONLY), status = -1, outfd;
+	pid_t pid;
+
+	assert_true(fd >= 0);
+	assert_int_equal(dup2(fd, 9), 9);
+	assert_int_equal(dup2(fd, 200), 200);
+	assert_int_equal(dup2(fd, 1000), 1000);
+	o.capture = &out;
+	assert_int_equal(ud_run(argv, &o, &status), 0);
+	assert_int_equal(status, 0);
+	assert_string_equal(out.ptr, "checked\n");
+
+	outfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(outfd >= 0);
+	assert_int_equal(ud_spawn(&pid, argv, NULL, NULL, outfd), 0);
+	close(outfd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ud_buf_clear(&out);
+	assert_int_equal(ud_buf_read_file(&out, path), 0);
+	assert_string_equal(out.ptr, "checked\n");
+
+	close(1000);
+	close(200);
+	close(9);
+	close(fd);
+	free(path);
+	ud_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +600,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_group_not_our_child,
 						setup, teardown),
 		cmocka_unit_test(test_proc_starttime),
+		cmocka_unit_test_setup_teardown(test_no_inherited_fds, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
