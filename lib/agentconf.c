@@ -14,7 +14,7 @@
 /* Every key agent.json may hold; a new setting starts here. */
 static const char *const agentconf_keys[] = {
 	"host", "repo", "state_dir", "control", "poll_s", "ssh_key",
-	"known_hosts", "limits", "dns", "network", NULL
+	"known_hosts", "limits", "dns", "network", "user", NULL
 };
 static const char *const network_keys[] = { "bridge", "subnet", NULL };
 static const char *const limits_keys[] = { "max_instances", "max_memory_mb",
@@ -109,6 +109,29 @@ static int parse_extras(struct ud_agentconf *c, const json_t *root,
 		return err;
 	if (s)
 		c->known_hosts = resolve(s, basedir);
+
+	s = NULL;
+	if ((err = ud_json_get_str(root, "user", name, "", 0, &s)) < 0)
+		return err;
+	if (s) {
+		size_t i, ulen = strlen(s);
+
+		/* A login name as useradd takes it: it becomes a getpwnam()
+		 * lookup and a log line, nothing else. */
+		for (i = 0; i < ulen; i++)
+			if (!(islower((unsigned char)s[i]) ||
+			      (i > 0 && (isdigit((unsigned char)s[i]) ||
+					 s[i] == '-')) ||
+			      s[i] == '_'))
+				break;
+		if (ulen == 0 || ulen > 32 || i < ulen)
+			return ud_error_set(UD_EINVALID,
+					    "%s: user: '%s' is not a user name "
+					    "(1 to 32 of a-z 0-9 _ -, not "
+					    "starting with a digit or -)",
+					    name, s);
+		c->user = ud_strdup(s);
+	}
 
 	if ((err = get_obj(root, "limits", name, limits_keys, &o)) < 0)
 		return err;
@@ -274,5 +297,6 @@ void ud_agentconf_free(struct ud_agentconf *c)
 	free(c->dns_listen);
 	free(c->dns_zone);
 	free(c->net_bridge);
+	free(c->user);
 	free(c);
 }

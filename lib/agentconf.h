@@ -33,6 +33,9 @@ struct ud_agentconf {
 	 * networking). */
 	char *net_bridge;
 	struct ud_subnet net_subnet;
+	/* "user": the unprivileged user instances run as (the agent, as
+	 * root, switches to it for them); NULL: the agent's own. */
+	char *user;
 };
 
 /* Load and validate; unknown keys are errors; UD_ENOTFOUND if the file is

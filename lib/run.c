@@ -6,12 +6,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,7 +99,7 @@ static void sleep_ms(int ms)
  * get to exec: the step that failed and its errno. Nothing arrives when
  * exec succeeds, because the pipe closes with it.
  */
-enum child_step { STEP_EXEC, STEP_CHDIR, STEP_SETUP };
+enum child_step { STEP_EXEC, STEP_CHDIR, STEP_SETUP, STEP_CRED };
 struct child_err {
 	int step, err;
 };
@@ -137,13 +140,31 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* Become cred's user for good (groups, then gid, then uid: each step
+ * needs the privilege the next one drops). */
+static int drop_to(const struct ud_cred *cred)
+{
+	if (setgroups((size_t)cred->ngroups, cred->groups) < 0 ||
+	    setresgid(cred->gid, cred->gid, cred->gid) < 0 ||
+	    setresuid(cred->uid, cred->uid, cred->uid) < 0)
+		return -1;
+	return 0;
+}
+
 static void __attribute__((noreturn))
 child_exec(char *const argv[], char *const env[], const char *dir,
-	   int devnull, int out, int errfd)
+	   int devnull, int out, int errfd, const struct ud_cred *cred,
+	   int no_new_privs)
 {
 	reset_signals();
 	if (dir && chdir(dir) < 0)
 		child_fail(errfd, STEP_CHDIR);
+	if (cred && drop_to(cred) < 0)
+		child_fail(errfd, STEP_CRED);
+	/* Nothing it execs gains privileges (setuid binaries, file
+	 * capabilities): an instance stays what it was started as. */
+	if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(errfd, STEP_SETUP);
 	if (move_fd(devnull, 0) < 0 || move_fd(out, 1) < 0 ||
 	    move_fd(out, 2) < 0)
 		child_fail(errfd, STEP_SETUP);
@@ -168,6 +189,9 @@ static int read_child_err(int errfd, char *const argv[], const char *dir)
 	if (ce.step == STEP_CHDIR)
 		return ud_error_set_errno(UD_ERROR, "cannot run %s: "
 					  "cannot enter %s", argv[0], dir);
+	if (ce.step == STEP_CRED)
+		return ud_error_set_errno(UD_ERROR, "cannot run %s: cannot "
+					  "switch to its user", argv[0]);
 	return ud_error_set_errno(UD_ERROR, "cannot run %s", argv[0]);
 }
 
@@ -336,7 +360,8 @@ static void terminate(struct reader *r, pid_t pid, int fd, int *eof,
  * close-on-exec pipe (the failed child reaped).
  */
 static int start_child(pid_t *pid, char *const argv[], char *const env[],
-		       const char *dir, int out_fd, int new_session)
+		       const char *dir, int out_fd, int new_session,
+		       const struct ud_cred *cred)
 {
 	int errp[2] = { -1, -1 }, devnull = -1, st, err = 0;
 	pid_t child;
@@ -358,7 +383,8 @@ static int start_child(pid_t *pid, char *const argv[], char *const env[],
 		if (new_session ? setsid() < 0 : setpgid(0, 0) < 0)
 			child_fail(errp[1], STEP_SETUP);
 		child_exec(argv, env, dir, devnull,
-			   out_fd >= 0 ? out_fd : devnull, errp[1]);
+			   out_fd >= 0 ? out_fd : devnull, errp[1], cred,
+			   new_session);
 	}
 	/* Also from the parent, so the group exists before any kill(-pid)
 	 * whichever process runs first. */
@@ -398,7 +424,7 @@ int ud_run(char *const argv[], const struct ud_run_opts *opts, int *status)
 		goto done;
 	}
 	if ((err = start_child(&pid, argv, opts->env, opts->dir, outp[1],
-			       0)) < 0)
+			       0, NULL)) < 0)
 		goto done;
 	close(outp[1]); /* the child's copy is all that keeps it open */
 	outp[1] = -1;
@@ -461,7 +487,36 @@ done:
 int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	     const char *dir, int out_fd)
 {
-	return start_child(pid, argv, env, dir, out_fd, 1);
+	return start_child(pid, argv, env, dir, out_fd, 1, NULL);
+}
+
+int ud_spawn_as(pid_t *pid, char *const argv[], char *const env[],
+		const char *dir, int out_fd, const struct ud_cred *cred)
+{
+	return start_child(pid, argv, env, dir, out_fd, 1, cred);
+}
+
+int ud_cred_lookup(struct ud_cred *out, const char *user)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int n = UD_CRED_MAXGROUPS, rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+	if (!res) {
+		errno = rc;
+		return rc ? ud_error_set_errno(UD_ERROR, "user %s", user) :
+			    ud_error_set(UD_ENOTFOUND, "user %s does not "
+					 "exist on this host", user);
+	}
+	out->uid = pw.pw_uid;
+	out->gid = pw.pw_gid;
+	if (getgrouplist(user, pw.pw_gid, out->groups, &n) < 0)
+		return ud_error_set(UD_EINVALID, "user %s is in more than %d "
+				    "groups", user, UD_CRED_MAXGROUPS);
+	out->ngroups = n;
+	return 0;
 }
 
 /* 1 once pid is gone: reaped if it is our child, else no longer

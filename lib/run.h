@@ -51,12 +51,29 @@ int ud_run(char *const argv[], const struct ud_run_opts *opts, int *status);
 /*
  * Start a long-running child (the agent's instances) in a new session
  * (setsid: own process group, no controlling terminal), stdin /dev/null,
- * stdout and stderr to out_fd (-1: /dev/null). Returns 0 and *pid, or
+ * stdout and stderr to out_fd (-1: /dev/null), with no_new_privs (nothing
+ * it execs gains privileges). Returns 0 and *pid, or
  * UD_ERROR (message set; includes exec failure, reported through a
  * close-on-exec pipe).
  */
 int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	     const char *dir, int out_fd);
+
+/* A user to run an instance as: looked up once (ud_cred_lookup, which
+ * may read NSS), applied between fork and exec without a lookup. */
+#define UD_CRED_MAXGROUPS 64
+struct ud_cred {
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[UD_CRED_MAXGROUPS]; /* supplementary, gid included */
+	int ngroups;
+};
+/* UD_ENOTFOUND "user X does not exist on this host". */
+int ud_cred_lookup(struct ud_cred *out, const char *user);
+/* ud_spawn, the child switching to cred (NULL: stays who we are) after
+ * entering dir. Instances (both calls) run with no_new_privs. */
+int ud_spawn_as(pid_t *pid, char *const argv[], char *const env[],
+		const char *dir, int out_fd, const struct ud_cred *cred);
 
 /*
  * Stop a process group: SIGTERM, wait up to grace_ms for the leader to go,

@@ -118,6 +118,12 @@ extern const struct backend backend_unix, backend_qemu, backend_hvt,
 int backend_argv(const struct backend_env *env, const struct backend *b,
 		 const struct backend_inst *in, struct ud_strvec *argv);
 
+/* The program a row's template runs: its first argument, with only
+ * {{arch}} known (for the host check). */
+int backend_template_program(const struct backend_env *env,
+			     const struct backend *b, const char *arch,
+			     char **prog);
+
 /* Shared by the rows. */
 /* The program's absolute path from the agent's PATH; NULL if none. */
 char *backend_find_program(const char *name);

@@ -2,73 +2,56 @@
  * control_server.c: the agent's control socket (lib/control.h's protocol).
  *
  * One thread accepts; each connection gets a short-lived thread that reads
- * one request line and writes one reply line. "status" is answered at once
+ * one request line and writes one reply line, up to MAX_CONNECTIONS at
+ * once (past that a client is told to try again). "status" is answered at once
  * from the last published snapshot. "sync" waits until a sync that started
  * after the request has finished, so its answer reflects whatever was
  * published before the caller asked.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "control_server.h"
 #include "buf.h"
 #include "control.h"
 #include "errors.h"
 #include "log.h"
 #include "names.h"
 #include "net.h"
+#include "proxy.h"
 
 #define READ_TIMEOUT_MS 10000
-/* The acceptor learns of a shutdown from control_wake(); this is only the
- * fallback, so an idle agent wakes up rarely rather than 5 times a second. */
+/* Connections served at once. Each is a thread that may wait for a sync;
+ * past this, a client is told to try again rather than given a thread
+ * (3,000 idle connections once made 3,004 threads). */
+#define MAX_CONNECTIONS 64
+/* The acceptor learns of a shutdown from control_stop()'s wake-up; this
+ * is only the fallback, so an idle agent wakes up rarely. */
 #define STOP_CHECK_MS 60000
 
-/* Written by control_wake(); one per process, never closed, so a late
- * write can never land on a reused descriptor. */
-static int wake_fd = -1;
-
-void control_wake(void)
-{
-	uint64_t one = 1;
-
-	if (wake_fd >= 0 && write(wake_fd, &one, sizeof(one)) < 0)
-		ud_log_debug("control: wake: %s", strerror(errno));
-}
-
-struct conn {
+struct control {
 	struct agent *a;
-	int fd;
+	int fd;          /* the listening socket */
+	char *path;      /* its path, removed at stop */
+	int wake_fd;     /* eventfd: stop now */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	int connections; /* being served */
 };
 
-void agent_request_sync(struct agent *a)
-{
-	pthread_mutex_lock(&a->lock);
-	a->req_seq++;
-	pthread_cond_signal(&a->wake);
-	pthread_mutex_unlock(&a->lock);
-}
-
-void agent_demand(const char *app, size_t waiting, void *payload)
-{
-	struct agent *a = payload;
-	size_t i;
-
-	(void)waiting;
-	pthread_mutex_lock(&a->lock);
-	for (i = 0; i < a->demand.n; i++)
-		if (!strcmp(a->demand.v[i], app))
-			break;
-	if (i == a->demand.n)
-		ud_strvec_push(&a->demand, app);
-	pthread_cond_signal(&a->wake);
-	pthread_mutex_unlock(&a->lock);
-}
+struct conn {
+	struct control *ctl;
+	int fd;
+};
 
 static json_t *failure(const char *fmt, const char *arg)
 {
@@ -108,14 +91,10 @@ static json_t *do_status(struct agent *a)
 	json_t *apps, *o;
 	size_t open, held;
 
-	pthread_mutex_lock(&a->lock);
 	/* Right after a restart the reconciler is still adopting what
 	 * state.json records: answer once it has said what runs, not with
 	 * an empty host. */
-	while (!a->status && !a->stopping)
-		pthread_cond_wait(&a->done, &a->lock);
-	apps = a->status ? json_deep_copy(a->status) : json_object();
-	pthread_mutex_unlock(&a->lock);
+	apps = agent_snapshot(a, 1);
 	/* Connections change without a snapshot: ask the proxy now. */
 	json_object_foreach(apps, name, o) {
 		open = held = 0;
@@ -132,21 +111,12 @@ static json_t *do_status(struct agent *a)
 
 /* With retry, the sync this request waits for (the next to start) boots
  * the app's failed release again; any other sync leaves it alone. */
+/* With retry, the sync this request waits for (the next to start) boots
+ * the app's failed release again; any other sync leaves it alone. */
 static json_t *do_sync(struct agent *a, const char *app, int retry)
 {
-	unsigned long mine;
-	json_t *r = NULL;
+	json_t *r = agent_sync(a, app, retry);
 
-	pthread_mutex_lock(&a->lock);
-	if (retry)
-		ud_strvec_push(&a->retry, app ? app : "*");
-	mine = ++a->req_seq;
-	pthread_cond_signal(&a->wake);
-	while (!a->stopping && a->done_seq < mine)
-		pthread_cond_wait(&a->done, &a->lock);
-	if (!a->stopping && a->last_sync)
-		r = json_deep_copy(a->last_sync);
-	pthread_mutex_unlock(&a->lock);
 	return r ? r : failure("%s", "the agent is shutting down");
 }
 
@@ -196,7 +166,8 @@ done:
 static void *serve(void *arg)
 {
 	struct conn *c = arg;
-	struct agent *a = c->a;
+	struct control *ctl = c->ctl;
+	struct agent *a = ctl->a;
 	struct ud_buf line = UD_BUF_INIT;
 	json_t *reply = NULL;
 	char *text = NULL;
@@ -217,65 +188,89 @@ done:
 	ud_buf_free(&line);
 	close(c->fd);
 	free(c);
-	pthread_mutex_lock(&a->lock);
-	a->connections--;
-	pthread_cond_broadcast(&a->done);
-	pthread_mutex_unlock(&a->lock);
+	pthread_mutex_lock(&ctl->lock);
+	ctl->connections--;
+	pthread_cond_broadcast(&ctl->idle);
+	pthread_mutex_unlock(&ctl->lock);
 	return NULL;
 }
 
-struct acceptor {
-	struct agent *a;
-	int fd;
-};
+/* Past MAX_CONNECTIONS: one reply line, without reading the request (a
+ * non-blocking write: a client that does not read loses it). */
+static void refuse(int fd)
+{
+	static const char busy[] =
+		"{\"ok\": false, \"error\": \"the agent is serving "
+		"too many control connections; try again\"}\n";
+
+	if (send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		ud_log_debug("control: refuse: %s", strerror(errno));
+	close(fd);
+}
 
 static void *accept_main(void *arg)
 {
-	struct acceptor *ac = arg;
-	struct agent *a = ac->a;
+	struct control *ctl = arg;
 
-	while (!agent_stopping(a)) {
-		struct pollfd pfd[2] = { { ac->fd, POLLIN, 0 },
-					 { wake_fd, POLLIN, 0 } };
+	while (!agent_stopping(ctl->a)) {
+		struct pollfd pfd[2] = { { ctl->fd, POLLIN, 0 },
+					 { ctl->wake_fd, POLLIN, 0 } };
 		struct conn *c;
 		pthread_t t;
-		int fd;
+		int fd, busy;
 
-		if (poll(pfd, wake_fd >= 0 ? 2 : 1, STOP_CHECK_MS) <= 0 ||
+		if (poll(pfd, 2, STOP_CHECK_MS) <= 0 ||
 		    !(pfd[0].revents & POLLIN))
 			continue;
-		if ((fd = accept4(ac->fd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+		if ((fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
 			if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				ud_log_warn("control: accept: %s",
 					    strerror(errno));
 			continue;
 		}
+		pthread_mutex_lock(&ctl->lock);
+		busy = ctl->connections >= MAX_CONNECTIONS;
+		if (!busy)
+			ctl->connections++;
+		pthread_mutex_unlock(&ctl->lock);
+		if (busy) {
+			refuse(fd);
+			continue;
+		}
 		c = ud_calloc(1, sizeof(*c));
-		c->a = a;
+		c->ctl = ctl;
 		c->fd = fd;
-		pthread_mutex_lock(&a->lock);
-		a->connections++;
-		pthread_mutex_unlock(&a->lock);
 		if (pthread_create(&t, NULL, serve, c) != 0) {
 			ud_log_warn("control: cannot start a thread");
 			close(fd);
 			free(c);
-			pthread_mutex_lock(&a->lock);
-			a->connections--;
-			pthread_mutex_unlock(&a->lock);
+			pthread_mutex_lock(&ctl->lock);
+			ctl->connections--;
+			pthread_mutex_unlock(&ctl->lock);
 			continue;
 		}
 		pthread_detach(t);
 	}
-	free(ac);
 	return NULL;
 }
 
-int control_start(struct agent *a, pthread_t *thread, int *fd)
+static void control_free(struct control *ctl)
 {
+	if (ctl->fd >= 0)
+		close(ctl->fd);
+	if (ctl->wake_fd >= 0)
+		close(ctl->wake_fd);
+	pthread_cond_destroy(&ctl->idle);
+	pthread_mutex_destroy(&ctl->lock);
+	free(ctl->path);
+	free(ctl);
+}
+
+int control_start(struct agent *a, struct control **out)
+{
+	struct control *ctl;
 	struct ud_addr addr;
-	struct acceptor *ac;
 	int err;
 
 	if ((err = ud_addr_parse(&addr, a->conf->control)) < 0)
@@ -284,19 +279,70 @@ int control_start(struct agent *a, pthread_t *thread, int *fd)
 		return ud_error_set(UD_EINVALID,
 				    "control %s: must be unix:PATH",
 				    a->conf->control);
-	if ((err = ud_net_listen(fd, &addr, 64)) < 0)
-		return err;
-	if (wake_fd < 0)
-		wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	ac = ud_calloc(1, sizeof(*ac));
-	ac->a = a;
-	ac->fd = *fd;
-	if (pthread_create(thread, NULL, accept_main, ac) != 0) {
-		free(ac);
-		close(*fd);
-		*fd = -1;
-		return ud_error_set(UD_ERROR, "cannot start the control "
-					      "thread");
+	ctl = ud_calloc(1, sizeof(*ctl));
+	ctl->a = a;
+	ctl->fd = ctl->wake_fd = -1;
+	pthread_mutex_init(&ctl->lock, NULL);
+	pthread_cond_init(&ctl->idle, NULL);
+	if ((err = ud_net_listen(&ctl->fd, &addr, 64)) < 0)
+		goto fail;
+	ctl->path = ud_strdup(a->conf->control + 5);
+	if ((ctl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "control: eventfd");
+		goto fail;
 	}
+	if (pthread_create(&ctl->thread, NULL, accept_main, ctl) != 0) {
+		err = ud_error_set(UD_ERROR, "cannot start the control "
+					     "thread");
+		goto fail;
+	}
+	*out = ctl;
 	return 0;
+fail:
+	if (ctl->path)
+		unlink(ctl->path);
+	control_free(ctl);
+	return err;
+}
+
+void control_stop(struct control *ctl)
+{
+	uint64_t one = 1;
+	long long deadline;
+
+	if (!ctl)
+		return;
+	/* The acceptor sleeps in poll(): wake it now rather than at its
+	 * fallback check. agent_stop() came first. */
+	if (write(ctl->wake_fd, &one, sizeof(one)) < 0)
+		ud_log_debug("control: wake: %s", strerror(errno));
+	pthread_join(ctl->thread, NULL);
+	close(ctl->fd);
+	ctl->fd = -1;
+	unlink(ctl->path);
+	/* Let the connections being served answer "shutting down" (the
+	 * core woke their waits) before the agent's memory goes. */
+	deadline = ud_now_ms() + 1000;
+	pthread_mutex_lock(&ctl->lock);
+	while (ctl->connections > 0 && ud_now_ms() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000L;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&ctl->idle, &ctl->lock, &ts);
+	}
+	/* A connection still running past that keeps its memory: leak it
+	 * rather than free it under a thread. */
+	if (ctl->connections > 0) {
+		pthread_mutex_unlock(&ctl->lock);
+		ud_log_warn("control: %d connections still open at exit",
+			    ctl->connections);
+		return;
+	}
+	pthread_mutex_unlock(&ctl->lock);
+	control_free(ctl);
 }

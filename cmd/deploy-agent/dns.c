@@ -15,19 +15,22 @@
  * the reply: an A record always fits in 512 bytes).
  *
  * One thread, blocked in recvfrom() while nothing arrives: an idle host
- * pays no wake-ups for it. It reads the agent's published snapshot (under
- * a->lock) to know the apps and their addresses.
+ * pays no wake-ups for it. It reads the agent's published snapshot
+ * (agent_snapshot_listen) to know the apps and their addresses; until the
+ * agent has published one (right after a start, while it adopts), queries
+ * are dropped and the resolver asks again.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "dns.h"
 #include "buf.h"
 #include "errors.h"
 #include "log.h"
@@ -161,28 +164,21 @@ size_t dns_reply(const unsigned char *pkt, const struct dns_question *q,
 	return off;
 }
 
-/* Is app placed here, and at which IPv4 address does it listen? */
+/* Is app placed here (1, not: 0), and at which IPv4 address does it
+ * listen? -1 before the agent has said what it serves. */
 static int lookup(struct dns *d, const char *app, unsigned char addr[4])
 {
 	struct ud_addr ua;
 	const struct sockaddr_in *sin;
-	const char *listen;
-	json_t *o;
-	int found = 0;
+	char listen[128];
+	int found;
 
 	memcpy(addr, d->self, 4);
-	pthread_mutex_lock(&d->a->lock);
-	o = d->a->status ? json_object_get(d->a->status, app) : NULL;
-	if (o) {
-		found = 1;
-		listen = json_string_value(json_object_get(o, "listen"));
-		sin = (const struct sockaddr_in *)&ua.ss;
-		if (listen && ud_addr_parse(&ua, listen) == 0 &&
-		    ua.family == AF_INET &&
-		    sin->sin_addr.s_addr != htonl(INADDR_ANY))
-			memcpy(addr, &sin->sin_addr.s_addr, 4);
-	}
-	pthread_mutex_unlock(&d->a->lock);
+	found = agent_snapshot_listen(d->a, app, listen, sizeof(listen));
+	sin = (const struct sockaddr_in *)&ua.ss;
+	if (found == 1 && listen[0] && ud_addr_parse(&ua, listen) == 0 &&
+	    ua.family == AF_INET && sin->sin_addr.s_addr != htonl(INADDR_ANY))
+		memcpy(addr, &sin->sin_addr.s_addr, 4);
 	ud_error_clear();
 	return found;
 }
@@ -193,7 +189,7 @@ static void answer(struct dns *d, const unsigned char *pkt, size_t len,
 	struct dns_question q;
 	unsigned char out[DNS_MAX + 16], addr[4];
 	char app[64];
-	int rcode = 0, which;
+	int rcode = 0, which, found;
 	size_t n;
 
 	if (dns_parse(pkt, len, &q) < 0 || q.end + 16 > DNS_MAX)
@@ -201,7 +197,11 @@ static void answer(struct dns *d, const unsigned char *pkt, size_t len,
 	which = dns_app_of(&q, d->a->conf->dns_zone, app);
 	if (q.qclass != CLASS_IN && q.qclass != TYPE_ANY)
 		rcode = RCODE_REFUSED;
-	else if (which < 0 || (which == 1 && !lookup(d, app, addr)))
+	else if (which < 0)
+		rcode = RCODE_NXDOMAIN;
+	else if (which == 1 && (found = lookup(d, app, addr)) < 0)
+		return;
+	else if (which == 1 && !found)
 		rcode = RCODE_NXDOMAIN;
 	n = dns_reply(pkt, &q, rcode, which == 1 ? addr : NULL, out);
 	/* Booting starts before the answer leaves: every microsecond of

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +28,20 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "control_server.h"
+#include "dns.h"
+#include "network.h"
+#include "reconcile.h"
 #include "agentconf.h"
+#include "check.h"
 #include "buf.h"
 #include "control.h"
 #include "errors.h"
 #include "log.h"
 #include "names.h"
+#include "version.h"
 #include "net.h"
+#include "proxy.h"
 
 #define DEFAULT_CONFIG "/etc/unideploy/agent.json"
 #define SYNC_TIMEOUT_MS (3600 * 1000)
@@ -46,11 +54,14 @@ static const char usage_text[] =
 	"                           ask the daemon to sync now, print the outcome\n"
 	"                           (--retry: boot again a release that failed)\n"
 	"  status [--json] [APP]    what runs here\n"
-	"  check                    validate the configuration\n"
+	"  check                    try what run needs: the configuration, state_dir,\n"
+	"                           the control socket's directory, the user, the\n"
+	"                           repository and this host in its fleet.json\n"
 	"  ssh-command              forced command: runs $SSH_ORIGINAL_COMMAND\n"
 	"                           if it is 'sync' or 'status'\n"
 	"  authorize KEYFILE        print the authorized_keys line for a key\n"
-	"default config: " DEFAULT_CONFIG "\n";
+	"options: --config FILE (default " DEFAULT_CONFIG "), -v (debug log),\n"
+	"         --version, --help\n";
 
 static int die(int err, const char *what)
 {
@@ -234,27 +245,43 @@ static int cmd_query(const char *config, const char *cmd, int argc,
 
 /* check */
 
+/* Who instances run as (agent.json "user"): *out NULL for the agent's
+ * own user. Root switches to the user for them; another user can only be
+ * that user. */
+static int instance_user(const struct ud_agentconf *conf,
+			 struct ud_cred **out)
+{
+	struct ud_cred c;
+	int err;
+
+	if (out)
+		*out = NULL;
+	if (!conf->user)
+		return 0;
+	if ((err = ud_cred_lookup(&c, conf->user)) < 0)
+		return err;
+	if (geteuid() != 0 && c.uid != geteuid())
+		return ud_error_set(UD_EINVALID,
+				    "user: the agent runs as uid %u and cannot "
+				    "start instances as %s (uid %u); run it "
+				    "as root or as %s",
+				    (unsigned)geteuid(), conf->user,
+				    (unsigned)c.uid, conf->user);
+	if (out && geteuid() == 0) {
+		*out = ud_malloc(sizeof(c));
+		**out = c;
+	}
+	return 0;
+}
+
 static int cmd_check(const char *config)
 {
 	struct ud_agentconf *conf = NULL;
-	struct ud_addr addr;
-	int err, rc;
+	int rc;
 
 	if ((rc = load_conf(&conf, config)) != 0)
 		return rc;
-	if ((err = ud_name_check_host(conf->host)) < 0 ||
-	    (err = ud_addr_parse(&addr, conf->control)) < 0) {
-		rc = die(err, config);
-		goto done;
-	}
-	if (addr.family != AF_UNIX) {
-		fprintf(stderr, "deploy-agent: %s: control must be unix:PATH\n",
-			config);
-		rc = 1;
-		goto done;
-	}
-	printf("configuration OK\n");
-done:
+	rc = agent_check(conf, config);
 	ud_agentconf_free(conf);
 	return rc;
 }
@@ -491,25 +518,16 @@ static int control_path(const struct ud_agentconf *conf, const char **out)
 static int cmd_run(const char *config, int verbose)
 {
 	struct agent a;
-	pthread_condattr_t ca;
-	pthread_t control_thread, reconcile_thread;
-	int control_fd = -1, lock_fd = -1, err, rc = 1;
-	int have_control = 0, have_reconcile = 0;
+	struct control *control = NULL;
+	struct dns *dns = NULL;
+	pthread_t reconcile_thread;
+	int lock_fd = -1, err, rc = 1, have_reconcile = 0;
 	const char *sock = NULL;
 	char *real = NULL, *lockpath = NULL;
+	json_t *first;
 
-	memset(&a, 0, sizeof(a));
+	agent_init(&a);
 	ud_log_init(verbose ? UD_LOG_DEBUG : UD_LOG_INFO, 1);
-	state_init(&a.st);
-	ud_strvec_init(&a.verified);
-	ud_strvec_init(&a.demand);
-	ud_strvec_init(&a.retry);
-	pthread_mutex_init(&a.lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&a.wake, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&a.done, NULL);
 
 	if ((err = ud_agentconf_load(&a.conf, config)) < 0) {
 		rc = die(err, "configuration");
@@ -550,6 +568,24 @@ static int cmd_run(const char *config, int verbose)
 		rc = die(err, "run");
 		goto done;
 	}
+	if ((err = instance_user(a.conf, &a.inst_cred)) < 0) {
+		rc = die(err, config);
+		goto done;
+	}
+	if (a.inst_cred) {
+		/* Instances pass through state_dir to their run directory
+		 * and read their image; the rest of it is the agent's. */
+		if ((err = agent_share_dir(&a, a.conf->state_dir)) < 0 ||
+		    (err = agent_share_dir(&a, a.images_dir)) < 0) {
+			rc = die(err, "state_dir");
+			goto done;
+		}
+		ud_log_info("instances run as user %s (uid %u)", a.conf->user,
+			    (unsigned)a.inst_cred->uid);
+	} else if (geteuid() == 0) {
+		ud_log_warn("instances run as root: set \"user\" in %s to run "
+			    "them as an unprivileged user", config);
+	}
 	remove_partial_images(a.images_dir);
 	if ((err = state_load(&a.st, a.state_path)) < 0) {
 		rc = die(err, "state");
@@ -569,11 +605,10 @@ static int cmd_run(const char *config, int verbose)
 		rc = die(err, "proxy");
 		goto done;
 	}
-	if ((err = control_start(&a, &control_thread, &control_fd)) < 0) {
+	if ((err = control_start(&a, &control)) < 0) {
 		rc = die(err, "control socket");
 		goto done;
 	}
-	have_control = 1;
 	if (pthread_create(&reconcile_thread, NULL, agent_reconcile_main,
 			   &a) != 0) {
 		err = ud_error_set(UD_ERROR, "cannot start a thread");
@@ -581,6 +616,13 @@ static int cmd_run(const char *config, int verbose)
 		goto done;
 	}
 	have_reconcile = 1;
+	/* DNS answers from the snapshot: start it once the reconciler has
+	 * adopted what state.json records and said what runs. */
+	if ((first = agent_snapshot(&a, 1)))
+		json_decref(first);
+	if (a.conf->dns_listen && !agent_stopping(&a) &&
+	    dns_start(&a, &dns) < 0)
+		ud_log_error("dns: %s", ud_error_last());
 
 	for (;;) {
 		struct pollfd pfd = { sigpipe_fds[0], POLLIN, 0 };
@@ -600,51 +642,21 @@ static int cmd_run(const char *config, int verbose)
 	}
 	rc = 0;
 done:
-	pthread_mutex_lock(&a.lock);
-	a.stopping = 1;
-	pthread_cond_broadcast(&a.wake);
-	pthread_cond_broadcast(&a.done);
-	pthread_mutex_unlock(&a.lock);
-	/* The acceptor sleeps in poll(): wake it now rather than after the
-	 * reconciler's current sync. */
-	control_wake();
-	if (have_control)
-		pthread_join(control_thread, NULL);
-	if (control_fd >= 0) {
-		close(control_fd);
-		unlink(sock);
-	}
+	agent_stop(&a);
+	dns_stop(dns);
+	control_stop(control);
 	if (have_reconcile)
 		pthread_join(reconcile_thread, NULL);
 	if (a.proxy)
 		proxy_stop(a.proxy);
-	/* Let control threads answer "shutting down" before we go. */
-	{
-		long long deadline = ud_now_ms() + 1000;
-
-		pthread_mutex_lock(&a.lock);
-		while (a.connections > 0 && ud_now_ms() < deadline) {
-			pthread_mutex_unlock(&a.lock);
-			usleep(10000);
-			pthread_mutex_lock(&a.lock);
-		}
-		pthread_mutex_unlock(&a.lock);
-	}
 	if (rc == 0)
 		ud_log_info("stopped");
 	if (lock_fd >= 0)
 		close(lock_fd);
 	free(lockpath);
-	json_decref(a.status);
-	json_decref(a.last_sync);
-	state_free(&a.st);
-	ud_strvec_free(&a.verified);
-	ud_strvec_free(&a.demand);
-	ud_strvec_free(&a.retry);
-	free(a.state_path);
-	free(a.images_dir);
-	free(a.mirror_path);
 	ud_agentconf_free(a.conf);
+	free(a.inst_cred);
+	agent_free(&a);
 	return rc;
 }
 
@@ -662,6 +674,9 @@ int main(int argc, char **argv)
 			verbose = 1;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(usage_text, stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("deploy-agent (unideploy) %s\n", UD_VERSION);
 			return 0;
 		} else
 			return usage("unknown option");

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "network.h"
 #include "backend.h"
 #include "buf.h"
 #include "errors.h"
@@ -155,8 +155,11 @@ int network_attach(struct agent *a, struct app *app, struct instance *in,
 		goto done;
 	for (k = 0; k < nnets; k++) {
 		if ((err = network_tap_name(a, in->id, k, tap)) < 0 ||
-		    (err = ud_tap_create(tap, a->conf->net_bridge, getuid(),
-					 getgid())) < 0)
+		    (err = ud_tap_create(tap, a->conf->net_bridge,
+					 a->inst_cred ? a->inst_cred->uid :
+							getuid(),
+					 a->inst_cred ? a->inst_cred->gid :
+							getgid())) < 0)
 			goto done;
 	}
 	ud_ip_format(ip, in->addr);

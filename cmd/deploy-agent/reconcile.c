@@ -26,127 +26,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reconcile.h"
 #include "agent.h"
 #include "buf.h"
 #include "compress.h"
 #include "errors.h"
+#include "launch.h"
 #include "log.h"
 #include "names.h"
+#include "proxy.h"
 #include "release.h"
 #include "repo.h"
 #include "ssh.h"
+#include "supervise.h"
+#include "volume.h"
 
 #define TICK_MS 200
 #define DRAIN_MS 30000
 #define BOOT_HOLD_MS 30000
-
-int agent_stopping(struct agent *a)
-{
-	int s;
-
-	pthread_mutex_lock(&a->lock);
-	s = a->stopping;
-	pthread_mutex_unlock(&a->lock);
-	return s;
-}
-
-static const char *status_name(enum app_status s)
-{
-	switch (s) {
-	case APP_STARTING: return "starting";
-	case APP_RUNNING: return "running";
-	case APP_SUMMONABLE: return "summonable";
-	case APP_FAILED: return "failed";
-	case APP_EXITED: return "exited";
-	case APP_IDLE: break;
-	}
-	return "idle";
-}
-
-static json_t *int_or_null(int n)
-{
-	return n > 0 ? json_integer(n) : json_null();
-}
-
-json_t *app_status_json(const struct app *app)
-{
-	size_t i, running = 0, slots = 0, booting = 0;
-	double p50, p99;
-	int serving;
-	json_t *o;
-
-	for (i = 0; i < app->ninst; i++) {
-		if (app->inst[i]->release != app->release)
-			continue;
-		slots++;
-		if (app->inst[i]->pid > 0)
-			running++;
-	}
-	/* A boot-mode release serves only while it has instances (running
-	 * or about to be restarted); a summoned one as soon as it is
-	 * registered. */
-	serving = app->release > 0 &&
-		  (slots > 0 || (app->placed &&
-				 app->place.mode == UD_MODE_SUMMON));
-	o = json_pack("{s:o, s:o, s:s, s:I, s:o, s:I}",
-		      "desired", int_or_null(app->desired),
-		      "release", int_or_null(serving ? app->release : 0),
-		      "state", status_name(app->status),
-		      "instances", (json_int_t)running,
-		      "error", app->error ? json_string(app->error) :
-					   json_null(),
-		      "ms", (json_int_t)app->ms);
-	/* The end of the failed instance's console: why, in its words. */
-	{
-		json_t *lines = json_array();
-
-		for (i = 0; i < app->log_tail.n; i++)
-			json_array_append_new(lines,
-					      json_string(app->log_tail.v[i]));
-		json_object_set_new(o, "log_tail", lines);
-	}
-	/* Beyond SPEC §4's keys: what summoning costs and does. The
-	 * control socket adds the live "connections" and "waiting". */
-	for (i = 0; i < app->ninst; i++)
-		if (app->inst[i]->job)
-			booting++;
-	json_object_set_new(o, "booting", json_integer((json_int_t)booting));
-	json_object_set_new(o, "listen", app->listen ?
-			    json_string(app->listen) : json_null());
-	json_object_set_new(o, "mode", json_string(
-		app->placed && app->place.mode == UD_MODE_SUMMON ? "summon" :
-								   "boot"));
-	json_object_set_new(o, "wakes", json_integer((json_int_t)app->wakes));
-	json_object_set_new(o, "boots", json_integer((json_int_t)app->boots));
-	json_object_set_new(o, "refused",
-			    json_integer((json_int_t)app->refused));
-	if (app->ncold) {
-		app_cold_percentiles(app, &p50, &p99);
-		json_object_set_new(o, "cold_start_ms",
-				    json_pack("{s:f, s:f, s:I}", "p50", p50,
-					      "p99", p99, "samples",
-					      (json_int_t)app->ncold));
-	} else {
-		json_object_set_new(o, "cold_start_ms", json_null());
-	}
-	return o;
-}
-
-void agent_publish(struct agent *a)
-{
-	json_t *apps = json_object();
-	size_t i;
-
-	for (i = 0; i < a->st.napps; i++)
-		json_object_set_new(apps, a->st.apps[i]->name,
-				    app_status_json(a->st.apps[i]));
-	pthread_mutex_lock(&a->lock);
-	json_decref(a->status);
-	a->status = apps;
-	/* The first snapshot also releases status requests waiting for it. */
-	pthread_cond_broadcast(&a->done);
-	pthread_mutex_unlock(&a->lock);
-}
 
 static void app_fail(struct agent *a, struct app *app, int release,
 		     const char *fmt, ...)
@@ -501,14 +398,14 @@ static int prepare(struct agent *a, struct ud_deployrepo *repo,
 				   target, arch);
 		goto done;
 	}
-	if ((err = backend_check(a, (*img)->target, (*img)->arch)) < 0 ||
+	if ((err = launch_check(a, (*img)->target, (*img)->arch)) < 0 ||
 	    (err = ensure_image(a, repo, head, m, *img)) < 0 ||
 	    (err = volume_ensure(a, app->name, m)) < 0)
 		goto done;
 	{
 		char *path = image_path(a, (*img)->sha256);
 
-		err = backend_check_image(a, target, path, (*img)->file, m);
+		err = launch_check_image(a, target, path, (*img)->file, m);
 		free(path);
 	}
 done:
@@ -592,6 +489,49 @@ static int retry_wanted(const struct ud_strvec *retry, const char *app)
 	return 0;
 }
 
+static int summoned(const struct app *app)
+{
+	return app->placed && app->place.mode == UD_MODE_SUMMON;
+}
+
+enum reconcile_action reconcile_decide(const struct app *app, int desired,
+				       int retry, size_t want)
+{
+	/* A failed release is not booted again by a poll, only when asked
+	 * to retry (or by a newer release: another number). */
+	if (app->failed_release == desired && !retry)
+		return RECONCILE_FAILED;
+	if (app->release != desired)
+		return RECONCILE_SWITCH;
+	if (app->manifest && app->image[0] && app->status != APP_FAILED &&
+	    (summoned(app) || count_release(app, desired) == want))
+		return RECONCILE_KEEP;
+	return RECONCILE_FILL;
+}
+
+size_t reconcile_boot_count(const struct app *app, size_t want)
+{
+	size_t i, old = 0;
+
+	/* A summoned app boots the new release only if the old one has
+	 * traffic to hand over; boot mode starts all of its instances. */
+	if (!summoned(app))
+		return want;
+	for (i = 0; i < app->ninst; i++)
+		if (app->inst[i]->pid > 0)
+			old++;
+	return old ? 1 : 0;
+}
+
+int reconcile_restore_old(const struct app *app, int desired, size_t want)
+{
+	/* The desired release does not serve: the one before it must, with
+	 * as many instances as asked (it may have none after a restart). */
+	return app->status == APP_FAILED && app->release > 0 &&
+	       app->release != desired &&
+	       (summoned(app) || count_release(app, app->release) < want);
+}
+
 /* retry: an explicit `deploy signal --retry` names this app: boot its
  * failed release again. Nothing else does, but a newer release. */
 static void sync_app(struct agent *a, struct ud_deployrepo *repo,
@@ -629,7 +569,7 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	}
 	app->desired = desired;
 
-	if (app->failed_release == desired && !retry) {
+	if (reconcile_decide(app, desired, retry, want) == RECONCILE_FAILED) {
 		app->status = APP_FAILED;
 		goto done;
 	}
@@ -639,9 +579,8 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		agent_save(a);
 	}
 	if (app->release == desired) {
-		if (app->manifest && app->image[0] &&
-		    (summon || count_release(app, desired) == want) &&
-		    app->status != APP_FAILED) {
+		if (reconcile_decide(app, desired, retry, want) ==
+		    RECONCILE_KEEP) {
 			/* Nothing to do but keep the address current. */
 			addr = listen_addr(p, app->manifest);
 			if (do_listen(a, app, app->manifest, addr) < 0) {
@@ -708,16 +647,7 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 		agent_save(a);
 	}
 
-	/* A summoned app boots the new release only if the old one has
-	 * traffic to hand over; boot mode starts all of its instances. */
-	if (summon) {
-		size_t old = 0;
-
-		for (i = 0; i < app->ninst; i++)
-			if (app->inst[i]->pid > 0)
-				old++;
-		want = old ? 1 : 0;
-	}
+	want = reconcile_boot_count(app, want);
 	if (want && boot_n(a, app, m, img->sha256, want, &fresh) < 0) {
 		app_fail(a, app, desired, "%s", ud_error_last());
 		goto done;
@@ -751,11 +681,7 @@ static void sync_app(struct agent *a, struct ud_deployrepo *repo,
 	drain_and_stop(a, app, desired);
 
 done:
-	/* The desired release does not serve: the one before it must, with
-	 * as many instances as asked (it may have none after a restart). */
-	if (app->status == APP_FAILED && app->release > 0 &&
-	    app->release != desired && !agent_stopping(a) &&
-	    (summon || count_release(app, app->release) < want)) {
+	if (reconcile_restore_old(app, desired, want) && !agent_stopping(a)) {
 		char *why = app->error ? ud_strdup(app->error) : NULL;
 
 		if (fill(a, repo, head, app, arch, want) < 0)
@@ -897,9 +823,7 @@ done:
 		reply = json_pack("{s:b, s:s}", "ok", 0, "error",
 				  ud_error_last());
 	} else {
-		pthread_mutex_lock(&a->lock);
-		apps = json_deep_copy(a->status);
-		pthread_mutex_unlock(&a->lock);
+		apps = agent_snapshot(a, 0);
 		reply = json_pack("{s:b, s:s, s:o}", "ok", 1, "host",
 				  a->conf->host, "apps", apps);
 	}
@@ -923,17 +847,6 @@ static int anything_running(struct agent *a)
 	return 0;
 }
 
-static void deadline_in(struct timespec *ts, long long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
 void *agent_reconcile_main(void *arg)
 {
 	struct agent *a = arg;
@@ -945,75 +858,37 @@ void *agent_reconcile_main(void *arg)
 	 * CA certificate of the system (most of a sync that fetches nothing). */
 	git_libgit2_init();
 	supervise_adopt(a);
-	if (a->conf->dns_listen && dns_start(a, &a->dns) < 0)
-		ud_log_error("dns: %s", ud_error_last());
 	for (;;) {
-		struct ud_strvec demand = UD_STRVEC_INIT;
-		struct ud_strvec retry = UD_STRVEC_INIT;
-		unsigned long seq;
-		int forced, due, busy = anything_running(a);
+		struct agent_work w;
+		long long until = anything_running(a) ? ud_now_ms() + TICK_MS :
+							LLONG_MAX;
 		size_t i;
 
-		pthread_mutex_lock(&a->lock);
-		due = ud_now_ms() >= next_poll;
-		if (!a->stopping && a->req_seq == a->done_seq && !due &&
-		    a->demand.n == 0 && !a->booted) {
-			struct timespec ts;
-			long long wait = busy ? TICK_MS :
-				next_poll - ud_now_ms();
-
-			if (wait > 3600 * 1000LL)
-				wait = 3600 * 1000LL;
-			deadline_in(&ts, wait > 0 ? wait : 0);
-			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
-		}
-		if (a->stopping) {
-			pthread_mutex_unlock(&a->lock);
+		if (agent_wait_work(a, until, next_poll, &w))
 			break;
-		}
-		seq = a->req_seq;
-		forced = seq != a->done_seq;
-		due = forced || ud_now_ms() >= next_poll;
-		demand = a->demand;
-		ud_strvec_init(&a->demand);
-		if (due) {
-			retry = a->retry;
-			ud_strvec_init(&a->retry);
-		}
-		pthread_mutex_unlock(&a->lock);
-
 		/* Ready instances first: held connections are waiting. */
 		supervise_booted(a);
-		if (due) {
+		if (w.sync) {
 			long long t0 = ud_now_ms();
-			json_t *reply = sync_all(a, &retry);
+			json_t *reply = sync_all(a, &w.retry);
 
 			ud_log_debug("sync done in %lld ms",
 				     ud_now_ms() - t0);
-			pthread_mutex_lock(&a->lock);
-			a->done_seq = seq;
-			json_decref(a->last_sync);
-			a->last_sync = reply;
-			pthread_cond_broadcast(&a->done);
-			pthread_mutex_unlock(&a->lock);
+			agent_sync_done(a, w.seq, reply);
 			next_poll = a->conf->poll_s > 0 ?
 				ud_now_ms() + a->conf->poll_s * 1000LL :
 				LLONG_MAX;
 		}
-		for (i = 0; i < demand.n && !agent_stopping(a); i++) {
-			struct app *app = state_app(&a->st, demand.v[i]);
+		for (i = 0; i < w.demand.n && !agent_stopping(a); i++) {
+			struct app *app = state_app(&a->st, w.demand.v[i]);
 
 			if (app)
 				supervise_demand(a, app);
 		}
-		ud_strvec_free(&demand);
-		ud_strvec_free(&retry);
+		agent_work_free(&w);
 		if (!agent_stopping(a))
 			supervise_tick(a);
 	}
-	control_wake();
-	dns_stop(a->dns);
-	a->dns = NULL;
 	ud_log_info("stopping every instance");
 	supervise_stop_all(a);
 	supervise_join_boots(a);

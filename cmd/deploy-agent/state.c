@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "state.h"
 #include "ipam.h"
 #include "buf.h"
 #include "console.h"
@@ -53,6 +53,18 @@ void placement_copy(struct ud_placement *dst, const struct ud_placement *src)
 	ud_strvec_init(&dst->hosts);
 	for (i = 0; i < src->hosts.n; i++)
 		ud_strvec_push(&dst->hosts, src->hosts.v[i]);
+}
+
+/* A boot thread's job, its copies included. */
+void boot_job_free(struct boot_job *j)
+{
+	if (!j)
+		return;
+	free(j->app);
+	free(j->log);
+	free(j->why);
+	ud_health_free(&j->health);
+	free(j);
 }
 
 static void inst_free(struct instance *in)
@@ -493,4 +505,132 @@ done:
 	ud_buf_free(&b);
 	json_decref(root);
 	return err;
+}
+
+/* What the agent says about its apps */
+
+static const char *status_name(enum app_status s)
+{
+	switch (s) {
+	case APP_STARTING: return "starting";
+	case APP_RUNNING: return "running";
+	case APP_SUMMONABLE: return "summonable";
+	case APP_FAILED: return "failed";
+	case APP_EXITED: return "exited";
+	case APP_IDLE: break;
+	}
+	return "idle";
+}
+
+json_t *app_status_json(const struct app *app)
+{
+	size_t i, running = 0, slots = 0, booting = 0;
+	double p50, p99;
+	int serving;
+	json_t *o;
+
+	for (i = 0; i < app->ninst; i++) {
+		if (app->inst[i]->release != app->release)
+			continue;
+		slots++;
+		if (app->inst[i]->pid > 0)
+			running++;
+	}
+	/* A boot-mode release serves only while it has instances (running
+	 * or about to be restarted); a summoned one as soon as it is
+	 * registered. */
+	serving = app->release > 0 &&
+		  (slots > 0 || (app->placed &&
+				 app->place.mode == UD_MODE_SUMMON));
+	o = json_pack("{s:o, s:o, s:s, s:I, s:o, s:I}",
+		      "desired", int_or_null(app->desired),
+		      "release", int_or_null(serving ? app->release : 0),
+		      "state", status_name(app->status),
+		      "instances", (json_int_t)running,
+		      "error", app->error ? json_string(app->error) :
+					   json_null(),
+		      "ms", (json_int_t)app->ms);
+	/* The end of the failed instance's console: why, in its words. */
+	{
+		json_t *lines = json_array();
+
+		for (i = 0; i < app->log_tail.n; i++)
+			json_array_append_new(lines,
+					      json_string(app->log_tail.v[i]));
+		json_object_set_new(o, "log_tail", lines);
+	}
+	/* Beyond SPEC §4's keys: what summoning costs and does. The
+	 * control socket adds the live "connections" and "waiting". */
+	for (i = 0; i < app->ninst; i++)
+		if (app->inst[i]->job)
+			booting++;
+	json_object_set_new(o, "booting", json_integer((json_int_t)booting));
+	json_object_set_new(o, "listen", app->listen ?
+			    json_string(app->listen) : json_null());
+	json_object_set_new(o, "mode", json_string(
+		app->placed && app->place.mode == UD_MODE_SUMMON ? "summon" :
+								   "boot"));
+	json_object_set_new(o, "wakes", json_integer((json_int_t)app->wakes));
+	json_object_set_new(o, "boots", json_integer((json_int_t)app->boots));
+	json_object_set_new(o, "refused",
+			    json_integer((json_int_t)app->refused));
+	if (app->ncold) {
+		app_cold_percentiles(app, &p50, &p99);
+		json_object_set_new(o, "cold_start_ms",
+				    json_pack("{s:f, s:f, s:I}", "p50", p50,
+					      "p99", p99, "samples",
+					      (json_int_t)app->ncold));
+	} else {
+		json_object_set_new(o, "cold_start_ms", json_null());
+	}
+	return o;
+}
+
+json_t *state_status_json(const struct agent_state *st)
+{
+	json_t *apps = json_object();
+	size_t i;
+
+	for (i = 0; i < st->napps; i++)
+		json_object_set_new(apps, st->apps[i]->name,
+				    app_status_json(st->apps[i]));
+	return apps;
+}
+
+/* Wake latencies */
+
+#define COLD_SAMPLES 4096 /* the latest wakes kept for percentiles */
+
+void app_cold_add(struct app *app, double ms)
+{
+	if (!app->cold_ms)
+		app->cold_ms = ud_calloc(COLD_SAMPLES, sizeof(*app->cold_ms));
+	app->cold_ms[app->cold_next] = ms;
+	app->cold_next = (app->cold_next + 1) % COLD_SAMPLES;
+	if (app->ncold < COLD_SAMPLES)
+		app->ncold++;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return (a > b) - (a < b);
+}
+
+void app_cold_percentiles(const struct app *app, double *p50, double *p99)
+{
+	double *v;
+	size_t n = app->ncold;
+
+	*p50 = *p99 = 0;
+	if (!n)
+		return;
+	v = ud_malloc(n * sizeof(*v));
+	memcpy(v, app->cold_ms, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), cmp_double);
+	/* Nearest rank: the smallest sample with p of them at or below. */
+	*p50 = v[(n * 50 + 99) / 100 - 1];
+	*p99 = v[(n * 99 + 99) / 100 - 1];
+	free(v);
 }

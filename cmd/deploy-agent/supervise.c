@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +20,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "supervise.h"
 #include "buf.h"
 #include "errors.h"
 #include "health.h"
 #include "ipam.h"
+#include "launch.h"
 #include "log.h"
 #include "net.h"
+#include "proxy.h"
+#include "network.h"
 #include "release.h"
 #include "repo.h"
+#include "volume.h"
 
 #define STOP_GRACE_MS 5000
 #define BACKOFF_MIN_MS 1000
@@ -44,17 +49,6 @@ void inst_host(const struct instance *in, char out[16])
 		ud_ip_format(out, in->addr);
 	else
 		strcpy(out, "127.0.0.1");
-}
-
-char *image_path(struct agent *a, const char *sha256)
-{
-	return ud_asprintf("%s/%s", a->images_dir, sha256);
-}
-
-void agent_save(struct agent *a)
-{
-	if (state_save(&a->st, a->state_path) < 0)
-		ud_log_error("cannot save state: %s", ud_error_last());
 }
 
 static int summoned(const struct app *app)
@@ -123,7 +117,7 @@ static void inst_kill(struct agent *a, struct app *app, struct instance *in)
 	if (in->pid <= 0)
 		return;
 	if ((in->child || ud_proc_is(in->pid, in->starttime)) &&
-	    backend_shutdown(a, app, in))
+	    launch_shutdown(a, app, in))
 		wait_gone(in, STOP_GRACE_MS);
 	if (in->pid > 0 && (in->child || ud_proc_is(in->pid, in->starttime))) {
 		if (ud_stop_group(in->pid, STOP_GRACE_MS) < 0)
@@ -228,6 +222,22 @@ static int inst_spawn(struct agent *a, struct app *app,
 	if ((err = ud_mkdir_p(rundir, 0750)) < 0 ||
 	    (err = ud_mkdir_p(logdir, 0750)) < 0)
 		goto done;
+	/* With "user", the instance reaches its run directory, and owns
+	 * it, through state_dir/apps/<app> (its logs stay the agent's: it
+	 * writes them through the descriptor it is given). */
+	{
+		char *apps = ud_asprintf("%s/apps", a->conf->state_dir);
+		char *appdir = ud_asprintf("%s/apps/%s", a->conf->state_dir,
+					   app->name);
+
+		err = agent_share_dir(a, apps);
+		if (err == 0)
+			err = agent_share_dir(a, appdir);
+		free(apps);
+		free(appdir);
+		if (err < 0 || (err = agent_give(a, rundir)) < 0)
+			goto done;
+	}
 	image = image_path(a, in->sha256);
 	/* Volumes: normally there from the sync's prepare; made again if
 	 * removed. */
@@ -248,7 +258,8 @@ static int inst_spawn(struct agent *a, struct app *app,
 		goto done;
 	}
 
-	if ((err = backend_command(a, app, m, target, in, rundir, &argv)) < 0)
+	if ((err = launch_command(a, app, m, target, in, rundir, &argv)) < 0 ||
+	    (err = agent_give(a, rundir)) < 0)
 		goto done;
 
 	/* A clean environment: the agent's own must not leak into apps. */
@@ -274,7 +285,8 @@ static int inst_spawn(struct agent *a, struct app *app,
 		free(id);
 	}
 
-	if ((err = ud_spawn(&in->pid, argv.v, env.v, rundir, fd)) < 0) {
+	if ((err = ud_spawn_as(&in->pid, argv.v, env.v, rundir, fd,
+			       a->inst_cred)) < 0) {
 		ud_error_prefix("starting release %d of %s", in->release,
 				app->name);
 		in->pid = 0;
@@ -599,53 +611,7 @@ void supervise_tick(struct agent *a)
 
 /* Summoning */
 
-#define COLD_SAMPLES 4096 /* the latest wakes kept for percentiles */
 #define REFUSED_LOG_MS 10000 /* one "refused" line per app this often */
-
-void app_cold_add(struct app *app, double ms)
-{
-	if (!app->cold_ms)
-		app->cold_ms = ud_calloc(COLD_SAMPLES, sizeof(*app->cold_ms));
-	app->cold_ms[app->cold_next] = ms;
-	app->cold_next = (app->cold_next + 1) % COLD_SAMPLES;
-	if (app->ncold < COLD_SAMPLES)
-		app->ncold++;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-	double a = *(const double *)x, b = *(const double *)y;
-
-	return (a > b) - (a < b);
-}
-
-void app_cold_percentiles(const struct app *app, double *p50, double *p99)
-{
-	double *v;
-	size_t n = app->ncold;
-
-	*p50 = *p99 = 0;
-	if (!n)
-		return;
-	v = ud_malloc(n * sizeof(*v));
-	memcpy(v, app->cold_ms, n * sizeof(*v));
-	qsort(v, n, sizeof(*v), cmp_double);
-	/* Nearest rank: the smallest sample with p of them at or below. */
-	*p50 = v[(n * 50 + 99) / 100 - 1];
-	*p99 = v[(n * 99 + 99) / 100 - 1];
-	free(v);
-}
-
-void boot_job_free(struct boot_job *j)
-{
-	if (!j)
-		return;
-	free(j->app);
-	free(j->log);
-	free(j->why);
-	ud_health_free(&j->health);
-	free(j);
-}
 
 static int job_alive(void *payload, char *why, size_t whylen)
 {
@@ -671,12 +637,7 @@ static void *boot_main(void *arg)
 				j->timeout_ms, job_alive, j);
 	if (j->err < 0)
 		j->why = ud_asprintf("health check: %s", ud_error_last());
-	pthread_mutex_lock(&a->lock);
-	j->next = a->booted;
-	a->booted = j;
-	a->boots_running--;
-	pthread_cond_broadcast(&a->wake);
-	pthread_mutex_unlock(&a->lock);
+	agent_boot_done(a, j);
 	return NULL;
 }
 
@@ -692,16 +653,12 @@ static int start_job(struct agent *a, struct boot_job *j)
 	/* Signals are for the daemon's main thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_mutex_lock(&a->lock);
-	a->boots_running++;
-	pthread_mutex_unlock(&a->lock);
+	agent_boot_begin(a);
 	rc = pthread_create(&th, &attr, boot_main, j);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc) {
-		pthread_mutex_lock(&a->lock);
-		a->boots_running--;
-		pthread_mutex_unlock(&a->lock);
+		agent_boot_abort(a);
 		return ud_error_set(UD_ERROR, "cannot start a boot thread: %s",
 				    strerror(rc));
 	}
@@ -870,15 +827,13 @@ void supervise_demand(struct agent *a, struct app *app)
 	agent_publish(a);
 }
 
-int supervise_booted(struct agent *a)
+/* Mark the healthy instances of the finished jobs ready, stop the
+ * others. */
+static int take_booted(struct agent *a, struct boot_job *list)
 {
-	struct boot_job *list, *j;
+	struct boot_job *j;
 	int changed = 0;
 
-	pthread_mutex_lock(&a->lock);
-	list = a->booted;
-	a->booted = NULL;
-	pthread_mutex_unlock(&a->lock);
 	while ((j = list)) {
 		struct app *app = state_app(&a->st, j->app);
 		struct instance *in = NULL;
@@ -928,21 +883,14 @@ next:
 	return changed;
 }
 
+int supervise_booted(struct agent *a)
+{
+	return take_booted(a, agent_booted(a, 0));
+}
+
 void supervise_join_boots(struct agent *a)
 {
-	struct boot_job *j;
-
-	pthread_mutex_lock(&a->lock);
-	while (a->boots_running > 0)
-		pthread_cond_wait(&a->wake, &a->lock);
-	pthread_mutex_unlock(&a->lock);
-	supervise_booted(a);
-	pthread_mutex_lock(&a->lock);
-	while ((j = a->booted)) {
-		a->booted = j->next;
-		boot_job_free(j);
-	}
-	pthread_mutex_unlock(&a->lock);
+	take_booted(a, agent_booted(a, 1));
 }
 
 /* Adoption */

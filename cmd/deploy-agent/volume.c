@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "volume.h"
 #include "errors.h"
 #include "log.h"
 #include "names.h"
@@ -92,8 +92,24 @@ int volume_ensure(struct agent *a, const char *app,
 	dir = ud_asprintf("%s/volumes/%s", a->conf->state_dir, app);
 	if ((err = ud_mkdir_p(dir, 0700)) < 0)
 		goto done;
-	for (i = 0; i < m->run.nblock && !err; i++)
+	/* With "user", the instance opens its volumes itself (a VM's
+	 * monitor does): it passes through, and owns each volume. */
+	{
+		char *top = ud_asprintf("%s/volumes", a->conf->state_dir);
+
+		err = agent_share_dir(a, top);
+		free(top);
+		if (err == 0)
+			err = agent_share_dir(a, dir);
+	}
+	for (i = 0; i < m->run.nblock && !err; i++) {
+		char *path = volume_path(a, app, m->run.block[i].name);
+
 		err = ensure_one(a, app, &m->run.block[i], m->release);
+		if (err == 0)
+			err = agent_give(a, path);
+		free(path);
+	}
 done:
 	free(dir);
 	return err;

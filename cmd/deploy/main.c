@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "version.h"
 
 static const struct command {
 	const char *name;
@@ -51,7 +52,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("deploy (unideploy) 0.1\n");
+		printf("deploy (unideploy) %s\n", UD_VERSION);
 		return 0;
 	}
 	/* A host that hangs up must not kill us mid-publish. */

@@ -191,3 +191,78 @@ EOF
 	done
 	[ "$(sha256sum "$img" | cut -d' ' -f1)" = "$sha" ]
 }
+
+@test "with agent.json user, instances run as that user with no_new_privs, in a run directory of their own" {
+	instance_user
+	stop_agent
+	jq '.user = "udinst"' "$T/agent.json" >"$T/agent.json.new"
+	mv "$T/agent.json.new" "$T/agent.json"
+	start_agent
+	grep -q 'instances run as user udinst' "$T/agent.log"
+	release_version v1
+	[ "$(answer)" = "pong v1" ]
+	pid=$(instance_pids)
+	[ "$(stat -c %U "/proc/$pid")" = udinst ]
+	grep -Eq '^NoNewPrivs:[[:space:]]+1$' "/proc/$pid/status"
+	[ "$(stat -c %U "$T/state/apps/pong/run")" = udinst ]
+	# the agent's own files stay its own
+	[ "$(stat -c %U:%a "$T/state/state.json")" = root:600 ]
+	[ "$(stat -c %U "$T/state/apps/pong/logs")" = root ]
+	# a restart after a crash runs as the user too
+	curl -s --max-time 5 "http://$LISTEN/crash" || true
+	wait_until 5 gone "$pid"
+	wait_until 20 answer_is "pong v1"
+	[ "$(stat -c %U "/proc/$(instance_pids)")" = udinst ]
+}
+
+@test "an agent.json user that does not exist is refused by check and run, naming it" {
+	jq '.user = "nosuchuserud"' "$T/agent.json" >"$T/bad.json"
+	run "$AGENT_BIN" --config "$T/bad.json" check
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"user nosuchuserud does not exist on this host"* ]]
+	jq '.state_dir = "'"$T"'/state2" | .control = "unix:'"$T"'/agent2.sock"' \
+		"$T/bad.json" >"$T/bad2.json"
+	run "$AGENT_BIN" --config "$T/bad2.json" run
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"user nosuchuserud does not exist on this host"* ]]
+	[ ! -S "$T/agent2.sock" ]
+	# without one, a root agent says its instances run as root
+	grep -q 'instances run as root' "$T/agent.log"
+}
+
+@test "deploy-agent check tries what run needs: the repository, this host in fleet.json, state_dir, the socket's directory" {
+	run "$AGENT_BIN" --config "$T/agent.json" check
+	[ "$status" -eq 0 ]
+	grep -q "^ok    repository $DREPO (main at [0-9a-f]*)$" <<<"$output"
+	grep -q "^ok    host local in fleet.json (1 app placed here)$" <<<"$output"
+	grep -q "^ok    state_dir $T/state (writable)$" <<<"$output"
+	[ "${lines[-1]}" = "configuration OK" ]
+	# each of these was "configuration OK" before, and failed at run time
+	jq --arg d "$T/missing.git" '.repo = $d' "$T/agent.json" >"$T/c1.json"
+	run "$AGENT_BIN" --config "$T/c1.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  repository: .*missing.git" <<<"$output"
+	[ "${lines[-1]}" = "1 check failed" ]
+	jq '.host = "ghost"' "$T/agent.json" >"$T/c2.json"
+	run "$AGENT_BIN" --config "$T/c2.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  host ghost is not in fleet.json (hosts: local)$" <<<"$output"
+	jq --arg c "unix:$T/nodir/agent.sock" '.control = $c' "$T/agent.json" >"$T/c3.json"
+	run "$AGENT_BIN" --config "$T/c3.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  control unix:$T/nodir/agent.sock: its directory $T/nodir does not exist$" <<<"$output"
+	touch "$T/afile"
+	jq --arg s "$T/afile" '.state_dir = $s' "$T/agent.json" >"$T/c4.json"
+	run "$AGENT_BIN" --config "$T/c4.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  state_dir $T/afile: not a directory$" <<<"$output"
+	# a state_dir that does not exist yet is fine, and check leaves it so
+	jq --arg s "$T/new/state" '.state_dir = $s' "$T/agent.json" >"$T/c5.json"
+	run "$AGENT_BIN" --config "$T/c5.json" check
+	[ "$status" -eq 0 ]
+	[ ! -e "$T/new" ]
+	[ -z "$(ls /tmp | grep '^deploy-agent-check\.')" ]
+	# both binaries say what they are
+	[ "$("$AGENT_BIN" --version)" = "deploy-agent (unideploy) 0.1" ]
+	[ "$(deploy --version)" = "deploy (unideploy) 0.1" ]
+}

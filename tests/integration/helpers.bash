@@ -130,6 +130,13 @@ leftover_pids() {
 
 no_leftovers() { [ -z "$(leftover_pids)" ]; }
 
+# instance_user: the system user tests run instances as (agent.json
+# "user"), created once as a package would.
+instance_user() {
+	id -u udinst >/dev/null 2>&1 ||
+		useradd --system --no-create-home --shell /usr/sbin/nologin udinst
+}
+
 start_agent() {
 	# fd 3 closed: bats waits for every holder of it before finishing
 	$NS_EXEC env UD_IT_MARK="$T" "$AGENT_BIN" --config "$T/agent.json" run \
@@ -245,6 +252,8 @@ setup_world() {
 		return 1
 	fi
 	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/udit.XXXXXX")
+	# mktemp's 0700 would keep an agent.json "user" out of $T/state
+	chmod 711 "$T"
 	DREPO=$T/deploy.git
 	APPREPO=$T/app.git
 	W=$T/work

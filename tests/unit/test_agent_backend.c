@@ -25,6 +25,7 @@
 
 #include "agent.h"
 #include "backend.h"
+#include "launch.h"
 #include "buf.h"
 #include "errors.h"
 #include "log.h"
@@ -159,7 +160,7 @@ static void expect_argv(struct fixture *f, const struct ud_strvec *argv,
 static int command(struct fixture *f, struct ud_strvec *argv)
 {
 	ud_strvec_init(argv);
-	return backend_command(&f->a, &f->app, f->m, f->app.place.target,
+	return launch_command(&f->a, &f->app, f->m, f->app.place.target,
 			       &f->in, f->rundir, argv);
 }
 
@@ -173,8 +174,8 @@ static void test_unix(void **state)
 	assert_int_equal(command(f, &argv), 0);
 	expect_argv(f, &argv, want);
 	ud_strvec_free(&argv);
-	assert_int_equal(backend_check(&f->a, "unix", ud_host_arch()), 0);
-	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
+	assert_int_equal(launch_check(&f->a, "unix", ud_host_arch()), 0);
+	assert_int_equal(launch_shutdown(&f->a, &f->app, &f->in), 0);
 }
 
 static void test_checks(void **state)
@@ -184,34 +185,34 @@ static void test_checks(void **state)
 								"x86_64";
 
 	/* A missing program, named with the host. */
-	assert_int_equal(backend_check(&f->a, "xen", ud_host_arch()),
+	assert_int_equal(launch_check(&f->a, "xen", ud_host_arch()),
 			 UD_ENOTFOUND);
 	assert_string_equal(ud_error_last(), "backend xen needs xl on host edge1");
-	assert_int_equal(backend_check(&f->a, "hvt", ud_host_arch()),
+	assert_int_equal(launch_check(&f->a, "hvt", ud_host_arch()),
 			 UD_ENOTFOUND);
 	assert_string_equal(ud_error_last(),
 			    "backend hvt needs solo5-hvt on host edge1");
-	assert_int_equal(backend_check(&f->a, "qemu", "riscv64"), UD_ENOTFOUND);
+	assert_int_equal(launch_check(&f->a, "qemu", "riscv64"), UD_ENOTFOUND);
 	assert_string_equal(ud_error_last(), "backend qemu needs "
 					     "qemu-system-riscv64 on host "
 					     "edge1");
 	fake_program(f, "xl");
 	fake_program(f, "qemu-system-riscv64");
-	assert_int_equal(backend_check(&f->a, "xen", ud_host_arch()), 0);
+	assert_int_equal(launch_check(&f->a, "xen", ud_host_arch()), 0);
 	/* qemu emulates other arches ... */
-	assert_int_equal(backend_check(&f->a, "qemu", "riscv64"), 0);
+	assert_int_equal(launch_check(&f->a, "qemu", "riscv64"), 0);
 	/* ... the others and unix run the host's own only. */
-	assert_int_equal(backend_check(&f->a, "xen", other), UD_EINVALID);
+	assert_int_equal(launch_check(&f->a, "xen", other), UD_EINVALID);
 	assert_non_null(strstr(ud_error_last(), "cannot boot"));
 	assert_non_null(strstr(ud_error_last(), other));
 	assert_non_null(strstr(ud_error_last(), "edge1"));
-	assert_int_equal(backend_check(&f->a, "unix", other), UD_EINVALID);
+	assert_int_equal(launch_check(&f->a, "unix", other), UD_EINVALID);
 	assert_non_null(strstr(ud_error_last(), other));
 	/* Unknown targets and arches. */
-	assert_int_equal(backend_check(&f->a, "vmware", ud_host_arch()),
+	assert_int_equal(launch_check(&f->a, "vmware", ud_host_arch()),
 			 UD_EINVALID);
 	assert_non_null(strstr(ud_error_last(), "unknown target vmware"));
-	assert_int_equal(backend_check(&f->a, "qemu", "../x"), UD_EINVALID);
+	assert_int_equal(launch_check(&f->a, "qemu", "../x"), UD_EINVALID);
 }
 
 static void test_qemu_net(void **state)
@@ -406,7 +407,7 @@ static void test_solo5(void **state)
 		assert_int_equal(command(f, &argv), 0);
 		expect_argv(f, &argv, want);
 		ud_strvec_free(&argv);
-		assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
+		assert_int_equal(launch_shutdown(&f->a, &f->app, &f->in), 0);
 	}
 }
 
@@ -497,15 +498,15 @@ static void test_kvm_check(void **state)
 	fake_program(f, "solo5-spt");
 	fake_program(f, "firecracker");
 	f->a.kvm_path = missing;
-	assert_int_equal(backend_check(&f->a, "hvt", ud_host_arch()),
+	assert_int_equal(launch_check(&f->a, "hvt", ud_host_arch()),
 			 UD_ENOTFOUND);
 	assert_non_null(strstr(ud_error_last(), "backend hvt needs "));
 	assert_non_null(strstr(ud_error_last(), "/no-kvm on host edge1"));
-	assert_int_equal(backend_check(&f->a, "firecracker", ud_host_arch()),
+	assert_int_equal(launch_check(&f->a, "firecracker", ud_host_arch()),
 			 UD_ENOTFOUND);
-	assert_int_equal(backend_check(&f->a, "spt", ud_host_arch()), 0);
+	assert_int_equal(launch_check(&f->a, "spt", ud_host_arch()), 0);
 	f->a.kvm_path = "/dev/null";
-	assert_int_equal(backend_check(&f->a, "hvt", ud_host_arch()), 0);
+	assert_int_equal(launch_check(&f->a, "hvt", ud_host_arch()), 0);
 	f->a.kvm_path = NULL;
 	free(missing);
 }
@@ -599,7 +600,7 @@ static void test_xen(void **state)
 
 	/* Shutdown runs `xl destroy` (the stand-in exits 0) and removes the
 	 * rendered config. */
-	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 1);
+	assert_int_equal(launch_shutdown(&f->a, &f->app, &f->in), 1);
 	assert_int_not_equal(access(path, F_OK), 0);
 	free(path);
 	ud_buf_free(&cfg);
@@ -643,7 +644,7 @@ static void test_firecracker(void **state)
 	json_decref(got);
 	json_decref(want);
 	free(image);
-	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
+	assert_int_equal(launch_shutdown(&f->a, &f->app, &f->in), 0);
 	assert_int_not_equal(access(path, F_OK), 0);
 	free(path);
 	ud_buf_free(&cfg);
@@ -735,7 +736,7 @@ static void test_qemu_qmp_quit(void **state)
 
 	set_image(f, "qemu", "x86_64");
 	/* No socket: nothing asked, the supervisor signals. */
-	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 0);
+	assert_int_equal(launch_shutdown(&f->a, &f->app, &f->in), 0);
 
 	assert_true(strlen(path) < sizeof(sa.sun_path));
 	strcpy(sa.sun_path, path);
@@ -743,7 +744,7 @@ static void test_qemu_qmp_quit(void **state)
 	assert_int_equal(bind(s.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(s.fd, 1), 0);
 	assert_int_equal(pthread_create(&t, NULL, qmp_serve, &s), 0);
-	assert_int_equal(backend_shutdown(&f->a, &f->app, &f->in), 1);
+	assert_int_equal(launch_shutdown(&f->a, &f->app, &f->in), 1);
 	pthread_join(t, NULL);
 	assert_string_equal(s.got.ptr, "{\"execute\": \"qmp_capabilities\"}\n"
 				       "{\"execute\": \"quit\"}\n");

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "state.h"
 #include "buf.h"
 #include "errors.h"
 

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "proxy.h"
+#include "supervise.h"
 #include "buf.h"
 #include "errors.h"
 #include "log.h"
@@ -42,18 +44,13 @@ static int setup(void **state)
 
 	strcpy(f->dir, "/tmp/test_agent_supervise.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
+	agent_init(&f->a);
 	f->conf.host = "test";
 	f->conf.state_dir = f->dir;
 	f->a.conf = &f->conf;
 	f->a.state_path = ud_asprintf("%s/state.json", f->dir);
 	f->a.images_dir = ud_asprintf("%s/images", f->dir);
 	f->a.mirror_path = ud_asprintf("%s/repo.git", f->dir);
-	state_init(&f->a.st);
-	ud_strvec_init(&f->a.verified);
-	ud_strvec_init(&f->a.demand);
-	pthread_mutex_init(&f->a.lock, NULL);
-	pthread_cond_init(&f->a.wake, NULL);
-	pthread_cond_init(&f->a.done, NULL);
 	assert_int_equal(proxy_start(&f->a.proxy, NULL, NULL, NULL), 0);
 	ud_log_init(UD_LOG_ERROR, 0);
 	*state = f;
@@ -65,13 +62,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	proxy_stop(f->a.proxy);
-	state_free(&f->a.st);
-	ud_strvec_free(&f->a.verified);
-	ud_strvec_free(&f->a.demand);
-	json_decref(f->a.status);
-	free(f->a.state_path);
-	free(f->a.images_dir);
-	free(f->a.mirror_path);
+	agent_free(&f->a);
 	ud_rm_rf(f->dir);
 	free(f);
 	return 0;

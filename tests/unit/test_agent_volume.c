@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "volume.h"
 #include "buf.h"
 #include "errors.h"
 #include "log.h"

@@ -146,6 +146,7 @@ static void extras(void **state)
 	assert_int_equal(c->max_memory_mb, 0);
 	assert_null(c->dns_listen);
 	assert_null(c->dns_zone);
+	assert_null(c->user);
 	ud_agentconf_free(c);
 
 	assert_int_equal(
@@ -155,8 +156,10 @@ static void extras(void **state)
 			  "\"limits\": {\"max_instances\": 8, "
 			  "\"max_memory_mb\": 512}, "
 			  "\"dns\": {\"listen\": \"127.0.0.1:5353\", "
-			  "\"zone\": \"Apps.Example\"}}"),
+			  "\"zone\": \"Apps.Example\"}, "
+			  "\"user\": \"unideploy\"}"),
 		0);
+	assert_string_equal(c->user, "unideploy");
 	assert_string_equal(c->ssh_key, "/etc/unideploy/keys/id_ed25519");
 	assert_string_equal(c->known_hosts, "/etc/unideploy/known_hosts");
 	assert_int_equal(c->max_instances, 8);
@@ -219,6 +222,14 @@ static void errors(void **state)
 		  UD_EINVALID },
 		{ "{\"host\": \"h\", \"repo\": \"r\", \"ssh_key\": 1}",
 		  "agent.json: ssh_key: must be a string", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"user\": \"../root\"}",
+		  "agent.json: user: '../root' is not a user name (1 to 32 of "
+		  "a-z 0-9 _ -, not starting with a digit or -)", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"user\": \"-x\"}",
+		  "agent.json: user: '-x' is not a user name (1 to 32 of "
+		  "a-z 0-9 _ -, not starting with a digit or -)", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"user\": 0}",
+		  "agent.json: user: must be a string", UD_EINVALID },
 	};
 	struct ud_agentconf *c;
 	size_t i;

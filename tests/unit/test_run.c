@@ -383,6 +383,45 @@ static void test_spawn_failure(void **state)
 			    "No such file or directory");
 }
 
+/* An instance started as another user is that user, all groups
+ * included, with no_new_privs; an unknown user is named. As root only. */
+static void test_spawn_as(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_cred c;
+	char *out = ud_asprintf("%s/as.out", f->dir);
+	char *const argv[] = { "sh", "-c",
+			       "id -u; id -G; grep ^NoNewPrivs: "
+			       "/proc/self/status",
+			       NULL };
+	struct ud_buf b = UD_BUF_INIT;
+	char *want;
+	pid_t pid;
+	int fd, st;
+
+	if (geteuid() != 0) {
+		free(out);
+		skip();
+	}
+	assert_int_equal(ud_cred_lookup(&c, "nobody"), 0);
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ud_spawn_as(&pid, argv, NULL, "/", fd, &c), 0);
+	close(fd);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(ud_buf_read_file(&b, out), 0);
+	want = ud_asprintf("%u\n%u\nNoNewPrivs:\t1\n", (unsigned)c.uid,
+			   (unsigned)c.gid);
+	assert_string_equal(b.ptr, want);
+	free(want);
+	ud_buf_free(&b);
+	free(out);
+
+	assert_int_equal(ud_cred_lookup(&c, "nosuchuserud"), UD_ENOTFOUND);
+	assert_string_equal(ud_error_last(),
+			    "user nosuchuserud does not exist on this host");
+}
+
 static void test_stop_group_not_our_child(void **state)
 {
 	struct fixture *f = *state;
@@ -486,6 +525,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spawn_and_stop, setup,
 						teardown),
 		cmocka_unit_test(test_spawn_failure),
+		cmocka_unit_test_setup_teardown(test_spawn_as, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_group_not_our_child,
 						setup, teardown),
 		cmocka_unit_test(test_proc_starttime),
