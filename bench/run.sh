@@ -18,7 +18,7 @@
 # BENCH_HISTORY (releases before the publish figure, 50), BENCH_RELEASES
 # (releases per compression, 5), BENCH_COMPRESSIONS ("none gzip zstd xz"),
 # BENCH_OUT (bench/RESULTS.md), BENCH_ONLY (groups to run, "push publish
-# storage fanout summon boot microvm").
+# storage fanout summon boot microvm soak").
 #
 #   4. fanout (bench/fanout.sh): signalling 1, 4 and 16 hosts over SSH, each
 #      in its own network namespace, and push-to-live over SSH against a host
@@ -31,6 +31,9 @@
 #      the summoned first response, warm requests through the proxy against
 #      direct to the guest's address (BENCH_REPS defaults to 3 there: each
 #      figure is a TCG boot).
+#   8. soak (bench/soak.sh): the agent's resident memory after 0, 1,000 and
+#      10,000 syncs, against the same loop with the fetch in the agent's
+#      own process as before issue 15 (SOAK_SYNCS shrinks the count).
 set -euo pipefail
 export LC_ALL=C
 
@@ -497,8 +500,9 @@ bench_fanout() { BENCH_LOGIN_RC=${BENCH_LOGIN_RC:-empty} section fanout.sh; }
 bench_summon() { section summon.sh; }
 bench_boot() { section boot.sh; }
 bench_microvm() { section microvm.sh; }
+bench_soak() { SYNCS=${SOAK_SYNCS:-10000} section soak.sh; }
 
-for group in ${BENCH_ONLY:-push publish storage fanout summon boot microvm}; do
+for group in ${BENCH_ONLY:-push publish storage fanout summon boot microvm soak}; do
 	"bench_$group"
 done
 

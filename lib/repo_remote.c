@@ -13,13 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cache.h"
 #include "digest.h"
 #include "errors.h"
 #include "log.h"
+#include "net.h"
 #include "num.h"
 
 #define TAG_PUSH_TRIES 3
@@ -419,7 +422,7 @@ static int transport_error(struct remote *rm, int gerr, const char *what)
 	return ud_error_set_git(code, "%s %s", what, rm ? rm->shown : "");
 }
 
-static int fetch_into(git_repository *git, const char *url,
+static int fetch_here(git_repository *git, const char *url,
 		      struct remote *rm, git_fetch_prune_t prune)
 {
 	static char *specs[] = {
@@ -449,6 +452,143 @@ static int fetch_into(git_repository *git, const char *url,
 					    url);
 	git_remote_free(remote);
 	return err;
+}
+
+/* What the fetch child hands back: its result, then the message. */
+struct fetch_result {
+	int32_t err;
+	uint32_t len;
+};
+
+#define FETCH_MSG_MAX 4096
+
+/* The child must not run the parent's handlers (the agent's self-pipe
+ * would wake its loop with a signal it never got) nor keep signals
+ * blocked; ignored ones stay ignored (SIGPIPE on a dropped transport). */
+static void fetch_child_signals(void)
+{
+	struct sigaction old;
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP &&
+		    sigaction(sig, NULL, &old) == 0 &&
+		    old.sa_handler != SIG_IGN)
+			signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void __attribute__((noreturn))
+fetch_child(int fd, git_repository *git, const char *url, struct remote *rm,
+	    git_fetch_prune_t prune)
+{
+	struct fetch_result res;
+	const char *msg;
+	int err;
+
+	fetch_child_signals();
+	err = fetch_here(git, url, rm, prune);
+	msg = err < 0 ? ud_error_last() : "";
+	res.err = err;
+	res.len = (uint32_t)strnlen(msg, FETCH_MSG_MAX);
+	/* _exit: no atexit handlers or stdio buffers of the parent's, and
+	 * nothing libgit2 leaked outlives the fetch. */
+	_exit(ud_write_all(fd, &res, sizeof(res)) < 0 ||
+	      ud_write_all(fd, msg, res.len) < 0);
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Fetch main and the tags of url into git.
+ *
+ * The fetch runs in a short-lived child (fork, the fetch, _exit), its
+ * result and message handed back over a pipe. libgit2 1.5.1 (Debian 12)
+ * leaks on every fetch: PCRE2 match data of the url.*.insteadOf lookups
+ * each git_remote_create_anonymous and git_remote_lookup makes (about
+ * 40 KB a remote, twice that through a named remote, so keeping a named
+ * remote in the mirror's config would not help), and on ssh the
+ * known_hosts path strings and libssh2's known-hosts collection of each
+ * connection. None of it is ours to free; in the agent it grew the heap
+ * by about 60 KB a sync. In a child it goes with the child, and the
+ * caller's memory stays flat however many syncs it makes.
+ *
+ * fork() in a threaded caller: the child runs only this thread, which
+ * must be the caller's only user of libgit2 (the agent's reconciler);
+ * glibc's fork keeps malloc usable and the fetch path does not log.
+ * DEPLOY_FETCH_IN_PROCESS=1 fetches in this process instead, the old
+ * way, for `make bench` (bench/soak.sh) to measure against.
+ */
+static int fetch_into(git_repository *git, const char *url,
+		      struct remote *rm, git_fetch_prune_t prune)
+{
+	struct fetch_result res;
+	const char *inproc = getenv("DEPLOY_FETCH_IN_PROCESS");
+	char msg[FETCH_MSG_MAX + 1];
+	git_odb *odb = NULL;
+	int fds[2], st, err = 0;
+	pid_t pid;
+
+	if (inproc && !strcmp(inproc, "1"))
+		return fetch_here(git, url, rm, prune);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return ud_error_set_errno(UD_ERROR, "cannot fetch %s: pipe",
+					  rm ? rm->shown : url);
+	if ((pid = fork()) < 0) {
+		err = ud_error_set_errno(UD_ERROR, "cannot fetch %s: fork",
+					 rm ? rm->shown : url);
+		close(fds[0]);
+		close(fds[1]);
+		return err;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		fetch_child(fds[1], git, url, rm, prune);
+	}
+	close(fds[1]);
+	if (read_full(fds[0], &res, sizeof(res)) < 0 ||
+	    res.len > FETCH_MSG_MAX || read_full(fds[0], msg, res.len) < 0)
+		res.len = UINT32_MAX; /* no report: the child died */
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (res.len == UINT32_MAX) {
+		if (WIFSIGNALED(st))
+			return ud_error_set(UD_ERROR, "fetching %s: the fetch "
+					    "process was killed by signal %d",
+					    rm ? rm->shown : url,
+					    WTERMSIG(st));
+		return ud_error_set(UD_ERROR, "fetching %s: the fetch process "
+				    "exited without a result",
+				    rm ? rm->shown : url);
+	}
+	if (res.err < 0) {
+		msg[res.len] = '\0';
+		return ud_error_set(res.err, "%s", msg);
+	}
+	/* The child added packs this process's object database has not
+	 * seen; refs are read from disk anyway. */
+	if (git_repository_odb(&odb, git) == 0) {
+		git_odb_refresh(odb);
+		git_odb_free(odb);
+	}
+	git_error_clear();
+	return 0;
 }
 
 /* The mirrors live in the user's cache (ud_cache_root). */

@@ -19,15 +19,6 @@
 #include "repo_fixture.h"
 #include "run.h"
 
-/* libgit2 1.5 leaks PCRE2 match blocks in its config regex lookups (e.g.
- * url.*.insteadOf in git_remote_create_anonymous), not ours to free. Read
- * by LeakSanitizer only. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-	return "leak:libpcre2-8.so\n";
-}
-
 static void test_init_layout(void **state)
 {
 	struct fixture *f = *state;
