@@ -521,6 +521,29 @@ int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	return start_child(pid, argv, env, dir, out_fd, 1, NULL);
 }
 
+char *ud_which(const char *name)
+{
+	const char *path = getenv("PATH"), *p, *end;
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? ud_strdup(name) : NULL;
+	if (!path || !*path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+		       "/sbin:/bin";
+	for (p = path; *p; p = *end ? end + 1 : end) {
+		char *cand;
+
+		end = strchrnul(p, ':');
+		if (end == p)
+			continue;
+		cand = ud_asprintf("%.*s/%s", (int)(end - p), p, name);
+		if (access(cand, X_OK) == 0)
+			return cand;
+		free(cand);
+	}
+	return NULL;
+}
+
 int ud_spawn_as(pid_t *pid, char *const argv[], char *const env[],
 		const char *dir, int out_fd, const struct ud_cred *cred)
 {

@@ -65,6 +65,11 @@ int ud_run(char *const argv[], const struct ud_run_opts *opts, int *status);
 int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	     const char *dir, int out_fd);
 
+/* The absolute path of program `name` as execvp would find it: in PATH
+ * (unset or empty: the usual system directories), or name itself when it
+ * holds a '/'. NULL when there is no executable one. */
+char *ud_which(const char *name);
+
 /* A user to run an instance as: looked up once (ud_cred_lookup, which
  * may read NSS), applied between fork and exec without a lookup. */
 #define UD_CRED_MAXGROUPS 64

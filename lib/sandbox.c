@@ -20,28 +20,6 @@ static const char *const system_dirs[] = {
 	"/lib", "/lib32", "/lib64", "/libx32", NULL,
 };
 
-static char *find_in_path(const char *name)
-{
-	const char *path = getenv("PATH"), *p, *end;
-
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	for (p = path; *p; p = *end ? end + 1 : end) {
-		char *cand;
-
-		end = strchr(p, ':');
-		if (!end)
-			end = p + strlen(p);
-		if (end == p)
-			continue;
-		cand = ud_asprintf("%.*s/%s", (int)(end - p), p, name);
-		if (access(cand, X_OK) == 0)
-			return cand;
-		free(cand);
-	}
-	return NULL;
-}
-
 void ud_sandbox_free(struct ud_sandbox *sb)
 {
 	if (!sb)
@@ -124,13 +102,13 @@ int ud_sandbox_from_env(struct ud_sandbox *sb)
 		sb->uid = pw->pw_uid;
 		sb->gid = pw->pw_gid;
 		sb->user = ud_strdup(user);
-		if (!(sb->setpriv = find_in_path("setpriv"))) {
+		if (!(sb->setpriv = ud_which("setpriv"))) {
 			err = off_hint(UD_ENOTFOUND,
 				       "setpriv (util-linux) is not in PATH");
 			goto done;
 		}
 	}
-	if (!(sb->bwrap = find_in_path("bwrap")))
+	if (!(sb->bwrap = ud_which("bwrap")))
 		err = off_hint(UD_ENOTFOUND,
 			       "bwrap is not in PATH (apt-get install "
 			       "bubblewrap)");

@@ -20,9 +20,6 @@
 #include "names.h"
 #include "solo5.h"
 
-/* Where the agent looks for programs when its own PATH is unset. */
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 static const struct backend *const table[] = {
 	&backend_unix, &backend_qemu, &backend_hvt, &backend_spt,
 	&backend_xen,  &backend_firecracker,
@@ -57,24 +54,7 @@ const char *backend_names(void)
 
 char *backend_find_program(const char *name)
 {
-	const char *path = getenv("PATH"), *p, *end;
-
-	if (strchr(name, '/'))
-		return access(name, X_OK) == 0 ? ud_strdup(name) : NULL;
-	if (!path || !*path)
-		path = DEFAULT_PATH;
-	for (p = path; *p; p = *end ? end + 1 : end) {
-		char *cand;
-
-		end = strchrnul(p, ':');
-		if (end == p)
-			continue;
-		cand = ud_asprintf("%.*s/%s", (int)(end - p), p, name);
-		if (access(cand, X_OK) == 0)
-			return cand;
-		free(cand);
-	}
-	return NULL;
+	return ud_which(name);
 }
 
 char *backend_vm_name(const struct backend_inst *in)

@@ -108,33 +108,6 @@ struct agent_state {
 	int next_id;
 };
 
-/* state.c */
-void state_init(struct agent_state *st);
-void state_free(struct agent_state *st);
-/* Load state.json; a missing file is an empty state. UD_EINVALID with
- * "<path>: ..." for a corrupt one. */
-int state_load(struct agent_state *st, const char *path);
-int state_save(const struct agent_state *st, const char *path);
-/* Serialise (for tests and the save): the persisted fields only. */
-json_t *state_to_json(const struct agent_state *st);
-int state_from_json(struct agent_state *st, const json_t *root,
-		    const char *name);
-
-struct app *state_app(struct agent_state *st, const char *name);
-struct app *state_app_add(struct agent_state *st, const char *name);
-void state_app_remove(struct agent_state *st, struct app *app);
-/* Set (fmt NULL: clear) the app's error; clearing forgets the console
- * tail too. */
-void app_set_error(struct app *app, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/* Keep the last lines of the console log at path as the app's log_tail
- * (replacing the previous ones). */
-void app_set_log_tail(struct app *app, const char *path);
-struct instance *app_inst_add(struct app *app, int id);
-void app_inst_remove(struct app *app, struct instance *in);
-void placement_copy(struct ud_placement *dst, const struct ud_placement *src);
-void placement_free(struct ud_placement *p);
-
 void state_init(struct agent_state *st);
 void state_free(struct agent_state *st);
 /* Load state.json; a missing file is an empty state. UD_EINVALID with
