@@ -10,10 +10,31 @@ static int with_time;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *names[] = { "error", "warn", "info", "debug" };
 
+/* A process that forks while another thread logs (the agent fetches in
+ * a child, lib/repo_remote.c) must not hand the child a lock it can never
+ * take: hold it across fork, release it on both sides. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+static void fork_release(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_safe(void)
+{
+	pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
 void ud_log_init(enum ud_log_level level, int timestamps)
 {
 	max_level = level;
 	with_time = timestamps;
+	pthread_once(&fork_once, fork_safe);
 }
 
 void ud_log(enum ud_log_level level, const char *fmt, ...)
