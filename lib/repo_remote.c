@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -479,6 +480,30 @@ static void fetch_child_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* The caller's sockets are not the fetch's: in the agent, a proxied
+ * connection the parent closes during the fetch must reach its end now,
+ * not when the child exits. (Files stay: libgit2's open packs are.) */
+static void close_sockets(int keep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	struct stat st;
+	long long n;
+	int fd;
+
+	while (d && (e = readdir(d))) {
+		if (ud_num_parse(e->d_name, 0, 1 << 30, &n) < 0)
+			continue;
+		fd = (int)n;
+		if (fd == keep || fd == dirfd(d) || fstat(fd, &st) < 0)
+			continue;
+		if (S_ISSOCK(st.st_mode))
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+
 static void __attribute__((noreturn))
 fetch_child(int fd, git_repository *git, const char *url, struct remote *rm,
 	    git_fetch_prune_t prune)
@@ -488,6 +513,7 @@ fetch_child(int fd, git_repository *git, const char *url, struct remote *rm,
 	int err;
 
 	fetch_child_signals();
+	close_sockets(fd);
 	err = fetch_here(git, url, rm, prune);
 	msg = err < 0 ? ud_error_last() : "";
 	res.err = err;
