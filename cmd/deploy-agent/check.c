@@ -116,23 +116,47 @@ static void check_control(struct checks *c, const char *control)
 	free(copy);
 }
 
-static void check_user(struct checks *c, const char *user)
+/* Who instances run as (agent.json "user"): *out NULL for the agent's
+ * own user. Root switches to the user for them; another user can only be
+ * that user. */
+int agent_instance_user(const struct ud_agentconf *conf,
+			 struct ud_cred **out)
+{
+	struct ud_cred c;
+	int err;
+
+	if (out)
+		*out = NULL;
+	if (!conf->user)
+		return 0;
+	if ((err = ud_cred_lookup(&c, conf->user)) < 0)
+		return err;
+	if (geteuid() != 0 && c.uid != geteuid())
+		return ud_error_set(UD_EINVALID,
+				    "user: the agent runs as uid %u and cannot "
+				    "start instances as %s (uid %u); run it "
+				    "as root or as %s",
+				    (unsigned)geteuid(), conf->user,
+				    (unsigned)c.uid, conf->user);
+	if (out && geteuid() == 0) {
+		*out = ud_malloc(sizeof(c));
+		**out = c;
+	}
+	return 0;
+}
+
+static void check_user(struct checks *c, const struct ud_agentconf *conf)
 {
 	struct ud_cred cred;
 
-	if (!user) {
+	if (!conf->user)
 		report(c, 1, "user: none, instances run as uid %u",
 		       (unsigned)geteuid());
-		return;
-	}
-	if (ud_cred_lookup(&cred, user) < 0)
-		report(c, 0, "user: %s", ud_error_last());
-	else if (geteuid() != 0 && cred.uid != geteuid())
-		report(c, 0, "user %s: the agent runs as uid %u and cannot "
-			     "start instances as uid %u",
-		       user, (unsigned)geteuid(), (unsigned)cred.uid);
-	else
-		report(c, 1, "user %s (uid %u)", user, (unsigned)cred.uid);
+	else if (agent_instance_user(conf, NULL) < 0)
+		report(c, 0, "%s", ud_error_last());
+	else if (ud_cred_lookup(&cred, conf->user) == 0)
+		report(c, 1, "user %s (uid %u)", conf->user,
+		       (unsigned)cred.uid);
 }
 
 /* The repository as a sync reaches it (fetched into the agent's mirror,
@@ -220,7 +244,7 @@ int agent_check(const struct ud_agentconf *conf, const char *config)
 	else
 		check_control(&c, conf->control);
 	check_state_dir(&c, conf->state_dir);
-	check_user(&c, conf->user);
+	check_user(&c, conf);
 	check_repo(&c, conf);
 	if (c.failed) {
 		printf("%d check%s failed\n", c.failed,

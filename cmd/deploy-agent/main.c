@@ -247,35 +247,6 @@ static int cmd_query(const char *config, const char *cmd, int argc,
 
 /* check */
 
-/* Who instances run as (agent.json "user"): *out NULL for the agent's
- * own user. Root switches to the user for them; another user can only be
- * that user. */
-static int instance_user(const struct ud_agentconf *conf,
-			 struct ud_cred **out)
-{
-	struct ud_cred c;
-	int err;
-
-	if (out)
-		*out = NULL;
-	if (!conf->user)
-		return 0;
-	if ((err = ud_cred_lookup(&c, conf->user)) < 0)
-		return err;
-	if (geteuid() != 0 && c.uid != geteuid())
-		return ud_error_set(UD_EINVALID,
-				    "user: the agent runs as uid %u and cannot "
-				    "start instances as %s (uid %u); run it "
-				    "as root or as %s",
-				    (unsigned)geteuid(), conf->user,
-				    (unsigned)c.uid, conf->user);
-	if (out && geteuid() == 0) {
-		*out = ud_malloc(sizeof(c));
-		**out = c;
-	}
-	return 0;
-}
-
 static int cmd_check(const char *config)
 {
 	struct ud_agentconf *conf = NULL;
@@ -639,7 +610,7 @@ static int cmd_run(const char *config, int verbose)
 		rc = die(err, "run");
 		goto done;
 	}
-	if ((err = instance_user(a.conf, &a.inst_cred)) < 0) {
+	if ((err = agent_instance_user(a.conf, &a.inst_cred)) < 0) {
 		rc = die(err, config);
 		goto done;
 	}
