@@ -14,7 +14,8 @@
 /* Every key agent.json may hold; a new setting starts here. */
 static const char *const agentconf_keys[] = {
 	"host", "repo", "state_dir", "control", "poll_s", "ssh_key",
-	"known_hosts", "limits", "dns", "network", "user", NULL
+	"known_hosts", "limits", "dns", "network", "user", "allowed_signers",
+	NULL
 };
 static const char *const network_keys[] = { "bridge", "subnet", NULL };
 static const char *const limits_keys[] = { "max_instances", "max_memory_mb",
@@ -109,6 +110,12 @@ static int parse_extras(struct ud_agentconf *c, const json_t *root,
 		return err;
 	if (s)
 		c->known_hosts = resolve(s, basedir);
+	s = NULL;
+	if ((err = ud_json_get_str(root, "allowed_signers", name, "", 0,
+				   &s)) < 0)
+		return err;
+	if (s)
+		c->allowed_signers = resolve(s, basedir);
 
 	s = NULL;
 	if ((err = ud_json_get_str(root, "user", name, "", 0, &s)) < 0)
@@ -295,6 +302,7 @@ void ud_agentconf_free(struct ud_agentconf *c)
 	free(c->control);
 	free(c->ssh_key);
 	free(c->known_hosts);
+	free(c->allowed_signers);
 	free(c->dns_listen);
 	free(c->dns_zone);
 	free(c->net_bridge);

@@ -17,6 +17,11 @@ struct ud_agentconf {
 	 * SPEC §4 defaults, ~/.ssh/...). */
 	char *ssh_key;
 	char *known_hosts;
+	/* "allowed_signers": OpenSSH's allowed signers file; when set, a
+	 * sync boots nothing unless every commit fetched since the last one
+	 * it accepted is signed by a key listed there (SPEC §5). NULL:
+	 * unsigned repositories are fine. */
+	char *allowed_signers;
 	/* "limits": the owner's cap across all apps against denial of
 	 * credit; 0: no cap. */
 	int max_instances;

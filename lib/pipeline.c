@@ -347,7 +347,8 @@ int ud_pipeline_run(struct ud_deployrepo *r, const struct ud_pipeline_opts *o,
 	struct ud_fleet *fleet = NULL;
 	struct ud_manifest *m = NULL;
 	struct ud_build_opts bo = { 0 };
-	const char *secrets[2] = { o->ssh ? o->ssh->key_text : NULL, NULL };
+	const char *secrets[3] = { o->ssh ? o->ssh->key_text : NULL,
+				   o->signing_key, NULL };
 	long long t;
 	int err;
 	char what[160];

@@ -145,6 +145,7 @@ struct ud_pipeline_opts {
 	enum ud_compression compression;
 	int no_signal;
 	const struct ud_ssh_opts *ssh;
+	const char *signing_key; /* key text, a secret the build must not see */
 	int timeout_ms;     /* a host's budget for a sync */
 };
 

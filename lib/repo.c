@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "fleet.h"
 #include "source.h"
+#include "sshkey.h"
 
 /* A repository argument is a path or a file:// URL; anything else needs a
  * transport and a local mirror (ud_deployrepo_fetch). */
@@ -73,7 +74,7 @@ int ud_deployrepo__init_bare(git_repository **out, const char *path)
 	return 0;
 }
 
-int ud_deployrepo_init(const char *path)
+int ud_deployrepo_init(const char *path, struct ud_sshkey *signer)
 {
 	struct ud_deployrepo *r = NULL;
 	git_repository *git = NULL;
@@ -93,6 +94,8 @@ int ud_deployrepo_init(const char *path)
 		goto done;
 	ud_deployrepo__wrap(&r, git);
 	git = NULL;
+	r->signer = signer;
+	signer = NULL;
 
 	fleet = ud_fleet_new();
 	if ((err = ud_fleet_format(&text, fleet)) < 0 ||
@@ -105,6 +108,7 @@ done:
 	ud_buf_free(&text);
 	ud_fleet_free(fleet);
 	git_repository_free(git);
+	ud_sshkey_free(signer); /* when r did not take it */
 	if (r)
 		ud_deployrepo_free(r); /* drops our libgit2 reference */
 	else
@@ -138,6 +142,8 @@ void ud_deployrepo_free(struct ud_deployrepo *r)
 	if (r->lock_fd >= 0)
 		close(r->lock_fd);
 	free(r->lock_path);
+	free(r->unsigned_why);
+	ud_sshkey_free(r->signer);
 	free(r);
 	git_libgit2_shutdown();
 }

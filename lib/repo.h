@@ -20,8 +20,10 @@
 struct ud_deployrepo;
 
 /* Create a bare repository at path with HEAD -> main and one commit
- * holding an empty fleet.json. UD_EEXISTS if path holds a repository. */
-int ud_deployrepo_init(const char *path);
+ * holding an empty fleet.json, signed by `signer` when not NULL (which
+ * it takes and frees). UD_EEXISTS if path holds a repository. */
+struct ud_sshkey;
+int ud_deployrepo_init(const char *path, struct ud_sshkey *signer);
 
 /* Open a deployment repository given as a path or file:// URL.
  * UD_ENOTFOUND (message names it). ssh:// and https:// are refused with
@@ -80,6 +82,30 @@ int ud_deployrepo_open_ex(struct ud_deployrepo **out, const char *url,
 int ud_deployrepo_is_remote(const char *url);
 void ud_deployrepo_free(struct ud_deployrepo *r);
 git_repository *ud_deployrepo_git(struct ud_deployrepo *r);
+
+/*
+ * Signed releases (SPEC §4 "Signing"). With a signer, every commit made
+ * through r carries an SSH signature in git's own format (gpg.format=ssh,
+ * namespace "git", in the gpgsig header), which `git verify-commit`
+ * checks. r takes the key (freed with r).
+ */
+struct ud_sshkey;
+void ud_deployrepo_set_signer(struct ud_deployrepo *r,
+			      struct ud_sshkey *key);
+/* No signer, and why: each commit then logs a warning saying so. */
+void ud_deployrepo_set_unsigned(struct ud_deployrepo *r, const char *why);
+/*
+ * Check that every commit reachable from `head` and not from `since`
+ * (NULL, or a commit r does not have: every commit) is signed, namespace
+ * "git", by a key `allowed` lists for the commit's time. The first that
+ * is not gives UD_EAUTH, "commit <12 hex> (<subject>): <why>", with its id
+ * in *bad when bad is not NULL.
+ */
+struct ud_allowed_signers;
+int ud_deployrepo_verify_signed(struct ud_deployrepo *r, const git_oid *head,
+				const git_oid *since,
+				const struct ud_allowed_signers *allowed,
+				git_oid *bad);
 
 /*
  * A local bare mirror for the agent: opened at mirror_path (created when

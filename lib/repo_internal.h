@@ -42,6 +42,10 @@ struct ud_deployrepo {
 	int lock_fd;           /* the cache mirror's lock file, or -1 */
 	char *lock_path;
 	int lock_depth; /* flock held while > 0 */
+	/* Signs every commit made through this handle (owned; NULL:
+	 * unsigned). */
+	struct ud_sshkey *signer;
+	char *unsigned_why; /* no signer although one was wanted: why */
 };
 
 /* repo.c */
@@ -56,6 +60,15 @@ int ud_deployrepo__init_bare(git_repository **out, const char *path);
  * absent. */
 int ud_deployrepo__entry_at(struct ud_deployrepo *r, const git_oid *commit,
 			    const char *path, git_tree_entry **out);
+
+/* repo_sign.c */
+
+/* The commit (tree, parents, message) with r's signature when it has a
+ * signer, plain otherwise. */
+int ud_deployrepo__commit(git_oid *out, struct ud_deployrepo *r,
+			  const git_signature *sig, const char *message,
+			  const git_tree *tree, size_t nparents,
+			  const git_commit **parents);
 
 /* repo_remote.c */
 

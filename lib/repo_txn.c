@@ -306,12 +306,10 @@ int ud_txn_commit(struct ud_txn *t, const char *message, git_oid *out)
 	}
 	if ((err = signature(&sig, git)) < 0)
 		goto done;
-	if (git_commit_create(&id, git, NULL, sig, sig, NULL, message, tree,
-			      parent ? 1 : 0,
-			      (const git_commit **)&parent) < 0) {
-		err = ud_error_set_git(UD_ERROR, "cannot create the commit");
+	if ((err = ud_deployrepo__commit(&id, t->r, sig, message, tree,
+					 parent ? 1 : 0,
+					 (const git_commit **)&parent)) < 0)
 		goto done;
-	}
 	reflog = ud_asprintf("unideploy: %.*s", (int)strcspn(message, "\n"),
 			     message);
 	if ((err = move_main(t, &id, reflog)) < 0 ||

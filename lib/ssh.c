@@ -29,6 +29,7 @@
 #include "net.h"
 #include "num.h"
 #include "ssh_internal.h"
+#include "sshkey.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc;
@@ -413,78 +414,6 @@ static int conn_fail(const struct conn *c, const char *what)
 		if ((err = conn_wait(c)) < 0)                           \
 			goto done;
 
-/* An SSH string (uint32 length, bytes) at *p within end; NULL past the
- * end. */
-static const unsigned char *ssh_string(const unsigned char **p,
-				       const unsigned char *end, size_t *n)
-{
-	const unsigned char *s = *p;
-
-	if (end - s < 4)
-		return NULL;
-	*n = (size_t)s[0] << 24 | (size_t)s[1] << 16 | (size_t)s[2] << 8 | s[3];
-	if (*n > (size_t)(end - s) - 4)
-		return NULL;
-	*p = s + 4 + *n;
-	return s + 4;
-}
-
-/* What the private key text says of itself without being decrypted:
- * whether it is encrypted (OpenSSH's format names its cipher, "none"
- * when clear; PEM says ENCRYPTED in its header) and whether it is RSA. */
-static void key_info(const char *text, size_t len, int *encrypted, int *rsa)
-{
-	static const char begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----";
-	static const char magic[] = "openssh-key-v1";
-	const char *b = memmem(text, len, begin, sizeof(begin) - 1), *e;
-	const unsigned char *p, *end, *cipher, *pub, *type;
-	EVP_ENCODE_CTX *ctx;
-	unsigned char *raw;
-	size_t rawsize, n, clen, plen, tlen;
-	int m = 0, outl = 0;
-
-	*encrypted = *rsa = 0;
-	if (!b) {
-		const char *hend = memmem(text, len, "-----END", 8);
-
-		*encrypted = memmem(text, hend ? (size_t)(hend - text) : len,
-				    "ENCRYPTED", 9) != NULL;
-		*rsa = memmem(text, len, "BEGIN RSA PRIVATE KEY", 21) != NULL;
-		return;
-	}
-	b += sizeof(begin) - 1;
-	if (!(e = memmem(b, len - (size_t)(b - text), "-----END", 8)))
-		return;
-	rawsize = (size_t)(e - b) + 1;
-	raw = ud_malloc(rawsize);
-	ctx = EVP_ENCODE_CTX_new();
-	EVP_DecodeInit(ctx);
-	if (EVP_DecodeUpdate(ctx, raw, &outl, (const unsigned char *)b,
-			     (int)(e - b)) >= 0 &&
-	    EVP_DecodeFinal(ctx, raw + outl, &m) >= 0)
-		n = (size_t)outl + (size_t)m;
-	else
-		n = 0;
-	EVP_ENCODE_CTX_free(ctx);
-	end = raw + n;
-	p = raw + sizeof(magic);
-	if (n > sizeof(magic) && !memcmp(raw, magic, sizeof(magic)) &&
-	    (cipher = ssh_string(&p, end, &clen))) {
-		*encrypted = !(clen == 4 && !memcmp(cipher, "none", 4));
-		/* kdfname, kdfoptions, the number of keys (uint32), then
-		 * the first public key, which starts with its type. */
-		if (ssh_string(&p, end, &plen) && ssh_string(&p, end, &plen) &&
-		    end - p >= 4) {
-			p += 4;
-			if ((pub = ssh_string(&p, end, &plen)) &&
-			    (type = ssh_string(&pub, pub + plen, &tlen)))
-				*rsa = tlen == 7 && !memcmp(type, "ssh-rsa", 7);
-		}
-	}
-	OPENSSL_cleanse(raw, rawsize);
-	free(raw);
-}
-
 /* What became of each identity, for the final message. */
 struct tried {
 	struct ud_buf list;      /* "--identity FILE, DEPLOY_SSH_KEY, ..." */
@@ -569,7 +498,7 @@ static int auth_key(const struct conn *c, const char *user,
 		}
 		key_text = b.ptr;
 	}
-	key_info(key_text, strlen(key_text), &encrypted, &rsa);
+	ud_sshkey_info(key_text, strlen(key_text), &encrypted, &rsa);
 	if (encrypted) {
 		tried_add(t, id, "passphrase-protected");
 		if (!t->locked) {

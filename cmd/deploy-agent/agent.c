@@ -20,6 +20,7 @@
 #include "errors.h"
 #include "log.h"
 #include "net.h"
+#include "repo.h"
 
 struct agent_shared {
 	pthread_mutex_t lock;
@@ -395,6 +396,36 @@ int agent_snapshot_listen(struct agent *a, const char *app, char *listen,
 char *image_path(struct agent *a, const char *sha256)
 {
 	return ud_asprintf("%s/%s", a->images_dir, sha256);
+}
+
+char *agent_signed_head_path(struct agent *a)
+{
+	return ud_asprintf("%s/signed-head", a->conf->state_dir);
+}
+
+int agent_trusted_head(struct agent *a, struct ud_deployrepo *repo,
+		       git_oid *out)
+{
+	struct ud_buf text = UD_BUF_INIT;
+	char *path;
+	int err;
+
+	if (!a->conf->allowed_signers)
+		return ud_deployrepo_head(repo, out);
+	path = agent_signed_head_path(a);
+	ud_buf_init(&text, 256);
+	if ((err = ud_buf_read_file(&text, path)) == 0) {
+		ud_buf_rtrim(&text);
+		if (git_oid_fromstrn(out, text.ptr, text.size) < 0)
+			err = ud_error_set(UD_EINVALID, "%s: not a commit id",
+					   path);
+	} else {
+		err = ud_error_set(UD_ENOTFOUND,
+				   "no signed commit was accepted yet");
+	}
+	ud_buf_free(&text);
+	free(path);
+	return err;
 }
 
 void agent_save(struct agent *a)

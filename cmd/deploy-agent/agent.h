@@ -29,6 +29,7 @@
 #ifndef UD_AGENT_H
 #define UD_AGENT_H
 
+#include <git2.h>
 #include <jansson.h>
 #include <stddef.h>
 
@@ -136,6 +137,14 @@ int agent_snapshot_listen(struct agent *a, const char *app, char *listen,
 /* state_dir's paths and the state file (reconcile thread). */
 char *image_path(struct agent *a, const char *sha256);
 void agent_save(struct agent *a);
+/* Where a sync records the last commit it accepted with allowed_signers,
+ * and that commit: what the agent may act on between syncs (main's tip
+ * when allowed_signers is not set; UD_ENOTFOUND when none was accepted
+ * yet). */
+char *agent_signed_head_path(struct agent *a);
+struct ud_deployrepo;
+int agent_trusted_head(struct agent *a, struct ud_deployrepo *repo,
+		       git_oid *out);
 /* With "user": let instances pass through the agent's directory `dir`
  * (group: the user's, 0750), or hand `path` (an instance's run directory
  * and what is in it, a volume) to the user. Nothing to do without. */

@@ -245,7 +245,7 @@ static int restore_file(struct agent *a, const struct ud_manifest *m,
 	int err;
 
 	if ((err = ud_deployrepo_open(&repo, a->mirror_path)) < 0 ||
-	    (err = ud_deployrepo_head(repo, &head)) < 0 ||
+	    (err = agent_trusted_head(a, repo, &head)) < 0 ||
 	    (err = images_ensure(a, repo, &head, m, f)) < 0)
 		ud_error_prefix("unpacking %s again", f->sha256);
 	ud_deployrepo_free(repo);

@@ -28,6 +28,7 @@
 
 #include "reconcile.h"
 #include "agent.h"
+#include "allowed_signers.h"
 #include "buf.h"
 #include "compress.h"
 #include "images.h"
@@ -632,6 +633,46 @@ static void collect_images(struct agent *a)
 		closedir(d);
 }
 
+/*
+ * With allowed_signers (SPEC §5): every commit fetched since the last one
+ * accepted (state_dir/signed-head; none yet: the whole history) must be
+ * signed by a listed key, or the sync goes no further and what runs keeps
+ * running. The file is read on every sync, so an edit takes effect on the
+ * next one.
+ */
+static int check_signed(struct agent *a, struct ud_deployrepo *repo,
+			const git_oid *head)
+{
+	struct ud_allowed_signers *allowed = NULL;
+	char *path = agent_signed_head_path(a);
+	char hex[GIT_OID_HEXSZ + 1];
+	git_oid since;
+	int have_since, err;
+
+	have_since = agent_trusted_head(a, repo, &since) == 0;
+	ud_error_clear();
+	if (have_since && git_oid_equal(&since, head)) {
+		err = 0;
+		goto done;
+	}
+	if ((err = ud_allowed_signers_load(&allowed,
+					   a->conf->allowed_signers)) < 0)
+		goto done;
+	if ((err = ud_deployrepo_verify_signed(repo, head,
+					       have_since ? &since : NULL,
+					       allowed, NULL)) < 0) {
+		ud_error_prefix("refusing the deployment repository's main "
+				"(what runs keeps running)");
+		goto done;
+	}
+	git_oid_tostr(hex, sizeof(hex), head);
+	err = ud_write_file_atomic(path, hex, strlen(hex), 0644);
+done:
+	ud_allowed_signers_free(allowed);
+	free(path);
+	return err;
+}
+
 static json_t *sync_all(struct agent *a, const struct ud_strvec *retry)
 {
 	struct ud_deployrepo *repo = NULL;
@@ -657,6 +698,8 @@ static json_t *sync_all(struct agent *a, const struct ud_strvec *retry)
 					  a->conf->repo, &ssh)) < 0)
 		goto done;
 	if ((err = ud_deployrepo_head(repo, &head)) < 0 ||
+	    (a->conf->allowed_signers &&
+	     (err = check_signed(a, repo, &head)) < 0) ||
 	    (err = ud_fleet_load(repo, &head, &fleet)) < 0)
 		goto done;
 	host = ud_fleet_host(fleet, a->conf->host);

@@ -1090,8 +1090,11 @@ void supervise_adopt(struct agent *a)
 	/* The mirror as the last sync left it: enough to know how to check
 	 * and serve what still runs, even if the repository is unreachable. */
 	if (access(a->mirror_path, F_OK) == 0) {
+		git_oid head;
+
 		if (ud_deployrepo_open(&repo, a->mirror_path) < 0 ||
-		    ud_fleet_load(repo, NULL, &fleet) < 0) {
+		    agent_trusted_head(a, repo, &head) < 0 ||
+		    ud_fleet_load(repo, &head, &fleet) < 0) {
 			ud_log_warn("reading %s: %s", a->mirror_path,
 				    ud_error_last());
 			ud_error_clear();

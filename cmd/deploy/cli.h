@@ -22,6 +22,9 @@ struct cli_common {
 	/* The SSH settings above with the environment's (SPEC §4, §6),
 	 * filled by cli_getopt at the end of the options. */
 	struct ud_ssh_opts ssh;
+	/* $DEPLOY_SIGNING_KEY's text (taken out of the environment), or
+	 * NULL: commits are then signed with the SSH identity above. */
+	const char *signing_key;
 };
 
 /* Long options for the common flags, to be spliced into a command's own
@@ -69,6 +72,13 @@ int cli_usage(const char *usage, const char *fmt, ...)
  * git config deploy.repo of the current repository. UD_EUSAGE (message
  * set) when none is given. */
 int cli_open_repo(struct ud_deployrepo **out, const struct cli_common *c);
+/* The key the pipeline signs its commits with (SPEC §4 "Signing"):
+ * $DEPLOY_SIGNING_KEY, else --identity, else $DEPLOY_SSH_KEY. *key is NULL
+ * when there is none, or (with *why saying so) when the SSH identity
+ * cannot sign; a $DEPLOY_SIGNING_KEY that cannot is an error. */
+struct ud_sshkey;
+int cli_signer(const struct cli_common *c, struct ud_sshkey **key,
+	       char **why);
 
 /* Time budget for a host to finish a sync (boot + health), in ms. */
 #define CLI_SYNC_TIMEOUT_MS (10 * 60 * 1000)

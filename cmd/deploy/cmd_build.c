@@ -71,7 +71,7 @@ int cmd_build(int argc, char **argv)
 	struct cli_common c = { 0 };
 	const char *source = ".", *rev = "HEAD", *out = NULL;
 	struct ud_build_opts bo = { 0 };
-	const char *secrets[2] = { NULL, NULL };
+	const char *secrets[3] = { NULL, NULL, NULL };
 	struct ud_build *b = NULL;
 	git_repository *src = NULL;
 	git_oid commit;
@@ -91,6 +91,7 @@ int cmd_build(int argc, char **argv)
 				 argv[optind]);
 
 	secrets[0] = c.ssh.key_text;
+	secrets[1] = c.signing_key;
 	bo.on_output = stream;
 	bo.secrets = secrets;
 	if ((err = ud_source_open(&src, source)) < 0 ||

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "errors.h"
+#include "log.h"
 #include "repo.h"
 
 static const char usage[] = "deploy init PATH";
@@ -16,7 +17,8 @@ int cmd_init(int argc, char **argv)
 {
 	struct cli_common c = { 0 };
 	const char *path;
-	char *abs = NULL;
+	char *abs = NULL, *why = NULL;
+	struct ud_sshkey *key = NULL;
 	int opt, err;
 
 	if ((opt = cli_no_options(argc, argv, usage, &c)) >= 0)
@@ -25,7 +27,14 @@ int cmd_init(int argc, char **argv)
 		return cli_usage(usage, "init: expected one PATH");
 	path = argv[optind];
 
-	if ((err = ud_deployrepo_init(path)) < 0)
+	/* The first commit is signed like every later one, so an agent
+	 * with allowed_signers can check the whole history. */
+	if ((err = cli_signer(&c, &key, &why)) < 0)
+		return cli_failf(err, "init %s", path);
+	if (why)
+		ud_log_warn("the first commit is not signed: %s", why);
+	free(why);
+	if ((err = ud_deployrepo_init(path, key)) < 0)
 		return cli_failf(err, "init %s", path);
 	/* The repository exists now, so realpath can resolve it. */
 	abs = realpath(path, NULL);

@@ -10,6 +10,8 @@
 #include "cli.h"
 #include "errors.h"
 #include "pipeline.h"
+#include "repo.h"
+#include "sshkey.h"
 
 /* Take the secret `name` out of the environment: a copy on the heap for
  * the rest of the process (NULL if unset or empty), the original zeroed
@@ -55,6 +57,20 @@ static const char *ssh_key(void)
 	return key;
 }
 
+/* $DEPLOY_SIGNING_KEY, taken once per process like the SSH key. */
+static const char *signing_key(void)
+{
+	static char *key;
+	static int taken;
+
+	if (!taken) {
+		taken = 1;
+		if ((key = take_secret("DEPLOY_SIGNING_KEY")))
+			prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	}
+	return key;
+}
+
 int cli_getopt(int argc, char **argv, const char *shortopts,
 	       const struct option *longopts, struct cli_common *c)
 {
@@ -90,6 +106,7 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 		case -1:
 			ud_ssh_opts_from_env(&c->ssh);
 			c->ssh.key_text = ssh_key();
+			c->signing_key = signing_key();
 			c->ssh.identity = c->identity;
 			if (c->known_hosts)
 				c->ssh.known_hosts = c->known_hosts;
@@ -189,6 +206,59 @@ int cli_open_repo(struct ud_deployrepo **out, const struct cli_common *c)
 				    "config deploy.repo");
 	err = ud_deployrepo_open_ex(out, url, &c->ssh);
 	free(configured);
+	if (err == 0) {
+		struct ud_sshkey *key = NULL;
+		char *why = NULL;
+
+		if ((err = cli_signer(c, &key, &why)) < 0) {
+			ud_deployrepo_free(*out);
+			*out = NULL;
+		} else if (key) {
+			ud_deployrepo_set_signer(*out, key);
+		} else if (why) {
+			ud_deployrepo_set_unsigned(*out, why);
+		}
+		free(why);
+	}
+	return err;
+}
+
+int cli_signer(const struct cli_common *c, struct ud_sshkey **key,
+	       char **why)
+{
+	struct ud_buf text = UD_BUF_INIT;
+	const char *label;
+	int err = 0;
+
+	*key = NULL;
+	*why = NULL;
+	if (c->signing_key) {
+		if ((err = ud_sshkey_parse_private(key, c->signing_key,
+						   strlen(c->signing_key),
+						   "DEPLOY_SIGNING_KEY")) < 0)
+			return err;
+		return 0;
+	}
+	if (c->ssh.identity) {
+		label = c->ssh.identity;
+		ud_buf_init(&text, 64 * 1024);
+		if (ud_buf_read_file(&text, c->ssh.identity) == 0)
+			ud_sshkey_parse_private(key, text.ptr, text.size,
+						label);
+	} else if (c->ssh.key_text) {
+		label = "DEPLOY_SSH_KEY";
+		ud_sshkey_parse_private(key, c->ssh.key_text,
+					strlen(c->ssh.key_text), label);
+	} else {
+		return 0;
+	}
+	if (!*key)
+		*why = ud_asprintf("%s (set DEPLOY_SIGNING_KEY to an ed25519 "
+				   "key to sign)", ud_error_last());
+	ud_error_clear();
+	if (text.size)
+		explicit_bzero(text.ptr, text.size);
+	ud_buf_free(&text);
 	return err;
 }
 

@@ -186,6 +186,7 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 	o.ref = p->ref;
 	o.no_signal = p->no_signal;
 	o.ssh = &p->c->ssh;
+	o.signing_key = p->c->signing_key;
 	o.timeout_ms = CLI_SYNC_TIMEOUT_MS;
 	err = ud_pipeline_run(r, &o, &ev);
 	if (err == 0 || err == UD_EPARTIAL) {

@@ -34,7 +34,7 @@ static inline int repo_setup(void **state)
 	if (!mkdtemp(f->dir))
 		return -1;
 	f->path = ud_asprintf("%s/deploy.git", f->dir);
-	if (ud_deployrepo_init(f->path) < 0 ||
+	if (ud_deployrepo_init(f->path, NULL) < 0 ||
 	    ud_deployrepo_open(&f->r, f->path) < 0) {
 		fprintf(stderr, "setup: %s\n", ud_error_last());
 		return -1;

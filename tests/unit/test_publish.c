@@ -75,7 +75,7 @@ static int setup(void **state)
 	setenv("TMPDIR", f->tmp, 1);
 	if (ud_mkdir_p(f->tmp, 0700) < 0 ||
 	    git_repository_init(&f->src, src_dir, 0) < 0 ||
-	    ud_deployrepo_init(f->deploy_path) < 0 ||
+	    ud_deployrepo_init(f->deploy_path, NULL) < 0 ||
 	    ud_deployrepo_open(&f->r, f->deploy_path) < 0)
 		goto done;
 	err = 0;

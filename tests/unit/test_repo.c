@@ -47,7 +47,7 @@ static void test_init_layout(void **state)
 			 0);
 	assert_non_null(strstr(b.ptr, "\"hosts\""));
 
-	assert_int_equal(ud_deployrepo_init(f->path), UD_EEXISTS);
+	assert_int_equal(ud_deployrepo_init(f->path, NULL), UD_EEXISTS);
 	ud_buf_free(&b);
 }
 

@@ -193,7 +193,7 @@ static int test_setup(void **state)
 	W.tdir = ud_asprintf("%s/t%d", W.dir, ++n);
 	W.origin = ud_asprintf("%s/deploy.git", W.tdir);
 	W.url = ud_asprintf("ssh://root@127.0.0.1:%d%s", W.port, W.origin);
-	if (ud_deployrepo_init(W.origin) < 0) {
+	if (ud_deployrepo_init(W.origin, NULL) < 0) {
 		fprintf(stderr, "setup: %s\n", ud_error_last());
 		return -1;
 	}
