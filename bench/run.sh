@@ -17,7 +17,7 @@
 # Knobs (environment): BENCH_REPS (pushes and publishes per figure, 5),
 # BENCH_HISTORY (releases before the publish figure, 50), BENCH_RELEASES
 # (releases per compression, 5), BENCH_COMPRESSIONS ("none gzip zstd xz"),
-# BENCH_OUT (bench/RESULTS.md), BENCH_ONLY (groups to run, "push publish
+# BENCH_OUT (bench/RESULTS.md), BENCH_ONLY (groups to run, "push publish signing
 # storage fanout summon boot microvm soak").
 #
 #   4. fanout (bench/fanout.sh): signalling 1, 4 and 16 hosts over SSH, each
@@ -118,6 +118,13 @@ cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$tools/mkimage" \
 # shellcheck disable=SC2046
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -iquote "$top/lib" \
 	$(pkg-config --cflags libgit2) -o "$tools/fetch" "$top/bench/fetch.c" \
+	"$top/$BUILD/libunideploy.a" \
+	$(pkg-config --libs libgit2 libcurl jansson libssh2 libarchive libcrypto) \
+	-lpthread
+
+# shellcheck disable=SC2046
+cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -iquote "$top/lib" \
+	$(pkg-config --cflags libgit2) -o "$tools/sigcheck" "$top/bench/sigcheck.c" \
 	"$top/$BUILD/libunideploy.a" \
 	$(pkg-config --libs libgit2 libcurl jansson libssh2 libarchive libcrypto) \
 	-lpthread
@@ -496,13 +503,48 @@ section() { # $1: script under bench/
 # this machine's root ~/.bashrc starts pyenv (0.1 CPU-s a command), which a
 # deploy account would not: the fan-out is measured with it bound empty,
 # and its cost shows in its own row.
+# ---------------------------------------------------------------------------
+# signing: what signing costs a publish, and an agent per fetched commit
+# ---------------------------------------------------------------------------
+bench_signing() {
+	local d=$T/signing k plain signed commits us
+	note "signing: $REPS publishes signed and unsigned, and the agent's check"
+	mkdir -p "$d"
+	ssh-keygen -q -t ed25519 -N '' -C bench -f "$d/key"
+	echo "bench@example $(cat "$d/key.pub")" >"$d/allowed"
+	(unset DEPLOY_SIGNING_KEY DEPLOY_SSH_KEY; "$deploy" init "$d/plain.git" >/dev/null)
+	DEPLOY_SIGNING_KEY=$(cat "$d/key") "$deploy" init "$d/signed.git" >/dev/null
+	: >"$d/plain"; : >"$d/signed"
+	for k in $(seq "$REPS"); do
+		"$tools/mkimage" "$d/img" "$k" 1
+		(unset DEPLOY_SIGNING_KEY DEPLOY_SSH_KEY
+		 publish_img "$d/plain.git" "$d/img" none "$d/p.$k") >>"$d/plain"
+		DEPLOY_SIGNING_KEY=$(cat "$d/key") \
+			publish_img "$d/signed.git" "$d/img" none "$d/s.$k" >>"$d/signed"
+	done
+	plain=$(median <"$d/plain"); signed=$(median <"$d/signed")
+	read -r commits us < <("$tools/sigcheck" "$d/signed.git" "$d/allowed" 21)
+	emit "" "## Signed releases" "" \
+		"| figure | measured | baseline | ratio to baseline |" \
+		"|---|---|---|---|" \
+		"| \`deploy publish\` of a 1 MiB image, signed (median of $REPS) | $(secs "$signed") | unsigned: $(secs "$plain") | $(ratio "$signed" "$plain") |" \
+		"| agent's signature check, per fetched commit ($commits commits, median of 21 walks) | $us µs | | |"
+	method "- **Signed releases**: two deployment repositories made by \`deploy init\`," \
+		"  one with \`DEPLOY_SIGNING_KEY\` (ed25519) and one without any key;" \
+		"  $REPS times, alternating, \`deploy publish --no-signal\` of the same" \
+		"  fresh 1 MiB image into each. Medians. The check is" \
+		"  \`ud_deployrepo_verify_signed\` (what a sync with allowed_signers runs)" \
+		"  over the signed repository's whole history (bench/sigcheck.c), its" \
+		"  median time over 21 walks divided by the number of commits."
+}
+
 bench_fanout() { BENCH_LOGIN_RC=${BENCH_LOGIN_RC:-empty} section fanout.sh; }
 bench_summon() { section summon.sh; }
 bench_boot() { section boot.sh; }
 bench_microvm() { section microvm.sh; }
 bench_soak() { SYNCS=${SOAK_SYNCS:-10000} section soak.sh; }
 
-for group in ${BENCH_ONLY:-push publish storage fanout summon boot microvm soak}; do
+for group in ${BENCH_ONLY:-push publish signing storage fanout summon boot microvm soak}; do
 	"bench_$group"
 done
 
