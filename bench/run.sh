@@ -20,6 +20,8 @@
 # BENCH_OUT (bench/RESULTS.md), BENCH_ONLY (groups to run, "push publish signing
 # storage fanout summon boot microvm soak").
 #
+#   signing: \`deploy publish\` signed against unsigned, and the agent's
+#      signature check per fetched commit (bench/sigcheck.c).
 #   4. fanout (bench/fanout.sh): signalling 1, 4 and 16 hosts over SSH, each
 #      in its own network namespace, and push-to-live over SSH against a host
 #      polling every 11 minutes.
