@@ -179,8 +179,13 @@ rejected() {
 	# its branch moved (never deployed over the first)
 	[ $((sa == 0)) -ne $((sb == 0)) ]
 	if [ "$sa" -eq 0 ]; then won=$W lost=$T/b.out; else won=$T/other lost=$T/a.out; fi
-	grep -q 'pre-receive hook declined' "$lost"
-	grep '^remote: ' "$lost" | tail -n 1 | grep -q -- '-----> FAILED: '
+	# declined by our hook (lock, or branch moved), or, had it come after
+	# the first push had landed, refused by git itself (serialized)
+	if grep -q 'pre-receive hook declined' "$lost"; then
+		grep '^remote: ' "$lost" | tail -n 1 | grep -q -- '-----> FAILED: '
+	else
+		grep -q '\[rejected\].*(fetch first)' "$lost"
+	fi
 	# the branch holds the winner, and so does the live release
 	[ "$(app_head)" = "$(git -C "$won" rev-parse HEAD)" ]
 	[ "$(manifest "$(current_release)" | jq -r .source.commit)" = "$(app_head)" ]
@@ -195,4 +200,45 @@ rejected() {
 	(cd "$side" && env -u DEPLOY_REPO UD_IT_MARK="$T" git push origin HEAD:main) >&2
 	[ "$(app_head)" = "$(git -C "$side" rev-parse HEAD)" ]
 	[ "$(manifest "$(current_release)" | jq -r .source.commit)" = "$(app_head)" ]
+}
+
+@test "an accepted push keeps the lock until git has moved its branch" {
+	release_version v1
+	old=$(app_head)
+	set_version v2
+	commit_all "pong v2"
+	new=$(git -C "$W" rev-parse HEAD)
+	push HEAD:refs/heads/staging # the objects, not main
+	# Git moves the ref after the hook exits; here the hook's parent (in
+	# git's place) stays until we move the ref by hand.
+	bash -c "cd '$APPREPO' && echo '$old $new refs/heads/main' |
+		env UD_IT_MARK='$T' '$DEPLOY_BIN' hook pre-receive >'$T/hook.out' 2>&1;
+		echo \$? >'$T/hook.status'; exec sleep 120" 3>&- &
+	parent=$!
+	wait_until 300 test -s "$T/hook.status"
+	cat "$T/hook.out" >&2
+	[ "$(cat "$T/hook.status")" = 0 ]
+	[ "$(answer)" = "pong v2" ]
+	# not landed yet: a second push is refused, and deploys nothing
+	rel=$(main_rev)
+	run --separate-stderr bash -c "cd '$APPREPO' && echo '$old $new refs/heads/main' |
+		env UD_IT_MARK='$T' '$DEPLOY_BIN' hook pre-receive"
+	echo "$stderr" >&2
+	[ "$status" -ne 0 ]
+	grep -q 'another deploy of this repository is in progress; this push was rejected' <<<"$stderr"
+	[ "$(tail -n 1 <<<"$stderr")" = "-----> FAILED: another deploy of this repository is in progress; this push was rejected and nothing moved (push again when it is done); push rejected" ]
+	[ "$(main_rev)" = "$rel" ]
+	# landed: the lock is free, and a push still based on the old
+	# branch is refused before it builds
+	git --git-dir="$APPREPO" update-ref refs/heads/main "$new" "$old"
+	lock_free() { flock -n "$APPREPO/unideploy.lock" true; }
+	wait_until 30 lock_free
+	run --separate-stderr bash -c "cd '$APPREPO' && echo '$old $new refs/heads/main' |
+		env UD_IT_MARK='$T' '$DEPLOY_BIN' hook pre-receive"
+	echo "$stderr" >&2
+	[ "$status" -ne 0 ]
+	grep -q "refs/heads/main moved to ${new:0:7} while this push was on its way" <<<"$stderr"
+	[ "$(main_rev)" = "$rel" ]
+	kill "$parent"
+	wait "$parent" || true
 }
