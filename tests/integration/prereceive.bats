@@ -150,7 +150,7 @@ rejected() {
 	[ "$PUSH_STATUS" -eq 0 ]
 	[ "$(app_head)" = "$(git -C "$W" rev-parse HEAD)" ]
 	last_remote | grep -q '^remote: -----> FAILED: build failed; nothing was published: '
-	refute last_remote | grep -q 'push rejected'
+	refute grep -q 'push rejected' <<<"$(last_remote)"
 	[ "$(current_release)" = 1 ]
 }
 
