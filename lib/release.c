@@ -236,60 +236,57 @@ int ud_release_manifest(struct ud_deployrepo *r, const git_oid *commit,
 	return err;
 }
 
-/* The release that was live before `current`: the first different value
- * of apps/<app>/current going back along main's first parents. */
-static int previous_live(struct ud_deployrepo *r, const char *app,
-			 int current, int *out)
+/* The release whose images n puts live: n itself, or the release it
+ * restores (followed through rollbacks of rollbacks; rollback_of is
+ * always older than the release naming it, so this ends). */
+static int origin(struct ud_deployrepo *r, const git_oid *head,
+		  const char *app, int n, int *out)
 {
-	git_repository *git = ud_deployrepo_git(r);
-	struct ud_buf b = UD_BUF_INIT;
-	git_revwalk *walk = NULL;
-	char *path = ud_asprintf("apps/%s/current", app);
-	git_oid id, blob, last;
-	int err, n, have_last = 0;
+	struct ud_manifest *m = NULL;
+	int err = 0;
+
+	*out = n;
+	while (*out > 0) {
+		if ((err = ud_release_manifest(r, head, app, *out, &m)) < 0)
+			return err;
+		if (!m->rollback_of || m->rollback_of >= *out) {
+			ud_manifest_free(m);
+			break;
+		}
+		*out = m->rollback_of;
+		ud_manifest_free(m);
+		m = NULL;
+	}
+	return err;
+}
+
+/*
+ * The default target, Heroku's numbered rollback: the release numbered
+ * just before the one the live release stands for (itself, or what it
+ * restores), so two rollbacks in a row go two steps back rather than
+ * toggling. A release that would put the live images back is skipped.
+ */
+static int default_target(struct ud_deployrepo *r, const git_oid *head,
+			  const char *app, int current, int live, int *out)
+{
+	struct ud_manifest *m = NULL;
+	int err, from, t, o;
 
 	*out = 0;
-	if (git_revwalk_new(&walk, git) < 0 ||
-	    git_revwalk_push_ref(walk, UD_MAIN_REF) < 0) {
-		err = ud_error_set_git(UD_ERROR, "cannot walk %s",
-				       UD_MAIN_REF);
-		goto done;
-	}
-	git_revwalk_simplify_first_parent(walk);
-	while ((err = git_revwalk_next(&id, walk)) == 0) {
-		err = ud_deployrepo_blob_id(r, &id, path, &blob);
-		if (err == UD_ENOTFOUND)
-			continue;
-		if (err < 0)
-			goto done;
-		/* Most commits leave current alone: compare blobs first. */
-		if (have_last && git_oid_equal(&blob, &last))
-			continue;
-		git_oid_cpy(&last, &blob);
-		have_last = 1;
-		ud_buf_clear(&b);
-		b.max = CURRENT_MAX;
-		if ((err = ud_deployrepo_read(r, &id, path, &b)) < 0 ||
-		    (err = parse_current(&b, app, &n)) < 0)
-			goto done;
-		if (n != current) {
-			*out = n;
-			err = 0;
-			goto done;
+	if ((err = ud_release_manifest(r, head, app, current, &m)) < 0)
+		return err;
+	from = m->rollback_of ? m->rollback_of : current;
+	ud_manifest_free(m);
+	for (t = from - 1; t > 0; t--) {
+		if ((err = origin(r, head, app, t, &o)) < 0)
+			return err;
+		if (o != live) {
+			*out = t;
+			return 0;
 		}
 	}
-	if (err != GIT_ITEROVER) {
-		err = ud_error_set_git(UD_ERROR, "cannot walk %s",
-				       UD_MAIN_REF);
-		goto done;
-	}
-	err = ud_error_set(UD_ENOTFOUND,
-			   "%s has no earlier release to roll back to", app);
-done:
-	git_revwalk_free(walk);
-	ud_buf_free(&b);
-	free(path);
-	return err;
+	return ud_error_set(UD_ENOTFOUND,
+			    "%s has no earlier release to roll back to", app);
 }
 
 int ud_release_rollback(struct ud_deployrepo *r, const char *app, int to,
@@ -300,18 +297,35 @@ int ud_release_rollback(struct ud_deployrepo *r, const char *app, int to,
 	git_oid head, log, *logp = NULL;
 	char *path = NULL;
 	size_t i, nfiles = 0;
-	int err, current;
+	int err, current, live, want;
 
 	if (out)
 		*out = NULL;
-	if ((err = ud_release_current(r, NULL, app, &current)) < 0)
-		goto done;
-	if (!to && (err = previous_live(r, app, current, &to)) < 0)
-		goto done;
-	/* One snapshot for the manifest and its blobs. */
+	/* One snapshot for every decision, the manifest and its blobs. */
 	if ((err = ud_deployrepo_head(r, &head)) < 0 ||
-	    (err = ud_release_manifest(r, &head, app, to, &target)) < 0)
+	    (err = ud_release_current(r, &head, app, &current)) < 0 ||
+	    (err = origin(r, &head, app, current, &live)) < 0)
 		goto done;
+	if (!to && (err = default_target(r, &head, app, current, live,
+					 &to)) < 0)
+		goto done;
+	if ((err = ud_release_manifest(r, &head, app, to, &target)) < 0 ||
+	    (err = origin(r, &head, app, to, &want)) < 0)
+		goto done;
+	/* A no-op release would only push the real history further back. */
+	if (want == live) {
+		err = to == current
+			? ud_error_set(UD_EEXISTS,
+				       "v%d is the live release of %s; "
+				       "nothing to roll back",
+				       to, app)
+			: ud_error_set(UD_EEXISTS,
+				       "v%d is what %s serves already (live "
+				       "v%d restores v%d); nothing to roll "
+				       "back",
+				       to, app, current, live);
+		goto done;
+	}
 	/* The images and their initrds, the same blobs. */
 	files = ud_calloc(2 * target->nimages, sizeof(*files));
 	for (i = 0; i < 2 * target->nimages; i++) {

@@ -32,10 +32,14 @@ int ud_release_publish(struct ud_deployrepo *r, struct ud_manifest *m,
 		       const git_oid *build_log);
 
 /*
- * Publish a release that restores release `to` (0: the release that was
- * current before the current one, found in main's history). UD_ENOTFOUND
- * if `to` does not exist or there is no earlier release. *out (may be
- * NULL): the new manifest, rollback_of == to.
+ * Publish a release that restores release `to`. 0: the default target,
+ * the release numbered just before the one the live release stands for
+ * (the current release, or the release it restores), skipping any that
+ * would put the live images back: after v1 v2 v3, a rollback publishes
+ * v4 restoring v2, the next one v5 restoring v1. UD_ENOTFOUND if `to`
+ * does not exist or there is no earlier release; UD_EEXISTS, nothing
+ * written, if `to` is live (the current release, or what it restores).
+ * *out (may be NULL): the new manifest, rollback_of == to.
  */
 int ud_release_rollback(struct ud_deployrepo *r, const char *app, int to,
 			struct ud_manifest **out);

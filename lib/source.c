@@ -4,7 +4,46 @@
  */
 #include "source.h"
 
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "errors.h"
+
+/*
+ * A pre-receive hook runs before git moves the pushed objects out of
+ * quarantine: they sit in $GIT_QUARANTINE_PATH (git also points
+ * GIT_OBJECT_DIRECTORY there), which libgit2 opened without
+ * GIT_REPOSITORY_OPEN_FROM_ENV does not read. Add it as an alternate, but
+ * only when it lies inside this repository's objects directory: a
+ * quarantine of another repository is not ours to read.
+ */
+static int add_quarantine(git_repository *repo)
+{
+	const char *q = getenv("GIT_QUARANTINE_PATH");
+	char *objects = NULL, qreal[PATH_MAX], oreal[PATH_MAX];
+	git_odb *odb = NULL;
+	size_t n;
+	int err = 0;
+
+	if (!q || !*q)
+		return 0;
+	objects = ud_asprintf("%sobjects", git_repository_path(repo));
+	if (!realpath(q, qreal) || !realpath(objects, oreal))
+		goto done; /* gone or not there: nothing to add */
+	n = strlen(oreal);
+	if (strncmp(qreal, oreal, n) || qreal[n] != '/')
+		goto done;
+	if (git_repository_odb(&odb, repo) < 0 ||
+	    git_odb_add_disk_alternate(odb, qreal) < 0)
+		err = ud_error_set_git(UD_ERROR,
+				       "cannot read the pushed objects in %s",
+				       qreal);
+done:
+	git_odb_free(odb);
+	free(objects);
+	return err;
+}
 
 int ud_source_open(git_repository **out, const char *path)
 {
@@ -21,6 +60,10 @@ int ud_source_open(git_repository **out, const char *path)
 	else if (err < 0)
 		err = ud_error_set_git(UD_ERROR, "cannot open repository '%s'",
 				       path);
+	else if ((err = add_quarantine(*out)) < 0) {
+		git_repository_free(*out);
+		*out = NULL;
+	}
 	if (err < 0)
 		git_libgit2_shutdown();
 	return err;

@@ -47,7 +47,7 @@ export DEPLOY_REPO=$T/deploy.git
 run "$deploy" host add local --agent "unix:$T/agent.sock"
 run "$deploy" place pong --hosts local --mode boot --listen "127.0.0.1:$port"
 
-say "A bare app repository with the post-receive hook"
+say "A bare app repository with the pre-receive hook: a push is accepted once it is live"
 run git init -q --bare -b main "$T/pong.git"
 run "$deploy" hook install "$T/pong.git"
 

@@ -87,7 +87,7 @@ int cli_signer(const struct cli_common *c, struct ud_sshkey **key,
 int cmd_init(int argc, char **argv);
 int cmd_host(int argc, char **argv);     /* deploy host add ... */
 int cmd_place(int argc, char **argv);
-int cmd_hook(int argc, char **argv);     /* hook install | hook post-receive */
+int cmd_hook(int argc, char **argv);     /* hook install | pre-receive | post-receive */
 int cmd_build(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_ci(int argc, char **argv);
@@ -127,6 +127,9 @@ struct cli_pipeline {
 	struct ud_buf *summary;
 	/* ... and a Markdown table of the released images (may be NULL). */
 	struct ud_buf *summary_images;
+	/* Filled with why the run failed, one line for the pusher's
+	 * "FAILED:" (may be NULL). */
+	struct ud_buf *failure;
 };
 int cli_pipeline_run(const struct cli_pipeline *p);
 /* Events that print progress and host lines as the pipeline does;

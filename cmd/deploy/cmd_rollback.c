@@ -1,6 +1,7 @@
 /*
  * deploy rollback APP [N]: publish a release that restores N (default: the
- * release live before the current one), then signal the app's hosts.
+ * release numbered before the one that is live, so rollbacks in a row go
+ * further back; ud_release_rollback), then signal the app's hosts.
  */
 #include <errno.h>
 #include <limits.h>

@@ -19,7 +19,17 @@ struct printer {
 	 * it arrives. */
 	int at_line_start;
 	int status; /* of the step that failed */
+	/* The first host that did not take the release, as printed. */
+	char *failed_host;
 };
+
+/* Why the run failed, for the caller's FAILED line. */
+static void set_failure(const struct cli_pipeline *p, const char *m)
+{
+	if (!p->failure || p->failure->size)
+		return;
+	ud_buf_puts(p->failure, m);
+}
 
 static void on_output(void *payload, const char *data, size_t len)
 {
@@ -76,6 +86,7 @@ static int fail(const struct cli_pipeline *p, int code, const char *what)
 	char *m = ud_asprintf("%s: %s", what, ud_error_last());
 
 	annotate(p, m);
+	set_failure(p, m);
 	free(m);
 	return cli_fail(code, what);
 }
@@ -95,6 +106,8 @@ static void on_host(void *payload, const struct ud_host_reply *h,
 	printf("-----> %s\n", line);
 	if (v->kind == UD_VERDICT_FAILED || v->kind == UD_VERDICT_UNREACHABLE)
 		cli_print_log_tail(v->entry);
+	if (pr && v->failed && !pr->failed_host)
+		pr->failed_host = ud_strdup(line);
 	if (pr && pr->p->on_host)
 		pr->p->on_host(h->host, line, v->failed);
 }
@@ -109,6 +122,13 @@ static void on_hosts_failed(void *payload, const char *what,
 		what, m->release);
 	msg = ud_asprintf("%s v%d failed on some hosts", m->app, m->release);
 	annotate(pr->p, msg);
+	free(msg);
+	/* The first host that failed, with its reason: "local: pong v2
+	 * failed: health check ... (still serving v1)". */
+	msg = ud_asprintf("%s: %s v%d is not live everywhere: %s", what,
+			  m->app, m->release,
+			  pr->failed_host ? pr->failed_host : "see above");
+	set_failure(pr->p, msg);
 	free(msg);
 }
 
@@ -157,7 +177,7 @@ void cli_pipeline_events(struct ud_pipeline_events *ev, void *printer)
 int cli_pipeline_run(const struct cli_pipeline *p)
 {
 	struct ud_deployrepo *r = NULL;
-	struct printer pr = { p, 1, 0 };
+	struct printer pr = { p, 1, 0, NULL };
 	struct ud_pipeline_events ev;
 	struct ud_pipeline_opts o = { 0 };
 	long long t0 = ud_now_ms();
@@ -196,6 +216,7 @@ int cli_pipeline_run(const struct cli_pipeline *p)
 	}
 done:
 	fflush(stdout);
+	free(pr.failed_host);
 	ud_deployrepo_free(r);
 	return pr.status;
 }

@@ -45,7 +45,7 @@ image_blobs() {
 	grep -q '^deploy: .*nosuchapp' <<<"$stderr"
 }
 
-@test "deploy rollback (default) restores the release live before the current one, same blobs" {
+@test "deploy rollback (default) restores the release before the live one, same blobs" {
 	release_version v1
 	release_version v2
 	[ "$(answer)" = "pong v2" ]
@@ -61,12 +61,61 @@ image_blobs() {
 	[ "$(answer)" = "pong v1" ]
 	run deploy releases pong --json
 	jq -e '.[0] | .release == 3 and .rollback_of == 1 and .current' <<<"$output"
-	# again: the release live before 3 was 2
+	# again: v3 stands for v1 and nothing is older, so nothing to do
+	# (rollbacks go back, they do not toggle between v1 and v2: SPEC §4)
+	before=$(main_rev)
+	run --separate-stderr deploy rollback pong
+	echo "$stderr" >&2
+	[ "$status" -eq 1 ]
+	grep -qx 'deploy: rollback pong: pong has no earlier release to roll back to' <<<"$stderr"
+	[ "$(main_rev)" = "$before" ]
+	[ "$(answer)" = "pong v1" ]
+}
+
+@test "two default rollbacks in a row go two releases back, each the same blobs" {
+	release_version v1
+	release_version v2
+	release_version v3
 	run deploy rollback pong
+	echo "$output" >&2
 	[ "$status" -eq 0 ]
+	grep -q 'published v4, rolling back to v2' <<<"$output"
 	[ "$(manifest 4 | jq -r .rollback_of)" = 2 ]
 	[ "$(image_blobs 4)" = "$(image_blobs 2)" ]
 	[ "$(answer)" = "pong v2" ]
+	run deploy rollback pong
+	echo "$output" >&2
+	[ "$status" -eq 0 ]
+	[ "$(manifest 5 | jq -r .rollback_of)" = 1 ]
+	[ "$(image_blobs 5)" = "$(image_blobs 1)" ]
+	[ "$(answer)" = "pong v1" ]
+	[ "$(tags)" = "pong/v1 pong/v2 pong/v3 pong/v4 pong/v5 " ]
+}
+
+@test "deploy rollback to the live release (or what it restores) is refused and changes nothing" {
+	release_version v1
+	release_version v2
+	before=$(main_rev)
+	run --separate-stderr deploy rollback pong 2
+	echo "$stderr" >&2
+	[ "$status" -eq 1 ]
+	[ "$(wc -l <<<"$stderr")" -eq 1 ]
+	grep -qx 'deploy: rollback pong: v2 is the live release of pong; nothing to roll back' <<<"$stderr"
+	[ "$(main_rev)" = "$before" ]
+	[ "$(tags)" = "pong/v1 pong/v2 " ]
+	# v3 restores v1: asking for v1 (or v3) again is the same no-op
+	run deploy rollback pong 1
+	[ "$status" -eq 0 ]
+	before=$(main_rev)
+	run --separate-stderr deploy rollback pong v1
+	echo "$stderr" >&2
+	[ "$status" -eq 1 ]
+	grep -qx 'deploy: rollback pong: v1 is what pong serves already (live v3 restores v1); nothing to roll back' <<<"$stderr"
+	run --separate-stderr deploy rollback pong 3
+	[ "$status" -eq 1 ]
+	[ "$(main_rev)" = "$before" ]
+	[ "$(current_release)" = 3 ]
+	[ "$(answer)" = "pong v1" ]
 }
 
 @test "deploy rollback APP N restores release N with the same blob oids" {

@@ -2,7 +2,9 @@
 #
 # setup() builds, under one temp dir $T:
 #   $DREPO     the deployment repository (deploy init), $DEPLOY_REPO points at it
-#   $APPREPO   a bare app repository with the post-receive hook installed
+#   $APPREPO   a bare app repository with the hook installed: pre-receive
+#              (the default), or post-receive when the suite sets
+#              HOOK_INSTALL_OPTS=--post-receive before setup_world
 #   $W         a work clone of it holding the pong sample app (not committed)
 #   an agent   (host "local", control unix:$T/agent.sock, state $T/state)
 #              running in the background, log in $T/agent.log
@@ -190,7 +192,8 @@ commit_all() {
 }
 
 # push [REFSPEC]: push the work clone; output in $PUSH_OUT, status in
-# $PUSH_STATUS (git push succeeds even when the hook fails: read the output).
+# $PUSH_STATUS (with a post-receive hook git push succeeds even when the
+# deploy fails: read the output; a pre-receive hook rejects the push).
 push() {
 	local refspec=${1:-HEAD:main}
 	PUSH_STATUS=0
@@ -264,7 +267,7 @@ setup_world() {
 
 	deploy init "$DREPO"
 	git init -q --bare -b main "$APPREPO"
-	deploy hook install "$APPREPO"
+	deploy hook install "$APPREPO" ${HOOK_INSTALL_OPTS:-}
 	deploy host add local --agent "unix:$T/agent.sock"
 	deploy place "$APP" --hosts local --listen "$LISTEN"
 

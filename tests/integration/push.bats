@@ -4,6 +4,11 @@
 
 load helpers
 
+# This suite runs the post-receive hook (`deploy hook install
+# --post-receive`): the option keeps working as it always did. The default,
+# pre-receive, is prereceive.bats (and every other suite).
+HOOK_INSTALL_OPTS=--post-receive
+
 @test "hook install writes deploy.repo and deploy.branch into the app repository's config" {
 	[ "$(git --git-dir="$APPREPO" config deploy.repo)" = "$DREPO" ]
 	[ "$(git --git-dir="$APPREPO" config deploy.branch)" = main ]

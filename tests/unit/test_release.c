@@ -266,20 +266,72 @@ static void test_rollback_default(void **state)
 	assert_int_equal(git_cli(f->path, &b, "log", "-1", "--format=%s"), 0);
 	assert_string_equal(b.ptr, "hello: release 4, rolling back to 2");
 
-	/* again: the release live before 4 was 3 */
+	/* again: one step further back (4 stands for 2), not back to 3 */
 	assert_int_equal(ud_release_rollback(f->r, "hello", 0, NULL), 0);
 	assert_int_equal(ud_release_manifest(f->r, NULL, "hello", 5, &m), 0);
-	assert_int_equal(m->rollback_of, 3);
+	assert_int_equal(m->rollback_of, 1);
 	ud_manifest_free(m);
 	m = NULL;
+	/* and v1 is as far back as it goes: refused, nothing written */
+	assert_int_equal(ud_release_rollback(f->r, "hello", 0, &m),
+			 UD_ENOTFOUND);
+	assert_string_equal(ud_error_last(),
+			    "hello has no earlier release to roll back to");
+	assert_null(m);
 
 	/* explicit target */
-	assert_int_equal(ud_release_rollback(f->r, "hello", 1, &m), 0);
+	assert_int_equal(ud_release_rollback(f->r, "hello", 3, &m), 0);
 	assert_int_equal(m->release, 6);
-	assert_int_equal(m->rollback_of, 1);
-	assert_read(f->r, "apps/hello/releases/6/" IMAGE, "one");
+	assert_int_equal(m->rollback_of, 3);
+	assert_read(f->r, "apps/hello/releases/6/" IMAGE, "three");
+	ud_manifest_free(m);
+	m = NULL;
+	/* from 6 (standing for 3) the default goes to 2 */
+	assert_int_equal(ud_release_rollback(f->r, "hello", 0, &m), 0);
+	assert_int_equal(m->release, 7);
+	assert_int_equal(m->rollback_of, 2);
 	ud_manifest_free(m);
 	ud_buf_free(&b);
+}
+
+/* Rolling back to what is live publishes nothing. */
+static void test_rollback_to_live(void **state)
+{
+	struct fixture *f = *state;
+	struct ud_manifest *m = NULL;
+	git_oid before, after;
+	int current = 0;
+
+	publish_ok(f->r, "hello", "one", 1);
+	publish_ok(f->r, "hello", "two", 2);
+	assert_int_equal(ud_deployrepo_head(f->r, &before), 0);
+	assert_int_equal(ud_release_rollback(f->r, "hello", 2, &m),
+			 UD_EEXISTS);
+	assert_string_equal(ud_error_last(), "v2 is the live release of "
+					     "hello; nothing to roll back");
+	assert_null(m);
+	assert_int_equal(ud_deployrepo_head(f->r, &after), 0);
+	assert_true(git_oid_equal(&before, &after));
+
+	/* v3 restores v1: v1 and v3 are both what is live */
+	assert_int_equal(ud_release_rollback(f->r, "hello", 0, NULL), 0);
+	assert_int_equal(ud_deployrepo_head(f->r, &before), 0);
+	assert_int_equal(ud_release_rollback(f->r, "hello", 1, &m),
+			 UD_EEXISTS);
+	assert_string_equal(ud_error_last(),
+			    "v1 is what hello serves already (live v3 "
+			    "restores v1); nothing to roll back");
+	assert_int_equal(ud_release_rollback(f->r, "hello", 3, &m),
+			 UD_EEXISTS);
+	assert_null(m);
+	assert_int_equal(ud_deployrepo_head(f->r, &after), 0);
+	assert_true(git_oid_equal(&before, &after));
+	assert_int_equal(ud_release_current(f->r, NULL, "hello", &current), 0);
+	assert_int_equal(current, 3);
+	/* forward again is fine: v2 is not live */
+	assert_int_equal(ud_release_rollback(f->r, "hello", 2, &m), 0);
+	assert_int_equal(m->release, 4);
+	ud_manifest_free(m);
 }
 
 static void test_rollback_errors(void **state)
@@ -454,6 +506,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_publish_race, repo_setup,
 						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_rollback_default, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_to_live, repo_setup,
 						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_rollback_errors, repo_setup,
 						repo_teardown),
