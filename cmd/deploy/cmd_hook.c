@@ -21,6 +21,12 @@ static const char usage[] =
 	"       deploy hook post-receive   (run by git, reads <old> <new> "
 	"<ref> lines)";
 
+static const struct cli_opt_help help[] = {
+	{ "--branch B", "install: the branch whose pushes deploy, recorded "
+			"as git config deploy.branch (default: main)" },
+	{ NULL, NULL }
+};
+
 #define HOOK_MARK "unideploy post-receive hook"
 #define ZERO_OID "0000000000000000000000000000000000000000"
 
@@ -225,7 +231,7 @@ int cmd_hook(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
 		switch (opt) {
 		case 'b': branch = optarg; break;
-		case 'h': printf("usage: %s\n", usage); return 0;
+		case 'h': return cli_help(usage, help);
 		default: return cli_usage(usage, "bad option");
 		}
 	}

@@ -22,7 +22,38 @@
 static const char usage[] =
 	"deploy place APP --hosts H1,H2 [--mode boot|summon] [--listen ADDR] "
 	"[--target T] [--instances N] [--idle-stop S] [--max-instances N] "
-	"[--concurrency N]";
+	"[--concurrency N] [--no-signal]";
+
+/* Defaults are ud_placement_init()'s; a setting not given keeps the value
+ * of the app's existing placement. */
+static const struct cli_opt_help help[] = {
+	{ "--hosts H1,H2", "the hosts to run the app on, replacing its "
+			   "current ones (required)" },
+	{ "--mode boot|summon", "boot: instances always up; summon: started "
+				"by the first request, stopped when idle "
+				"(default: boot, or as placed)" },
+	{ "--listen ADDR", "HOST:PORT the host serves the app on; refused "
+			   "when another app uses it on one of the hosts "
+			   "(default: 127.0.0.1:<run.port of deploy.json>, "
+			   "or as placed)" },
+	{ "--target T", "the image target to run (unix, qemu, firecracker, "
+			"spt, hvt, xen); refused when the app's current "
+			"release has no image for it (default: unix, or as "
+			"placed)" },
+	{ "--instances N", "boot mode: instances per host (default: 1, or "
+			   "as placed)" },
+	{ "--idle-stop S", "summon mode: seconds without a request before "
+			   "an instance is stopped (default: 300, or as "
+			   "placed)" },
+	{ "--max-instances N", "summon mode: most instances per host "
+			       "(default: 4, or as placed)" },
+	{ "--concurrency N", "summon mode: requests one instance takes at "
+			     "once (default: 50, or as placed)" },
+	{ "--no-signal", "commit only; hosts apply it at their next poll "
+			 "(default: once the app has a release, signal the "
+			 "hosts it left, which stop it, and its hosts)" },
+	{ NULL, NULL }
+};
 
 enum {
 	OPT_HOSTS = 1,
@@ -270,8 +301,7 @@ int cmd_place(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
 		switch (opt) {
 		case 'h':
-			printf("usage: %s\n", usage);
-			status = 0;
+			status = cli_help(usage, help);
 			goto done;
 		case OPT_HOSTS:
 			hosts = optarg;
