@@ -290,7 +290,7 @@ run_image() {
 	port=$(free_port)
 	PORT=$port "$1" 2>/dev/null 3>&- &
 	pid=$!
-	wait_until 5 curl -sf "http://127.0.0.1:$port/health" || { kill "$pid"; return 1; }
+	wait_until 30 curl -sf "http://127.0.0.1:$port/health" || { kill "$pid"; return 1; }
 	body=$(curl -s "http://127.0.0.1:$port/")
 	kill "$pid"
 	wait "$pid" || true
