@@ -348,6 +348,155 @@ int ud_fleet_set_placement(struct ud_fleet *f, const struct ud_placement *p)
 	return 0;
 }
 
+void ud_fleet_apps_on(const struct ud_fleet *f, const char *host,
+		      struct ud_strvec *out)
+{
+	size_t i, j;
+
+	for (i = 0; i < f->napps; i++)
+		for (j = 0; j < f->apps[i].hosts.n; j++)
+			if (!strcmp(f->apps[i].hosts.v[j], host)) {
+				ud_strvec_push(out, f->apps[i].app);
+				break;
+			}
+}
+
+int ud_fleet_remove_host(struct ud_fleet *f, const char *name)
+{
+	struct ud_strvec apps = UD_STRVEC_INIT;
+	struct ud_buf names = UD_BUF_INIT;
+	size_t i;
+	int err = 0;
+
+	ud_strvec_init(&apps);
+	for (i = 0; i < f->nhosts; i++)
+		if (!strcmp(f->hosts[i].name, name))
+			break;
+	if (i == f->nhosts) {
+		err = ud_error_set(UD_ENOTFOUND,
+				   "host '%s' is not in fleet.json", name);
+		goto done;
+	}
+	ud_fleet_apps_on(f, name, &apps);
+	if (apps.n) {
+		for (size_t j = 0; j < apps.n; j++)
+			ud_buf_printf(&names, "%s%s", j ? ", " : "",
+				      apps.v[j]);
+		err = ud_error_set(UD_EBUSY,
+				   "host '%s' still has %s placed on it: %s "
+				   "(move them with deploy place or remove "
+				   "them with deploy remove first)",
+				   name, apps.n == 1 ? "an app" : "apps",
+				   names.ptr);
+		goto done;
+	}
+	host_clear(&f->hosts[i]);
+	memmove(&f->hosts[i], &f->hosts[i + 1],
+		(f->nhosts - i - 1) * sizeof(*f->hosts));
+	f->nhosts--;
+done:
+	ud_buf_free(&names);
+	ud_strvec_free(&apps);
+	return err;
+}
+
+int ud_fleet_remove_placement(struct ud_fleet *f, const char *app)
+{
+	size_t i;
+
+	for (i = 0; i < f->napps; i++)
+		if (!strcmp(f->apps[i].app, app))
+			break;
+	if (i == f->napps)
+		return ud_error_set(UD_ENOTFOUND,
+				    "app '%s' is not placed on any host", app);
+	placement_clear(&f->apps[i]);
+	memmove(&f->apps[i], &f->apps[i + 1],
+		(f->napps - i - 1) * sizeof(*f->apps));
+	f->napps--;
+	return 0;
+}
+
+/* Split "host:port" / "[v6]:port" into its host part (brackets kept) and
+ * port; 0 when it is not of that form. */
+static int split_listen(const char *s, const char **host, size_t *hostlen,
+			const char **port)
+{
+	const char *colon = strrchr(s, ':');
+
+	if (!colon || !colon[1])
+		return 0;
+	if (s[0] == '[' && (colon == s || colon[-1] != ']'))
+		return 0;
+	*host = s;
+	*hostlen = (size_t)(colon - s);
+	*port = colon + 1;
+	return 1;
+}
+
+static int wildcard(const char *host, size_t len)
+{
+	return (len == 7 && !strncmp(host, "0.0.0.0", 7)) ||
+	       (len == 4 && !strncmp(host, "[::]", 4)) || len == 0;
+}
+
+int ud_listen_overlap(const char *a, const char *b)
+{
+	const char *ha, *hb, *pa, *pb;
+	size_t la, lb;
+
+	if (!strcmp(a, b))
+		return 1;
+	if (!split_listen(a, &ha, &la, &pa) || !split_listen(b, &hb, &lb, &pb))
+		return 0;
+	if (strcmp(pa, pb))
+		return 0;
+	/* Same port: the same address, or a wildcard that takes them all. */
+	return (la == lb && !strncmp(ha, hb, la)) || wildcard(ha, la) ||
+	       wildcard(hb, lb);
+}
+
+int ud_fleet_check_listen(const struct ud_fleet *f,
+			  const struct ud_placement *p,
+			  char *(*effective)(const struct ud_placement *q,
+					     void *payload),
+			  void *payload)
+{
+	char *mine = p->listen ? ud_strdup(p->listen) :
+		     effective ? effective(p, payload) : NULL;
+	size_t i, j, k;
+	int err = 0;
+
+	if (!mine)
+		return 0;
+	for (i = 0; i < f->napps && !err; i++) {
+		const struct ud_placement *q = &f->apps[i];
+		char *theirs;
+
+		if (!strcmp(q->app, p->app))
+			continue;
+		theirs = q->listen ? ud_strdup(q->listen) :
+			 effective ? effective(q, payload) : NULL;
+		if (!theirs || !ud_listen_overlap(mine, theirs)) {
+			free(theirs);
+			continue;
+		}
+		for (j = 0; j < p->hosts.n && !err; j++)
+			for (k = 0; k < q->hosts.n && !err; k++)
+				if (!strcmp(p->hosts.v[j], q->hosts.v[k]))
+					err = ud_error_set(
+						UD_EEXISTS,
+						"listen address %s is already "
+						"used by app '%s' on host "
+						"'%s' (%s)",
+						mine, q->app, q->hosts.v[k],
+						theirs);
+		free(theirs);
+	}
+	free(mine);
+	return err;
+}
+
 static int host_from_json(struct ud_fleet *f, const char *hname,
 			  const json_t *obj, const char *name)
 {

@@ -59,6 +59,32 @@ int ud_fleet_set_host(struct ud_fleet *f, const struct ud_fleet_host *h);
  * host is unknown. */
 int ud_fleet_set_placement(struct ud_fleet *f, const struct ud_placement *p);
 
+/* Push the names of the apps placed on `host` onto *out (fleet order). */
+void ud_fleet_apps_on(const struct ud_fleet *f, const char *host,
+		      struct ud_strvec *out);
+/* Remove host `name`: UD_ENOTFOUND when it is not there, UD_EBUSY (the
+ * apps named) while apps are placed on it; f is unchanged on error. */
+int ud_fleet_remove_host(struct ud_fleet *f, const char *name);
+/* Remove the placement of `app`: UD_ENOTFOUND when it has none. */
+int ud_fleet_remove_placement(struct ud_fleet *f, const char *app);
+
+/* Would two listen addresses take the same socket? The same text, or the
+ * same port where one host is a wildcard (0.0.0.0, [::]). */
+int ud_listen_overlap(const char *a, const char *b);
+/*
+ * UD_EEXISTS, naming the other app and the host, when placement p's
+ * listen address is taken by another app of f on one of p's hosts. A
+ * placement without "listen" listens where `effective` says (an owned
+ * string or NULL: none; the agent's default 127.0.0.1:<run.port> comes
+ * from the app's release, which the fleet does not hold); `effective`
+ * may be NULL, and then only explicit addresses are compared.
+ */
+int ud_fleet_check_listen(const struct ud_fleet *f,
+			  const struct ud_placement *p,
+			  char *(*effective)(const struct ud_placement *q,
+					     void *payload),
+			  void *payload);
+
 /* Zero a placement and fill in the defaults above. */
 void ud_placement_init(struct ud_placement *p);
 

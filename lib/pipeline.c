@@ -238,6 +238,73 @@ int ud_pipeline_signal(struct ud_deployrepo *r, const char *app, int want,
 	return err;
 }
 
+int ud_pipeline_signal_left(struct ud_deployrepo *r, const char *app,
+			    const struct ud_strvec *hosts,
+			    const struct ud_ssh_opts *ssh, int timeout_ms,
+			    const struct ud_pipeline_events *ev,
+			    struct ud_signal_result *res)
+{
+	struct ud_fleet *f = NULL;
+	struct ud_host_reply *replies = NULL;
+	char *failed = NULL, *names;
+	int err;
+
+	memset(res, 0, sizeof(*res));
+	if (!hosts->n)
+		return 0;
+	if ((err = ud_fleet_load(r, NULL, &f)) < 0)
+		return err;
+	res->nhosts = hosts->n;
+	/* A whole-host sync: asked about `app`, an agent that no longer
+	 * runs it would answer that it is not placed there. */
+	ud_notify_hosts_ex(&replies, f, hosts, "sync", NULL, timeout_ms, ssh);
+	failed = ud_calloc(hosts->n, 1);
+	for (size_t i = 0; i < hosts->n; i++) {
+		const struct ud_host_reply *h = &replies[i];
+		struct ud_verdict v = { 0 };
+		struct ud_buf line = UD_BUF_INIT;
+
+		if (!h->ok) {
+			v.kind = UD_VERDICT_UNREACHABLE;
+			v.failed = 1;
+			v.reason = h->error ? h->error : "no answer";
+			ud_buf_printf(&line, "%s: unreachable: %s", h->host,
+				      v.reason);
+		} else if ((v.entry = json_object_get(
+				    json_object_get(h->reply, "apps"), app))) {
+			/* Still there after a sync of a fleet without it. */
+			v.kind = UD_VERDICT_FAILED;
+			v.failed = 1;
+			v.reason = "still runs it";
+			ud_buf_printf(&line, "%s: %s still runs there", h->host,
+				      app);
+		} else {
+			v.kind = UD_VERDICT_OK;
+			v.reason = "stopped";
+			ud_buf_printf(&line, "%s: %s stopped (no longer placed "
+					     "there) in %lld ms",
+				      h->host, app, h->ms);
+		}
+		ud_signal_result_add(res, &v);
+		failed[i] = v.failed;
+		if (ev->host)
+			ev->host(ev->payload, h, &v, line.ptr);
+		ud_buf_free(&line);
+	}
+	err = 0;
+	if (res->failed) {
+		names = failed_names(hosts, failed);
+		err = ud_error_set(UD_EPARTIAL,
+				   "some hosts did not stop %s: %s", app,
+				   names);
+		free(names);
+	}
+	free(failed);
+	ud_host_replies_free(replies, hosts->n);
+	ud_fleet_free(f);
+	return err;
+}
+
 /* The events, each call a no-op when the caller left it out. */
 static void say(const struct ud_pipeline_events *ev, const char *fmt, ...)
 {

@@ -138,6 +138,18 @@ int ud_pipeline_signal(struct ud_deployrepo *r, const char *app, int want,
 		       const struct ud_pipeline_events *ev,
 		       struct ud_signal_result *res);
 
+/* Signal `hosts`, which `app` has just left (moved away or removed from
+ * the fleet), to sync, so that they stop its instances and free its
+ * listen address now rather than at their next poll. Each reply is
+ * judged (OK: the host no longer runs the app) and reported through
+ * ev->host. Returns 0, UD_EPARTIAL naming the hosts that did not answer
+ * or still run it, or another error (fleet not loadable). */
+int ud_pipeline_signal_left(struct ud_deployrepo *r, const char *app,
+			    const struct ud_strvec *hosts,
+			    const struct ud_ssh_opts *ssh, int timeout_ms,
+			    const struct ud_pipeline_events *ev,
+			    struct ud_signal_result *res);
+
 struct ud_pipeline_opts {
 	const char *source; /* app repository path */
 	const char *rev;    /* commit to build */

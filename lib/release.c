@@ -214,6 +214,37 @@ int ud_release_current(struct ud_deployrepo *r, const git_oid *commit,
 	return err;
 }
 
+int ud_release_check_target(struct ud_deployrepo *r, const char *app,
+			    const char *target)
+{
+	struct ud_manifest *m = NULL;
+	struct ud_buf built = UD_BUF_INIT;
+	int n, err;
+	size_t i;
+
+	if ((err = ud_release_current(r, NULL, app, &n)) == UD_ENOTFOUND) {
+		ud_error_clear(); /* nothing released: nothing to check yet */
+		return 0;
+	}
+	if (err < 0 || (err = ud_release_manifest(r, NULL, app, n, &m)) < 0)
+		goto done;
+	for (i = 0; i < m->nimages; i++) {
+		if (!strcmp(m->images[i].target, target))
+			goto done;
+		ud_buf_printf(&built, "%s%s/%s", i ? ", " : "",
+			      m->images[i].target, m->images[i].arch);
+	}
+	err = ud_error_set(UD_EINVALID,
+			   "%s v%d builds no image for target '%s' (its "
+			   "images: %s); add one to deploy.json's images "
+			   "and publish it first",
+			   app, n, target, built.size ? built.ptr : "none");
+done:
+	ud_buf_free(&built);
+	ud_manifest_free(m);
+	return err;
+}
+
 int ud_release_manifest(struct ud_deployrepo *r, const git_oid *commit,
 			const char *app, int n, struct ud_manifest **out)
 {

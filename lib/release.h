@@ -50,6 +50,11 @@ int ud_release_current(struct ud_deployrepo *r, const git_oid *commit,
 /* Manifest of release n; UD_ENOTFOUND if there is no such release. */
 int ud_release_manifest(struct ud_deployrepo *r, const git_oid *commit,
 			const char *app, int n, struct ud_manifest **out);
+/* 0 when the app's current release has an image for `target`, or when
+ * it has no release yet (nothing to check against); else UD_EINVALID
+ * naming the images it does build. */
+int ud_release_check_target(struct ud_deployrepo *r, const char *app,
+			    const char *target);
 /* All releases, newest first; *current 0 if none. Free with
  * ud_release_list_free. */
 int ud_release_list(struct ud_deployrepo *r, const char *app,

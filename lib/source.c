@@ -4,6 +4,8 @@
  */
 #include "source.h"
 
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,4 +188,81 @@ int ud_source_describe(git_repository *repo, const git_oid *commit,
 	*author = ud_asprintf("%s <%s>", sig->name, sig->email);
 	git_commit_free(c);
 	return 0;
+}
+
+int ud_source_snapshot_worktree(git_repository *repo, git_oid *out)
+{
+	git_odb *odb = NULL;
+	git_odb_backend *mem = NULL;
+	git_index *index = NULL;
+	git_signature *sig = NULL;
+	git_commit *head = NULL;
+	git_tree *tree = NULL;
+	git_oid tree_id;
+	char *message = NULL;
+	int err;
+
+	if (git_repository_is_bare(repo))
+		return ud_error_set(UD_EINVALID,
+				    "'%s' is a bare repository: it has no "
+				    "working tree to build",
+				    git_repository_path(repo));
+	/* Every object of the snapshot goes to memory, ahead of the
+	 * repository's own stores: nothing is written to it. */
+	if (git_repository_odb(&odb, repo) < 0 ||
+	    git_mempack_new(&mem) < 0) {
+		err = ud_error_set_git(UD_ERROR, "cannot snapshot the working "
+						 "tree");
+		goto done;
+	}
+	if (git_odb_add_backend(odb, mem, 1000) < 0) {
+		err = ud_error_set_git(UD_ERROR, "cannot snapshot the working "
+						 "tree");
+		mem->free(mem); /* not the odb's yet */
+		goto done;
+	}
+	/* The index as git has it, changed in memory only: never written
+	 * back, so `git status` reads the same afterwards. */
+	if (git_repository_index(&index, repo) < 0 ||
+	    git_index_read(index, 1) < 0 ||
+	    git_index_add_all(index, NULL, GIT_INDEX_ADD_DEFAULT, NULL,
+			      NULL) < 0 ||
+	    git_index_update_all(index, NULL, NULL, NULL) < 0 ||
+	    git_index_write_tree(&tree_id, index) < 0 ||
+	    git_tree_lookup(&tree, repo, &tree_id) < 0) {
+		err = ud_error_set_git(UD_ERROR, "cannot snapshot the working "
+						 "tree of '%s'",
+				       git_repository_workdir(repo));
+		goto done;
+	}
+	if (git_signature_default(&sig, repo) < 0 &&
+	    git_signature_now(&sig, "unideploy", "unideploy@localhost") < 0) {
+		err = ud_error_set_git(UD_ERROR, "cannot make a signature");
+		goto done;
+	}
+	if (git_revparse_single((git_object **)&head, repo, "HEAD^{commit}") <
+	    0) {
+		head = NULL; /* an unborn branch: no parent */
+		git_error_clear();
+	}
+	message = head ? ud_asprintf("working tree of %.7s (uncommitted "
+				     "changes included)\n",
+				     git_oid_tostr_s(git_commit_id(head))) :
+			 ud_strdup("working tree (no commit yet)\n");
+	if (git_commit_create(out, repo, NULL, sig, sig, NULL, message, tree,
+			      head ? 1 : 0,
+			      (const git_commit **)(head ? &head : NULL)) < 0) {
+		err = ud_error_set_git(UD_ERROR, "cannot snapshot the working "
+						 "tree");
+		goto done;
+	}
+	err = 0;
+done:
+	free(message);
+	git_commit_free(head);
+	git_tree_free(tree);
+	git_signature_free(sig);
+	git_index_free(index);
+	git_odb_free(odb);
+	return err;
 }

@@ -35,4 +35,14 @@ int ud_source_describe(git_repository *repo, const git_oid *commit,
 int ud_source_tree(git_repository *repo, const git_oid *commit,
 		   git_tree **out);
 
+/*
+ * A commit of the working tree as it is (`deploy build --worktree`):
+ * tracked files with their uncommitted changes, deleted ones gone, and
+ * untracked files that .gitignore does not exclude (what `git add -A`
+ * would stage), with HEAD as its parent. The commit and its objects live
+ * in memory for as long as `repo` is open: no ref, index or object of the
+ * repository is written. UD_EINVALID for a bare repository.
+ */
+int ud_source_snapshot_worktree(git_repository *repo, git_oid *out);
+
 #endif

@@ -52,6 +52,19 @@ struct cli_common {
 int cli_getopt(int argc, char **argv, const char *shortopts,
 	       const struct option *longopts, struct cli_common *c);
 
+/* One line of a command's --help: the option as typed ("--hosts H1,H2")
+ * and what it does, ending with its default ("(default: ...)"). A table
+ * ends with { NULL }. tests/integration/commands.bats checks that every
+ * option a command's parser accepts is named in its --help. */
+struct cli_opt_help {
+	const char *flag;
+	const char *help;
+};
+/* Print the usage line, the command's own options (`opts` may be NULL)
+ * and the options every command takes, to stdout; returns 0 (the exit
+ * status of --help). */
+int cli_help(const char *usage, const struct cli_opt_help *opts);
+
 /* Option parsing for a command with only the common options: returns -1
  * to go on (arguments from optind), or the exit status to return at once
  * (0 after --help, 2 after a bad option). */
@@ -85,8 +98,9 @@ int cli_signer(const struct cli_common *c, struct ud_sshkey **key,
 
 /* The command table (main.c). */
 int cmd_init(int argc, char **argv);
-int cmd_host(int argc, char **argv);     /* deploy host add ... */
+int cmd_host(int argc, char **argv);     /* host add | list | remove */
 int cmd_place(int argc, char **argv);
+int cmd_remove(int argc, char **argv);   /* unplace an app everywhere */
 int cmd_hook(int argc, char **argv);     /* hook install | pre-receive | post-receive */
 int cmd_build(int argc, char **argv);
 int cmd_publish(int argc, char **argv);

@@ -1,4 +1,8 @@
-/* deploy build: the images of a commit, without publishing anything. */
+/*
+ * deploy build: the images of a commit, without publishing anything.
+ * --worktree builds the working tree instead, uncommitted changes and all
+ * (ud_source_snapshot_worktree): try a deploy.json edit before committing.
+ */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +16,23 @@
 #include "source.h"
 
 static const char usage[] =
-	"deploy build [--source REPO] [--commit REV] [--out DIR]";
+	"deploy build [--source REPO] [--commit REV | --worktree] [--out DIR]";
+
+static const struct cli_opt_help help[] = {
+	{ "--source REPO", "the app repository, bare or not (default: the "
+			   "repository at or above the current directory)" },
+	{ "--commit REV", "the commit to build (default: HEAD)" },
+	{ "--worktree",
+	  "build the working tree of --source instead of a commit: tracked "
+	  "files with their uncommitted changes and untracked files "
+	  ".gitignore does not exclude, as git add -A would stage them; "
+	  "the repository (index, refs, objects) is left as it was (default: "
+	  "off, build --commit)" },
+	{ "--out DIR", "copy the built images into DIR, named as a release "
+		       "names them (default: none, only their digests are "
+		       "printed)" },
+	{ NULL, NULL }
+};
 
 static void stream(const char *data, size_t len, void *payload)
 {
@@ -66,10 +86,12 @@ int cmd_build(int argc, char **argv)
 		{ "source", required_argument, NULL, 's' },
 		{ "commit", required_argument, NULL, 'c' },
 		{ "out", required_argument, NULL, 'o' },
+		{ "worktree", no_argument, NULL, 'w' },
 		{ 0 },
 	};
 	struct cli_common c = { 0 };
-	const char *source = ".", *rev = "HEAD", *out = NULL;
+	const char *source = ".", *rev = NULL, *out = NULL;
+	int worktree = 0;
 	struct ud_build_opts bo = { 0 };
 	const char *secrets[3] = { NULL, NULL, NULL };
 	struct ud_build *b = NULL;
@@ -82,21 +104,27 @@ int cmd_build(int argc, char **argv)
 		case 's': source = optarg; break;
 		case 'c': rev = optarg; break;
 		case 'o': out = optarg; break;
-		case 'h': printf("usage: %s\n", usage); return 0;
+		case 'w': worktree = 1; break;
+		case 'h': return cli_help(usage, help);
 		default: return cli_usage(usage, "bad option");
 		}
 	}
 	if (optind != argc)
 		return cli_usage(usage, "unexpected argument '%s'",
 				 argv[optind]);
+	if (worktree && rev)
+		return cli_usage(usage, "build: --commit and --worktree "
+				 "exclude each other");
 
 	secrets[0] = c.ssh.key_text;
 	secrets[1] = c.signing_key;
 	bo.on_output = stream;
 	bo.secrets = secrets;
 	if ((err = ud_source_open(&src, source)) < 0 ||
-	    (err = ud_source_resolve(src, rev, &commit)) < 0) {
-		status = cli_fail(err, "source");
+	    (worktree ? (err = ud_source_snapshot_worktree(src, &commit)) :
+			(err = ud_source_resolve(src, rev ? rev : "HEAD",
+						 &commit))) < 0) {
+		status = cli_fail(err, worktree ? "--worktree" : "source");
 		goto done;
 	}
 	if ((err = ud_build_prepare(&b, src, &commit, &bo)) < 0) {

@@ -19,6 +19,13 @@
 
 static const char usage[] = "deploy ci [--branch main] [--source DIR]";
 
+static const struct cli_opt_help help[] = {
+	{ "--branch B", "the branch that deploys; a job for another ref "
+			"publishes nothing (default: main)" },
+	{ "--source DIR", "the checked-out app repository (default: .)" },
+	{ NULL, NULL }
+};
+
 struct ci {
 	const char *name;
 	const char *commit;
@@ -249,7 +256,7 @@ int cmd_ci(int argc, char **argv)
 		switch (opt) {
 		case 'b': branch = optarg; break;
 		case 's': p.source = optarg; break;
-		case 'h': printf("usage: %s\n", usage); return 0;
+		case 'h': return cli_help(usage, help);
 		default: return cli_usage(usage, "bad option");
 		}
 	}

@@ -27,11 +27,21 @@
 
 static const char usage[] =
 	"deploy hook install APP_REPO [--branch main] [--deploy-repo URL] "
-	"[--post-receive]\n"
+	"[--pre-receive | --post-receive]\n"
 	"       deploy hook pre-receive    (run by git, reads <old> <new> "
 	"<ref> lines)\n"
 	"       deploy hook post-receive   (run by git, reads <old> <new> "
 	"<ref> lines)";
+
+static const struct cli_opt_help help[] = {
+	{ "--branch B", "install: the branch whose pushes deploy, recorded "
+			"as git config deploy.branch (default: main)" },
+	{ "--pre-receive", "install: deploy before the branch moves, so a "
+			   "failed deploy rejects the push (the default)" },
+	{ "--post-receive", "install: deploy after the branch moved (a "
+			    "failed deploy does not reject the push)" },
+	{ NULL, NULL }
+};
 
 #define ZERO_OID "0000000000000000000000000000000000000000"
 
@@ -404,7 +414,7 @@ int cmd_hook(int argc, char **argv)
 		case 'b': branch = optarg; break;
 		case OPT_POST_RECEIVE: mode = HOOK_POST_RECEIVE; break;
 		case OPT_PRE_RECEIVE: mode = HOOK_PRE_RECEIVE; break;
-		case 'h': printf("usage: %s\n", usage); return 0;
+		case 'h': return cli_help(usage, help);
 		default: return cli_usage(usage, "bad option");
 		}
 	}

@@ -16,12 +16,44 @@
 #include "errors.h"
 #include "names.h"
 #include "num.h"
+#include "pipeline.h"
 #include "release.h"
 
 static const char usage[] =
 	"deploy place APP --hosts H1,H2 [--mode boot|summon] [--listen ADDR] "
 	"[--target T] [--instances N] [--idle-stop S] [--max-instances N] "
-	"[--concurrency N]";
+	"[--concurrency N] [--no-signal]";
+
+/* Defaults are ud_placement_init()'s; a setting not given keeps the value
+ * of the app's existing placement. */
+static const struct cli_opt_help help[] = {
+	{ "--hosts H1,H2", "the hosts to run the app on, replacing its "
+			   "current ones (required)" },
+	{ "--mode boot|summon", "boot: instances always up; summon: started "
+				"by the first request, stopped when idle "
+				"(default: boot, or as placed)" },
+	{ "--listen ADDR", "HOST:PORT the host serves the app on; refused "
+			   "when another app uses it on one of the hosts "
+			   "(default: 127.0.0.1:<run.port of deploy.json>, "
+			   "or as placed)" },
+	{ "--target T", "the image target to run (unix, qemu, firecracker, "
+			"spt, hvt, xen); refused when the app's current "
+			"release has no image for it (default: unix, or as "
+			"placed)" },
+	{ "--instances N", "boot mode: instances per host (default: 1, or "
+			   "as placed)" },
+	{ "--idle-stop S", "summon mode: seconds without a request before "
+			   "an instance is stopped (default: 300, or as "
+			   "placed)" },
+	{ "--max-instances N", "summon mode: most instances per host "
+			       "(default: 4, or as placed)" },
+	{ "--concurrency N", "summon mode: requests one instance takes at "
+			     "once (default: 50, or as placed)" },
+	{ "--no-signal", "commit only; hosts apply it at their next poll "
+			 "(default: once the app has a release, signal the "
+			 "hosts it left, which stop it, and its hosts)" },
+	{ NULL, NULL }
+};
 
 enum {
 	OPT_HOSTS = 1,
@@ -32,6 +64,7 @@ enum {
 	OPT_IDLE_STOP,
 	OPT_MAX_INSTANCES,
 	OPT_CONCURRENCY,
+	OPT_NO_SIGNAL,
 };
 
 /* What the command line asked for (-1 / NULL: not given), and what was
@@ -43,7 +76,30 @@ struct place_args {
 	const char *listen, *target;
 	int instances, idle_stop_s, max_instances, concurrency;
 	struct ud_placement done; /* owned copies */
+	struct ud_strvec old_hosts; /* where the app was placed before */
+	struct ud_deployrepo *r;    /* for the apps' default listen */
 };
+
+/* Where an app without "listen" in fleet.json is served: the agent's
+ * default, 127.0.0.1:<run.port> of its current release (none without a
+ * release or a port). */
+static char *default_listen(const struct ud_placement *q, void *payload)
+{
+	struct place_args *a = payload;
+	struct ud_manifest *m = NULL;
+	char *addr = NULL;
+	int n;
+
+	if (ud_release_current(a->r, NULL, q->app, &n) < 0 ||
+	    ud_release_manifest(a->r, NULL, q->app, n, &m) < 0) {
+		ud_error_clear();
+		return NULL;
+	}
+	if (m->run.port > 0)
+		addr = ud_asprintf("127.0.0.1:%d", m->run.port);
+	ud_manifest_free(m);
+	return addr;
+}
 
 /* A positive decimal int, nothing else. */
 static int parse_count(const char *s, int *out)
@@ -100,6 +156,11 @@ static int place(struct ud_fleet *f, void *payload)
 	int err;
 
 	ud_placement_init(&p);
+	ud_strvec_free(&a->old_hosts);
+	ud_strvec_init(&a->old_hosts);
+	if (old)
+		for (i = 0; i < old->hosts.n; i++)
+			ud_strvec_push(&a->old_hosts, old->hosts.v[i]);
 	if (old) {
 		p.mode = old->mode;
 		p.instances = old->instances;
@@ -136,7 +197,8 @@ static int place(struct ud_fleet *f, void *payload)
 	p.app = (char *)a->app;
 	p.hosts = a->hosts;
 
-	if ((err = ud_fleet_set_placement(f, &p)) < 0)
+	if ((err = ud_fleet_set_placement(f, &p)) < 0 ||
+	    (err = ud_fleet_check_listen(f, &p, default_listen, a)) < 0)
 		goto done;
 	placement_clear(&a->done);
 	old = ud_fleet_placement(f, a->app);
@@ -150,6 +212,43 @@ static int place(struct ud_fleet *f, void *payload)
 done:
 	free(target);
 	free(listen);
+	return err;
+}
+
+/* Tell the hosts: those the app left stop it, the others run it as placed
+ * now. Only for an app with a release: before one, no host runs it. */
+static int signal_hosts(struct place_args *a, const struct cli_common *c)
+{
+	struct ud_pipeline_events ev = { 0 };
+	struct ud_signal_result res;
+	struct ud_strvec left = UD_STRVEC_INIT;
+	int n, err, err2;
+	size_t i, j;
+
+	if (ud_release_current(a->r, NULL, a->app, &n) < 0) {
+		ud_error_clear();
+		return 0;
+	}
+	ud_strvec_init(&left);
+	for (i = 0; i < a->old_hosts.n; i++) {
+		for (j = 0; j < a->done.hosts.n; j++)
+			if (!strcmp(a->old_hosts.v[i], a->done.hosts.v[j]))
+				break;
+		if (j == a->done.hosts.n)
+			ud_strvec_push(&left, a->old_hosts.v[i]);
+	}
+	cli_pipeline_events(&ev, NULL);
+	err = ud_pipeline_signal_left(a->r, a->app, &left, &c->ssh,
+				      CLI_SYNC_TIMEOUT_MS, &ev, &res);
+	/* The new placement's hosts whatever the left ones said; the first
+	 * error is the one reported. */
+	err2 = ud_pipeline_signal(a->r, a->app, 0, 0, &c->ssh,
+				  CLI_SYNC_TIMEOUT_MS, &ev, &res);
+	if (err == UD_EPARTIAL && err2 < 0 && err2 != UD_EPARTIAL)
+		err = err2;
+	else if (!err)
+		err = err2;
+	ud_strvec_free(&left);
 	return err;
 }
 
@@ -184,6 +283,7 @@ int cmd_place(int argc, char **argv)
 		{ "idle-stop", required_argument, NULL, OPT_IDLE_STOP },
 		{ "max-instances", required_argument, NULL, OPT_MAX_INSTANCES },
 		{ "concurrency", required_argument, NULL, OPT_CONCURRENCY },
+		{ "no-signal", no_argument, NULL, OPT_NO_SIGNAL },
 		{ 0 }
 	};
 	struct cli_common c = { 0 };
@@ -193,15 +293,15 @@ int cmd_place(int argc, char **argv)
 	struct ud_buf msg = UD_BUF_INIT;
 	const char *hosts = NULL;
 	size_t i;
-	int opt, err, status, *count;
+	int opt, err, status, *count, no_signal = 0;
 
 	ud_strvec_init(&a.hosts);
 	ud_strvec_init(&a.done.hosts);
+	ud_strvec_init(&a.old_hosts);
 	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
 		switch (opt) {
 		case 'h':
-			printf("usage: %s\n", usage);
-			status = 0;
+			status = cli_help(usage, help);
 			goto done;
 		case OPT_HOSTS:
 			hosts = optarg;
@@ -220,6 +320,9 @@ int cmd_place(int argc, char **argv)
 			break;
 		case OPT_LISTEN:
 			a.listen = optarg;
+			break;
+		case OPT_NO_SIGNAL:
+			no_signal = 1;
 			break;
 		case OPT_TARGET:
 			a.target = optarg;
@@ -272,6 +375,11 @@ int cmd_place(int argc, char **argv)
 		status = cli_failf(err, "place %s", a.app);
 		goto done;
 	}
+	a.r = r;
+	if (a.target && (err = ud_release_check_target(r, a.app, a.target)) < 0) {
+		status = cli_failf(err, "place %s", a.app);
+		goto done;
+	}
 	ud_buf_printf(&msg, "fleet: place %s on ", a.app);
 	for (i = 0; i < a.hosts.n; i++)
 		ud_buf_printf(&msg, "%s%s", i ? "," : "", a.hosts.v[i]);
@@ -281,11 +389,15 @@ int cmd_place(int argc, char **argv)
 		goto done;
 	}
 	print_summary(a.app, &a.done);
+	fflush(stdout);
 	status = 0;
+	if (!no_signal && (err = signal_hosts(&a, &c)) < 0)
+		status = cli_failf(err, "place %s", a.app);
 done:
 	free(message);
 	placement_clear(&a.done);
 	ud_strvec_free(&a.hosts);
+	ud_strvec_free(&a.old_hosts);
 	ud_deployrepo_free(r);
 	return status;
 }

@@ -9,6 +9,16 @@
 static const char usage[] =
 	"deploy publish [--source REPO] [--commit REV] [--no-signal]";
 
+static const struct cli_opt_help help[] = {
+	{ "--source REPO", "the app repository, bare or not (default: the "
+			   "repository at or above the current directory)" },
+	{ "--commit REV", "the commit to build and publish (default: HEAD)" },
+	{ "--no-signal", "publish only; hosts take the release at their next "
+			 "poll (default: signal the app's hosts and wait "
+			 "for them)" },
+	{ NULL, NULL }
+};
+
 /* The ref a revision names: "main" -> refs/heads/main, HEAD -> the branch
  * it points at; a bare commit id names no ref (""). */
 static char *ref_of(const char *source, const char *rev)
@@ -56,7 +66,7 @@ int cmd_publish(int argc, char **argv)
 		case 's': p.source = optarg; break;
 		case 'c': p.rev = optarg; break;
 		case 'n': p.no_signal = 1; break;
-		case 'h': printf("usage: %s\n", usage); return 0;
+		case 'h': return cli_help(usage, help);
 		default: return cli_usage(usage, "bad option");
 		}
 	}

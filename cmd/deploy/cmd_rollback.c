@@ -16,6 +16,13 @@
 
 static const char usage[] = "deploy rollback APP [N] [--no-signal]";
 
+static const struct cli_opt_help help[] = {
+	{ "--no-signal", "publish the rollback release only; hosts take it "
+			 "at their next poll (default: signal the app's "
+			 "hosts and wait for them)" },
+	{ NULL, NULL }
+};
+
 enum { OPT_NO_SIGNAL = 1 };
 
 int cmd_rollback(int argc, char **argv)
@@ -35,8 +42,7 @@ int cmd_rollback(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
 		switch (opt) {
 		case 'h':
-			printf("usage: %s\n", usage);
-			return 0;
+			return cli_help(usage, help);
 		case OPT_NO_SIGNAL:
 			no_signal = 1;
 			break;

@@ -18,6 +18,12 @@
 
 static const char usage[] = "deploy signal [APP] [--retry] [--json]";
 
+static const struct cli_opt_help help[] = {
+	{ "--retry", "boot again a release that failed on a host (default: "
+		     "a failed release stays failed until a newer one)" },
+	{ NULL, NULL }
+};
+
 enum { OPT_RETRY = 1 };
 
 static int has(const struct ud_strvec *sv, const char *s)
@@ -178,8 +184,7 @@ int cmd_signal(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, "", longopts, &c)) != -1) {
 		switch (opt) {
 		case 'h':
-			printf("usage: %s\n", usage);
-			return 0;
+			return cli_help(usage, help);
 		case OPT_RETRY:
 			cli_signal_retry = 1;
 			break;

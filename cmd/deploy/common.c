@@ -118,6 +118,75 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 	}
 }
 
+static const struct cli_opt_help common_help[] = {
+	{ "--deploy-repo URL",
+	  "the deployment repository: a path, file://, ssh:// or https:// "
+	  "(default: $DEPLOY_REPO, then git config deploy.repo)" },
+	{ "--json", "print JSON where the command has a listing "
+		    "(default: text)" },
+	{ "--identity FILE",
+	  "SSH private key for hosts and ssh:// repositories (default: "
+	  "$DEPLOY_SSH_KEY, then ssh-agent, then ~/.ssh/id_ed25519, "
+	  "id_ecdsa, id_rsa)" },
+	{ "--known-hosts FILE",
+	  "known_hosts file to check host keys against (default: "
+	  "$DEPLOY_KNOWN_HOSTS when it names a file, else "
+	  "~/.ssh/known_hosts; known_hosts lines in $DEPLOY_KNOWN_HOSTS are "
+	  "checked too)" },
+	{ "--accept-new-host-keys",
+	  "trust and record the key of a host not yet known (default: "
+	  "refuse it)" },
+	{ "--help", "print this help and exit" },
+	{ NULL, NULL }
+};
+
+/* The help text from column 28, wrapped at words to end by column 79. */
+static void print_wrapped(const char *text)
+{
+	const size_t width = 79 - 28;
+	size_t col = 0;
+
+	while (*text) {
+		size_t word = strcspn(text, " ");
+
+		if (col && col + 1 + word > width) {
+			printf("\n%28s", "");
+			col = 0;
+		} else if (col) {
+			putchar(' ');
+			col++;
+		}
+		fwrite(text, 1, word, stdout);
+		col += word;
+		text += word;
+		text += strspn(text, " ");
+	}
+	putchar('\n');
+}
+
+static void print_opts(const struct cli_opt_help *o)
+{
+	for (; o && o->flag; o++) {
+		if (strlen(o->flag) <= 24)
+			printf("  %-24s  ", o->flag);
+		else
+			printf("  %s\n%28s", o->flag, "");
+		print_wrapped(o->help);
+	}
+}
+
+int cli_help(const char *usage, const struct cli_opt_help *opts)
+{
+	printf("usage: %s\n", usage);
+	if (opts && opts->flag) {
+		printf("\noptions:\n");
+		print_opts(opts);
+	}
+	printf("\noptions of every command:\n");
+	print_opts(common_help);
+	return 0;
+}
+
 int cli_no_options(int argc, char **argv, const char *usage,
 		   struct cli_common *c)
 {
@@ -125,10 +194,8 @@ int cli_no_options(int argc, char **argv, const char *usage,
 	int opt;
 
 	while ((opt = cli_getopt(argc, argv, "", longopts, c)) != -1) {
-		if (opt == 'h') {
-			printf("usage: %s\n", usage);
-			return 0;
-		}
+		if (opt == 'h')
+			return cli_help(usage, NULL);
 		fprintf(stderr, "usage: %s\n", usage);
 		return 2;
 	}

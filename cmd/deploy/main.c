@@ -16,8 +16,9 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "init", cmd_init, "create a bare deployment repository" },
-	{ "host", cmd_host, "add or change a host (deploy host add ...)" },
+	{ "host", cmd_host, "add, change, list or remove hosts" },
 	{ "place", cmd_place, "place an app on hosts" },
+	{ "remove", cmd_remove, "unplace an app from every host" },
 	{ "hook", cmd_hook, "install or run the post-receive hook" },
 	{ "build", cmd_build, "build a commit's images without publishing" },
 	{ "publish", cmd_publish, "build, release and signal the hosts" },

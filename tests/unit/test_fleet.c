@@ -320,6 +320,113 @@ static void set_placement_checks_hosts(void **state)
 	ud_fleet_free(f);
 }
 
+static void remove_host_refused_while_placed(void **state)
+{
+	struct ud_fleet *f = parse_valid("spec-example");
+	struct ud_strvec apps = UD_STRVEC_INIT;
+	struct ud_fleet_host h = { .name = "spare", .ssh = "deploy@10.0.0.9" };
+
+	(void)state;
+	ud_strvec_init(&apps);
+	ud_fleet_apps_on(f, "edge1", &apps);
+	assert_int_equal(apps.n, 2);
+	assert_string_equal(apps.v[0], "blog");
+	assert_string_equal(apps.v[1], "hello");
+
+	assert_int_equal(ud_fleet_remove_host(f, "edge1"), UD_EBUSY);
+	assert_string_equal(ud_error_last(),
+			    "host 'edge1' still has apps placed on it: blog, "
+			    "hello (move them with deploy place or remove "
+			    "them with deploy remove first)");
+	assert_int_equal(f->nhosts, 2);
+	assert_int_equal(ud_fleet_remove_host(f, "nosuch"), UD_ENOTFOUND);
+	assert_string_equal(ud_error_last(),
+			    "host 'nosuch' is not in fleet.json");
+
+	assert_int_equal(ud_fleet_set_host(f, &h), 0);
+	assert_int_equal(f->nhosts, 3);
+	assert_int_equal(ud_fleet_remove_host(f, "spare"), 0);
+	assert_int_equal(f->nhosts, 2);
+	assert_null(ud_fleet_host(f, "spare"));
+	assert_non_null(ud_fleet_host(f, "edge1"));
+	assert_non_null(ud_fleet_host(f, "local"));
+
+	/* Unplaced, a host can go. */
+	assert_int_equal(ud_fleet_remove_placement(f, "hello"), 0);
+	assert_int_equal(ud_fleet_remove_placement(f, "hello"), UD_ENOTFOUND);
+	assert_string_equal(ud_error_last(),
+			    "app 'hello' is not placed on any host");
+	assert_int_equal(ud_fleet_remove_placement(f, "blog"), 0);
+	assert_int_equal(f->napps, 0);
+	assert_int_equal(ud_fleet_remove_host(f, "edge1"), 0);
+	assert_int_equal(f->nhosts, 1);
+	assert_string_equal(f->hosts[0].name, "local");
+	ud_strvec_free(&apps);
+	ud_fleet_free(f);
+}
+
+static void listen_overlap(void **state)
+{
+	(void)state;
+	assert_true(ud_listen_overlap("127.0.0.1:80", "127.0.0.1:80"));
+	assert_true(ud_listen_overlap("0.0.0.0:80", "127.0.0.1:80"));
+	assert_true(ud_listen_overlap("127.0.0.1:80", "0.0.0.0:80"));
+	assert_true(ud_listen_overlap("[::]:80", "10.0.0.1:80"));
+	assert_true(ud_listen_overlap("[::1]:80", "[::1]:80"));
+	assert_false(ud_listen_overlap("127.0.0.1:80", "127.0.0.1:81"));
+	assert_false(ud_listen_overlap("127.0.0.1:80", "127.0.0.2:80"));
+	assert_false(ud_listen_overlap("[::1]:80", "127.0.0.1:80"));
+	assert_false(ud_listen_overlap("0.0.0.0:80", "0.0.0.0:8080"));
+}
+
+/* The agent's default for a placement without "listen". */
+static char *port_8081(const struct ud_placement *q, void *payload)
+{
+	(void)payload;
+	return strcmp(q->app, "shop") ? NULL : ud_strdup("127.0.0.1:8081");
+}
+
+static void check_listen_names_app_and_host(void **state)
+{
+	struct ud_fleet *f = parse_valid("spec-example");
+	struct ud_placement p;
+
+	(void)state;
+	ud_placement_init(&p);
+	p.app = "shop";
+	ud_strvec_push(&p.hosts, "local");
+	p.listen = "127.0.0.1:8081";
+	assert_int_equal(ud_fleet_check_listen(f, &p, NULL, NULL), UD_EEXISTS);
+	assert_string_equal(ud_error_last(),
+			    "listen address 127.0.0.1:8081 is already used "
+			    "by app 'blog' on host 'local' (127.0.0.1:8081)");
+	/* hello's 0.0.0.0:8080 is on edge1 only */
+	p.listen = "127.0.0.1:8080";
+	assert_int_equal(ud_fleet_check_listen(f, &p, NULL, NULL), 0);
+	ud_strvec_push(&p.hosts, "edge1");
+	assert_int_equal(ud_fleet_check_listen(f, &p, NULL, NULL), UD_EEXISTS);
+	assert_string_equal(ud_error_last(),
+			    "listen address 127.0.0.1:8080 is already used "
+			    "by app 'hello' on host 'edge1' (0.0.0.0:8080)");
+	/* The app's own placement is no conflict: re-placing keeps it. */
+	p.app = "blog";
+	p.listen = "127.0.0.1:8081";
+	ud_strvec_free(&p.hosts);
+	ud_strvec_push(&p.hosts, "local");
+	assert_int_equal(ud_fleet_check_listen(f, &p, NULL, NULL), 0);
+	/* Without "listen": where the callback says it listens. */
+	p.app = "shop";
+	p.listen = NULL;
+	assert_int_equal(ud_fleet_check_listen(f, &p, NULL, NULL), 0);
+	assert_int_equal(ud_fleet_check_listen(f, &p, port_8081, NULL),
+			 UD_EEXISTS);
+	assert_string_equal(ud_error_last(),
+			    "listen address 127.0.0.1:8081 is already used "
+			    "by app 'blog' on host 'local' (127.0.0.1:8081)");
+	ud_strvec_free(&p.hosts);
+	ud_fleet_free(f);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -329,6 +436,9 @@ int main(void)
 		cmocka_unit_test(empty_fleet_formats),
 		cmocka_unit_test(set_host_validates_and_replaces),
 		cmocka_unit_test(set_placement_checks_hosts),
+		cmocka_unit_test(remove_host_refused_while_placed),
+		cmocka_unit_test(listen_overlap),
+		cmocka_unit_test(check_listen_names_app_and_host),
 	};
 	return run_with_cases("fleet", fixed, sizeof(fixed) / sizeof(fixed[0]),
 			      invalid_case, valid_case);

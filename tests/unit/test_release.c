@@ -388,6 +388,24 @@ static void test_list(void **state)
 			 UD_EINVALID);
 }
 
+static void test_check_target(void **state)
+{
+	struct fixture *f = *state;
+
+	/* No release yet: nothing to check a target against. */
+	assert_int_equal(ud_release_check_target(f->r, "hello", "qemu"), 0);
+	publish_ok(f->r, "hello", "one", 1);
+	assert_int_equal(ud_release_check_target(f->r, "hello", "unix"), 0);
+	assert_int_equal(ud_release_check_target(f->r, "hello", "qemu"),
+			 UD_EINVALID);
+	assert_string_equal(ud_error_last(),
+			    "hello v1 builds no image for target 'qemu' (its "
+			    "images: unix/x86_64); add one to deploy.json's "
+			    "images and publish it first");
+	assert_int_equal(ud_release_check_target(f->r, "../x", "unix"),
+			 UD_EINVALID);
+}
+
 static int add_edge1(struct ud_fleet *fleet, void *payload)
 {
 	struct ud_fleet_host h = { "edge1", payload, NULL, "x86_64" };
@@ -512,6 +530,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback_errors, repo_setup,
 						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_list, repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(test_check_target, repo_setup,
+						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_fleet_update, repo_setup,
 						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_current_strict, repo_setup,
