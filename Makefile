@@ -100,12 +100,28 @@ bench: all
 	@sh ci/install-deps.sh bench
 	@BUILD=$(BUILD) bash bench/run.sh
 
+# Under $(PREFIX): the binaries, the hook and templates, the systemd unit
+# (its paths rewritten for PREFIX), the docs, and man pages when there are
+# any (man/*.N). DESTDIR stages it all elsewhere, as packagers do.
+DOCDIR   := $(PREFIX)/share/doc/unideploy
+UNITDIR  := $(PREFIX)/lib/systemd/system
+MANPAGES := $(wildcard man/*.[1-8])
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/unideploy
 	install -m 0755 bin/deploy bin/deploy-agent $(DESTDIR)$(PREFIX)/bin/
 	cp -R hooks templates $(DESTDIR)$(PREFIX)/share/unideploy/
 	install -d $(DESTDIR)$(PREFIX)/share/unideploy/ci
 	install -m 0755 ci/deploy-ci.sh $(DESTDIR)$(PREFIX)/share/unideploy/ci/
+	install -d $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	sed 's|/usr/local|$(PREFIX)|g' templates/agent/deploy-agent.service \
+		>$(DESTDIR)$(UNITDIR)/deploy-agent.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/deploy-agent.service
+	for m in $(MANPAGES); do \
+		s=$${m##*.}; \
+		install -d $(DESTDIR)$(PREFIX)/share/man/man$$s && \
+		install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/ || exit 1; \
+	done
 
 clean:
 	rm -rf build bin

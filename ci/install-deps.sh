@@ -8,7 +8,8 @@ pkgs="gcc make pkg-config libgit2-dev libcurl4-openssl-dev libjansson-dev
 libssh2-1-dev libarchive-dev libssl-dev bubblewrap"
 case $stage in
 test)  pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2
-openssh-server openssh-client dnsutils qemu-system-x86 python3 openssl cpio" ;;
+openssh-server openssh-client dnsutils qemu-system-x86 python3 openssl cpio
+gitolite3" ;;
 bench) pkgs="$pkgs libcmocka-dev bats jq curl git procps iproute2
 openssh-server openssh-client dnsutils qemu-system-x86 python3 openssl
 hyperfine xz-utils zstd wrk systemd cpio" ;;

@@ -7,7 +7,8 @@
 #include "net.h"
 
 #include <ctype.h>
-
+#include <errno.h>
+#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@
 static const char *const agentconf_keys[] = {
 	"host", "repo", "state_dir", "control", "poll_s", "ssh_key",
 	"known_hosts", "limits", "dns", "network", "user", "allowed_signers",
-	NULL
+	"control_group", "control_mode", NULL
 };
 static const char *const network_keys[] = { "bridge", "subnet", NULL };
 static const char *const limits_keys[] = { "max_instances", "max_memory_mb",
@@ -24,6 +25,7 @@ static const char *const dns_keys[] = { "listen", "zone", NULL };
 
 #define DEFAULT_STATE_DIR "/var/lib/unideploy"
 #define DEFAULT_CONTROL "unix:/run/deploy-agent.sock"
+#define DEFAULT_CONTROL_MODE 0660
 
 /* A relative path means "beside the config file", so the agent does not
  * depend on the directory it was started from. */
@@ -92,6 +94,63 @@ bad:
 			    zone);
 }
 
+/* "control_group": a group that exists here, resolved now so that a typo
+ * fails `deploy-agent check` rather than the daemon's start;
+ * "control_mode": the socket's permission bits as an octal string ("0660"),
+ * never a JSON number, which would be read as decimal. */
+static int parse_control_access(struct ud_agentconf *c, const json_t *root,
+				const char *name)
+{
+	const char *group = NULL, *mode = NULL;
+	struct group *gr;
+	size_t i, n;
+	char *end;
+	long m;
+	int err;
+
+	if ((err = ud_json_get_str(root, "control_group", name, "", 0,
+				   &group)) < 0 ||
+	    (err = ud_json_get_str(root, "control_mode", name, "", 0, &mode)) <
+		    0)
+		return err;
+	if (group) {
+		n = strlen(group);
+		for (i = 0; i < n; i++)
+			if (!(isalnum((unsigned char)group[i]) ||
+			      strchr("_-.", group[i])))
+				break;
+		if (n == 0 || n > 32 || i < n || group[0] == '-')
+			return ud_error_set(UD_EINVALID,
+					    "%s: control_group: '%s' is not a "
+					    "group name",
+					    name, group);
+		errno = 0;
+		if (!(gr = getgrnam(group)))
+			return ud_error_set(UD_EINVALID,
+					    "%s: control_group: no group '%s' "
+					    "on this host%s%s",
+					    name, group, errno ? ": " : "",
+					    errno ? strerror(errno) : "");
+		c->control_group = ud_strdup(group);
+		c->control_gid = gr->gr_gid;
+	}
+	if (mode) {
+		n = strlen(mode);
+		errno = 0;
+		m = strtol(mode, &end, 8);
+		if ((n != 3 && n != 4) || (n == 4 && mode[0] != '0') ||
+		    strspn(mode, "01234567") != n || *end || errno ||
+		    m > 0777 || (m & 0600) != 0600)
+			return ud_error_set(UD_EINVALID,
+					    "%s: control_mode: '%s' is not a "
+					    "socket mode (octal, like \"0660\", "
+					    "at most 0777, owner rw)",
+					    name, mode);
+		c->control_mode = (int)m;
+	}
+	return 0;
+}
+
 static int parse_extras(struct ud_agentconf *c, const json_t *root,
 			const char *name, const char *basedir)
 {
@@ -139,6 +198,9 @@ static int parse_extras(struct ud_agentconf *c, const json_t *root,
 					    name, s);
 		c->user = ud_strdup(s);
 	}
+
+	if ((err = parse_control_access(c, root, name)) < 0)
+		return err;
 
 	if ((err = get_obj(root, "limits", name, limits_keys, &o)) < 0)
 		return err;
@@ -258,6 +320,7 @@ int ud_agentconf_parse(struct ud_agentconf **out, const char *name,
 	c->control = ud_asprintf("unix:%s", path);
 	free(path);
 	c->poll_s = (int)poll_s;
+	c->control_mode = DEFAULT_CONTROL_MODE;
 	if ((err = parse_extras(c, root, name, basedir)) < 0)
 		goto done;
 	*out = c;
@@ -307,5 +370,6 @@ void ud_agentconf_free(struct ud_agentconf *c)
 	free(c->dns_zone);
 	free(c->net_bridge);
 	free(c->user);
+	free(c->control_group);
 	free(c);
 }

@@ -3,6 +3,7 @@
 #define UD_AGENTCONF_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "ipam.h"
 
@@ -12,6 +13,13 @@ struct ud_agentconf {
 	char *state_dir; /* default /var/lib/unideploy */
 	char *control;   /* "unix:PATH"; default unix:/run/deploy-agent.sock */
 	int poll_s;      /* default 60; 0 disables polling */
+	/* The control socket's group and mode: the hook of a `git` user in
+	 * that group can signal a root agent. control_group NULL: the
+	 * agent's own group (control_gid unused); control_mode default
+	 * 0660. */
+	char *control_group;
+	gid_t control_gid;
+	int control_mode;
 	/* Fetching an ssh:// repository: the agent's own key and the
 	 * known_hosts file its host key is checked against (NULL: the
 	 * SPEC §4 defaults, ~/.ssh/...). */

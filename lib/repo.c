@@ -8,12 +8,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "errors.h"
 #include "fleet.h"
 #include "source.h"
 #include "sshkey.h"
+#include "trust.h"
 
 /* A repository argument is a path or a file:// URL; anything else needs a
  * transport and a local mirror (ud_deployrepo_fetch). */
@@ -48,8 +50,7 @@ int ud_deployrepo__wrap(struct ud_deployrepo **out, git_repository *git)
 
 static int open_at(git_repository **out, const char *path, const char *what)
 {
-	int err = git_repository_open_ext(out, path,
-					  GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+	int err = ud_git_open(out, path, GIT_REPOSITORY_OPEN_NO_SEARCH);
 
 	if (err == GIT_ENOTFOUND)
 		return ud_error_set(UD_ENOTFOUND, "%s '%s' not found", what,
@@ -84,8 +85,8 @@ int ud_deployrepo_init(const char *path, struct ud_sshkey *signer)
 	int err;
 
 	git_libgit2_init();
-	if (git_repository_open_ext(&git, path, GIT_REPOSITORY_OPEN_NO_SEARCH,
-				    NULL) == 0) {
+	err = ud_git_open(&git, path, GIT_REPOSITORY_OPEN_NO_SEARCH);
+	if (err == 0 || err == GIT_EOWNER) {
 		err = ud_error_set(UD_EEXISTS,
 				   "'%s' is already a git repository", path);
 		goto done;
@@ -146,6 +147,33 @@ void ud_deployrepo_free(struct ud_deployrepo *r)
 	ud_sshkey_free(r->signer);
 	free(r);
 	git_libgit2_shutdown();
+}
+
+unsigned int ud_deployrepo_shared_bits(struct ud_deployrepo *r)
+{
+	git_config *cfg = NULL;
+	git_buf v = { 0 };
+	unsigned int bits = 0;
+	char *end;
+	long mode;
+
+	if (r->remote || git_repository_config_snapshot(&cfg, r->git) < 0 ||
+	    git_config_get_string_buf(&v, cfg, "core.sharedRepository") < 0)
+		goto done;
+	if (!strcasecmp(v.ptr, "group") || !strcasecmp(v.ptr, "true") ||
+	    !strcmp(v.ptr, "1"))
+		bits = 0070;
+	else if (!strcasecmp(v.ptr, "all") || !strcasecmp(v.ptr, "world") ||
+		 !strcasecmp(v.ptr, "everybody") || !strcmp(v.ptr, "2"))
+		bits = 0075;
+	else if (v.ptr[0] == '0' && (mode = strtol(v.ptr, &end, 8)) > 0 &&
+		 !*end && mode <= 0777)
+		bits = (mode & 0020 ? 0070 : 0) | (mode & 0004 ? 0005 : 0);
+done:
+	git_buf_dispose(&v);
+	git_config_free(cfg);
+	git_error_clear();
+	return bits;
 }
 
 git_repository *ud_deployrepo_git(struct ud_deployrepo *r)

@@ -81,6 +81,15 @@ int ud_deployrepo_open_ex(struct ud_deployrepo **out, const char *url,
  * URL 'http://...': use ssh:// or https://" (unauthenticated transports). */
 int ud_deployrepo_is_remote(const char *url);
 void ud_deployrepo_free(struct ud_deployrepo *r);
+/* The permission bits a writer must leave open for the others sharing
+ * this repository, from its core.sharedRepository as git reads it:
+ * 0070 for "group" (true, 1, or an octal mode giving the group write),
+ * 0075 for "all" (world, everybody, 2), 0 when not shared or remote (the
+ * cache mirror is the user's own). libgit2 1.5 ignores the setting when
+ * it writes objects and refs, so a writer clears these bits from its
+ * umask (the deploy CLI does, docs/multiuser.md); otherwise a member's
+ * new object directory or lockfile is one the others cannot write. */
+unsigned int ud_deployrepo_shared_bits(struct ud_deployrepo *r);
 git_repository *ud_deployrepo_git(struct ud_deployrepo *r);
 
 /*

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "net.h"
 #include "num.h"
+#include "trust.h"
 
 #define TAG_PUSH_TRIES 3
 
@@ -753,8 +754,7 @@ static int open_remote(struct ud_deployrepo **out, const char *url,
 	}
 	if ((err = lock_wait(fd, lock)) < 0)
 		goto done;
-	err = git_repository_open_ext(&git, path,
-				      GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+	err = ud_git_open(&git, path, GIT_REPOSITORY_OPEN_NO_SEARCH);
 	if (err == GIT_ENOTFOUND)
 		err = ud_deployrepo__init_bare(&git, path);
 	else if (err < 0)
@@ -836,10 +836,18 @@ static int share_objects(git_repository **git, const char *mirror_path,
 		return 0;
 	}
 	if (!(real = realpath(path, NULL)) ||
-	    git_repository_open_ext(&src, real, GIT_REPOSITORY_OPEN_NO_SEARCH,
-				    NULL) < 0) {
+	    (err = ud_git_open(&src, real, GIT_REPOSITORY_OPEN_NO_SEARCH)) ==
+		    GIT_ENOTFOUND) {
 		git_error_clear();
+		err = 0;
 		goto done; /* the fetch itself reports a missing source */
+	}
+	/* Refused here, as libgit2's local transport no longer checks. */
+	if (err < 0) {
+		err = ud_error_set_git(UD_ERROR,
+				       "cannot open deployment repository "
+				       "'%s'", path);
+		goto done;
 	}
 	objects = ud_asprintf("%sobjects", git_repository_path(src));
 	alternates = ud_asprintf("%sobjects/info/alternates",
@@ -862,8 +870,7 @@ static int share_objects(git_repository **git, const char *mirror_path,
 	/* The object database was opened before the alternate existed. */
 	git_repository_free(*git);
 	*git = NULL;
-	if (git_repository_open_ext(git, mirror_path,
-				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+	if (ud_git_open(git, mirror_path, GIT_REPOSITORY_OPEN_NO_SEARCH) < 0)
 		err = ud_error_set_git(UD_ERROR, "cannot reopen mirror '%s'",
 				       mirror_path);
 done:
@@ -894,8 +901,7 @@ int ud_deployrepo_fetch_ex(struct ud_deployrepo **out, const char *mirror_path,
 	if (ud_deployrepo_is_remote(url) &&
 	    (err = remote_new(&rm, url, ssh)) < 0)
 		goto done;
-	err = git_repository_open_ext(&git, mirror_path,
-				      GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+	err = ud_git_open(&git, mirror_path, GIT_REPOSITORY_OPEN_NO_SEARCH);
 	if (err == GIT_ENOTFOUND)
 		err = ud_deployrepo__init_bare(&git, mirror_path);
 	else if (err < 0)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "trust.h"
 
 /*
  * A pre-receive hook runs before git moves the pushed objects out of
@@ -55,7 +56,7 @@ int ud_source_open(git_repository **out, const char *path)
 	/* Flags 0, never GIT_REPOSITORY_OPEN_FROM_ENV: a post-receive hook
 	 * runs with GIT_DIR set, and the path we are given must win. */
 	git_libgit2_init();
-	err = git_repository_open_ext(out, path, 0, NULL);
+	err = ud_git_open(out, path, 0);
 	if (err == GIT_ENOTFOUND)
 		err = ud_error_set(UD_ENOTFOUND,
 				   "no git repository at or above '%s'", path);

@@ -11,8 +11,9 @@
 # keys can be tested; `known` prints the ed25519 one.
 # Logins are by public key only, for the user running the test (root in
 # CI), against DIR/authorized_keys: the caller writes that file (an empty
-# one is created). Run it under `ip netns exec NS` to give a namespace
-# its own server.
+# one is created); SSHD_USER_KEYS=1 also reads each user's own
+# ~/.ssh/authorized_keys (gitolite writes its keys there). Run it under
+# `ip netns exec NS` to give a namespace its own server.
 set -eu
 
 cmd=${1:?usage: sshd.sh start|known|stop DIR [PORT [ADDR]]}
@@ -46,7 +47,7 @@ ListenAddress $addr
 Port $port
 HostKey $dir/ssh_host_ed25519_key
 ${extra_keys}PidFile $dir/sshd.pid
-AuthorizedKeysFile $dir/authorized_keys
+AuthorizedKeysFile $dir/authorized_keys${SSHD_USER_KEYS:+ .ssh/authorized_keys}
 AuthenticationMethods publickey
 PubkeyAuthentication yes
 PasswordAuthentication no

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "control_server.h"
@@ -394,6 +395,25 @@ static void notified(void *arg)
 	ud_evloop_post(ctl->loop, recheck_all, ctl);
 }
 
+/* agent.json's control_group and control_mode: the group first, so the
+ * socket is never open to a group other than the one named. Connecting
+ * needs write permission on the socket, and search permission on its
+ * directory, which is the operator's (docs/multiuser.md). */
+static int set_access(const struct ud_agentconf *conf, const char *path)
+{
+	if (conf->control_group && chown(path, (uid_t)-1, conf->control_gid) < 0)
+		return ud_error_set_errno(UD_ERROR,
+					  "control %s: cannot give the socket "
+					  "to group '%s' (control_group)",
+					  conf->control, conf->control_group);
+	if (chmod(path, (mode_t)conf->control_mode) < 0)
+		return ud_error_set_errno(UD_ERROR,
+					  "control %s: cannot set mode %04o "
+					  "(control_mode)",
+					  conf->control, conf->control_mode);
+	return 0;
+}
+
 int control_start(struct agent *a, struct ud_evloop *loop,
 		  struct control **out)
 {
@@ -414,7 +434,8 @@ int control_start(struct agent *a, struct ud_evloop *loop,
 	if ((err = ud_net_listen(&ctl->fd, &addr, 64)) < 0)
 		goto fail;
 	ctl->path = ud_strdup(a->conf->control + 5);
-	if ((err = ud_net_nonblock(ctl->fd, 1)) < 0 ||
+	if ((err = set_access(a->conf, ctl->path)) < 0 ||
+	    (err = ud_net_nonblock(ctl->fd, 1)) < 0 ||
 	    (err = ud_evloop_add(loop, ctl->fd, UD_EV_READ, on_accept, ctl)) <
 		    0)
 		goto fail;

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "errors.h"
+#include "trust.h"
 
 static const char usage[] =
 	"deploy publish [--source REPO] [--commit REV] [--no-signal]";
@@ -27,7 +28,7 @@ static char *ref_of(const char *source, const char *rev)
 	git_reference *ref = NULL, *resolved = NULL;
 	char *out = ud_strdup("");
 
-	if (git_repository_open_ext(&repo, source, 0, NULL) < 0)
+	if (ud_git_open(&repo, source, 0) < 0)
 		goto done;
 	if (git_reference_dwim(&ref, repo, rev) < 0)
 		goto done;

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "errors.h"
 #include "pipeline.h"
 #include "repo.h"
 #include "sshkey.h"
+#include "trust.h"
 
 /* Take the secret `name` out of the environment: a copy on the heap for
  * the rest of the process (NULL if unset or empty), the original zeroed
@@ -245,7 +247,7 @@ static char *configured_repo(void)
 	git_buf value = { 0 };
 	char *out = NULL;
 
-	if (git_repository_open_ext(&repo, ".", 0, NULL) < 0)
+	if (ud_git_open(&repo, ".", 0) < 0)
 		return NULL;
 	if (git_repository_config_snapshot(&cfg, repo) == 0 &&
 	    git_config_get_string_buf(&value, cfg, "deploy.repo") == 0)
@@ -273,6 +275,19 @@ int cli_open_repo(struct ud_deployrepo **out, const struct cli_common *c)
 				    "config deploy.repo");
 	err = ud_deployrepo_open_ex(out, url, &c->ssh);
 	free(configured);
+	/* A repository shared with a group: what this command writes there
+	 * (objects, their directories, ref lockfiles) must stay writable by
+	 * the group, whoever runs it, root included. The umask is the
+	 * process's, so files it makes elsewhere (its build cache, in its
+	 * own home) get the same group bits, under the user's own group. */
+	if (err == 0) {
+		mode_t bits = (mode_t)ud_deployrepo_shared_bits(*out), old;
+
+		if (bits) {
+			old = umask(0);
+			umask(old & ~bits);
+		}
+	}
 	if (err == 0) {
 		struct ud_sshkey *key = NULL;
 		char *why = NULL;

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -100,6 +102,7 @@ static int setup(void **state)
 	agent_init(&f->a);
 	f->conf.host = "edge1";
 	f->conf.control = f->addr;
+	f->conf.control_mode = 0660;
 	f->a.conf = &f->conf;
 	app_set_error(state_app_add(&f->a.st, "blog"), "boom");
 	state_app_add(&f->a.st, "pong");
@@ -389,6 +392,43 @@ static void test_bounded(void **state)
 		close(fds[i]);
 }
 
+/* agent.json's control_group and control_mode reach the socket (the
+ * hook of a git user in that group signals a root agent). A group the
+ * test's user is in, so the test runs as any user. */
+static void test_socket_access(void **state)
+{
+	struct fixture *f = *state;
+	struct group *gr = getgrgid(getgid());
+	struct stat st;
+	json_t *r;
+
+	assert_non_null(gr);
+	f->conf.control_group = gr->gr_name;
+	f->conf.control_gid = gr->gr_gid;
+	f->conf.control_mode = 0620;
+	start(f);
+	assert_int_equal(stat(f->addr + 5, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_gid, gr->gr_gid);
+	assert_int_equal(st.st_mode & 07777, 0620);
+	r = raw(f, "{\"cmd\": \"status\"}\n");
+	assert_true(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	f->conf.control_group = NULL;
+}
+
+/* Without them: the agent's group, 0660, as before. */
+static void test_socket_default_access(void **state)
+{
+	struct fixture *f = *state;
+	struct stat st;
+
+	start(f);
+	assert_int_equal(stat(f->addr + 5, &st), 0);
+	assert_int_equal(st.st_gid, getegid());
+	assert_int_equal(st.st_mode & 07777, 0660);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +441,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_demand_and_boots, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_access, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_socket_default_access,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,6 +147,8 @@ static void extras(void **state)
 	assert_null(c->dns_listen);
 	assert_null(c->dns_zone);
 	assert_null(c->user);
+	assert_null(c->control_group);
+	assert_int_equal(c->control_mode, 0660);
 	ud_agentconf_free(c);
 
 	assert_int_equal(
@@ -166,6 +168,22 @@ static void extras(void **state)
 	assert_int_equal(c->max_memory_mb, 512);
 	assert_string_equal(c->dns_listen, "127.0.0.1:5353");
 	assert_string_equal(c->dns_zone, "apps.example.");
+	ud_agentconf_free(c);
+
+	/* The control socket for a group: root's group exists everywhere. */
+	assert_int_equal(parse(&c, "{\"host\": \"h\", \"repo\": \"r\", "
+				   "\"control_group\": \"root\", "
+				   "\"control_mode\": \"0660\"}"),
+			 0);
+	assert_string_equal(c->control_group, "root");
+	assert_int_equal(c->control_gid, 0);
+	assert_int_equal(c->control_mode, 0660);
+	ud_agentconf_free(c);
+	assert_int_equal(parse(&c, "{\"host\": \"h\", \"repo\": \"r\", "
+				   "\"control_mode\": \"770\"}"),
+			 0);
+	assert_null(c->control_group);
+	assert_int_equal(c->control_mode, 0770);
 	ud_agentconf_free(c);
 }
 
@@ -230,6 +248,34 @@ static void errors(void **state)
 		  "a-z 0-9 _ -, not starting with a digit or -)", UD_EINVALID },
 		{ "{\"host\": \"h\", \"repo\": \"r\", \"user\": 0}",
 		  "agent.json: user: must be a string", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control_group\": "
+		  "\"no-such-group-ud\"}",
+		  "agent.json: control_group: no group 'no-such-group-ud' on "
+		  "this host", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control_group\": "
+		  "\"../wheel\"}",
+		  "agent.json: control_group: '../wheel' is not a group name",
+		  UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control_group\": 0}",
+		  "agent.json: control_group: must be a string", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control_mode\": 660}",
+		  "agent.json: control_mode: must be a string", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control_mode\": "
+		  "\"0680\"}",
+		  "agent.json: control_mode: '0680' is not a socket mode (octal, "
+		  "like \"0660\", at most 0777, owner rw)", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control_mode\": "
+		  "\"4770\"}",
+		  "agent.json: control_mode: '4770' is not a socket mode (octal, "
+		  "like \"0660\", at most 0777, owner rw)", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control_mode\": "
+		  "\"0060\"}",
+		  "agent.json: control_mode: '0060' is not a socket mode (octal, "
+		  "like \"0660\", at most 0777, owner rw)", UD_EINVALID },
+		{ "{\"host\": \"h\", \"repo\": \"r\", \"control_mode\": "
+		  "\" 660\"}",
+		  "agent.json: control_mode: ' 660' is not a socket mode (octal, "
+		  "like \"0660\", at most 0777, owner rw)", UD_EINVALID },
 	};
 	struct ud_agentconf *c;
 	size_t i;

@@ -51,6 +51,39 @@ static void test_init_layout(void **state)
 	ud_buf_free(&b);
 }
 
+/* core.sharedRepository, as git reads it, says which umask bits a writer
+ * must leave open for the group. */
+static void test_shared_bits(void **state)
+{
+	static const struct {
+		const char *value;
+		unsigned int bits;
+	} cases[] = {
+		{ NULL, 0 },        { "group", 0070 }, { "true", 0070 },
+		{ "1", 0070 },      { "all", 0075 },   { "world", 0075 },
+		{ "everybody", 0075 }, { "2", 0075 },  { "umask", 0 },
+		{ "false", 0 },     { "0660", 0070 },  { "0664", 0075 },
+		{ "0640", 0 },      { "0600", 0 },     { "08", 0 },
+	};
+	struct fixture *f = *state;
+	struct ud_deployrepo *r;
+	struct ud_buf b = UD_BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ud_buf_clear(&b);
+		if (cases[i].value)
+			assert_int_equal(git_cli(f->path, &b, "config",
+						 "core.sharedRepository",
+						 cases[i].value),
+					 0);
+		assert_int_equal(ud_deployrepo_open(&r, f->path), 0);
+		assert_int_equal(ud_deployrepo_shared_bits(r), cases[i].bits);
+		ud_deployrepo_free(r);
+	}
+	ud_buf_free(&b);
+}
+
 static void test_open_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -333,6 +366,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fetch_local_shares_objects,
 						repo_setup, repo_teardown),
 		cmocka_unit_test_setup_teardown(test_init_layout, repo_setup,
+						repo_teardown),
+		cmocka_unit_test_setup_teardown(test_shared_bits, repo_setup,
 						repo_teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, repo_setup,
 						repo_teardown),
