@@ -18,6 +18,7 @@
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
+#include "proxy_http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1126,9 +1127,184 @@ static void test_stop_with_connections(void **state)
 	backend_stop(b);
 }
 
+/* --- HTTP boundaries (proxy_http.c) --- */
+
+struct hcase {
+	const char *name;
+	int response, head;
+	const char *in;
+	enum proxy_http_result want;
+	size_t tail; /* bytes not this message's (or not yet usable) */
+};
+
+static const struct hcase hcases[] = {
+	{ "GET, no body, next request follows", 0, 0,
+	  "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n",
+	  PROXY_HTTP_DONE, 17 },
+	{ "POST with Content-Length", 0, 0,
+	  "POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET",
+	  PROXY_HTTP_DONE, 3 },
+	{ "POST body not all there yet", 0, 0,
+	  "POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello",
+	  PROXY_HTTP_MORE, 0 },
+	{ "chunked request with extension and trailers", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "5;ext=1\r\nhello\r\n0\r\nX-Sum: 1\r\nX-Two: 2\r\n\r\nNEXT",
+	  PROXY_HTTP_DONE, 4 },
+	{ "header block not whole yet", 0, 0,
+	  "GET / HTTP/1.1\r\nHost: a\r\n",
+	  PROXY_HTTP_MORE, 25 },
+	{ "HTTP/1.0 with keep-alive", 0, 0,
+	  "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "response with Content-Length", 1, 0,
+	  "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+	  PROXY_HTTP_DONE, 0 },
+	{ "chunked response with trailer", 1, 0,
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "3\r\nabc\r\nA\r\n0123456789\r\n0\r\nEtag: x\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "204 has no body", 1, 0,
+	  "HTTP/1.1 204 No Content\r\n\r\n", PROXY_HTTP_DONE, 0 },
+	{ "304 has no body despite its length", 1, 0,
+	  "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "the answer to HEAD has no body", 1, 1,
+	  "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "100 Continue, then the final answer", 1, 0,
+	  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+	  "Content-Length: 0\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "status line without a reason", 1, 0,
+	  "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	/* Everything else: plain TCP. */
+	{ "close-delimited response", 1, 0,
+	  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "response that closes", 1, 0,
+	  "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "101 Switching Protocols", 1, 0,
+	  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "websocket upgrade request", 0, 0,
+	  "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "CONNECT", 0, 0, "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "HTTP/2 preface", 0, 0, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "HTTP/1.0 without keep-alive", 0, 0, "GET / HTTP/1.0\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "request asking to close", 0, 0,
+	  "GET / HTTP/1.1\r\nConnection: close\r\n\r\n", PROXY_HTTP_TUNNEL, 0 },
+	{ "TLS hello (binary)", 0, 0, "\x16\x03\x01\x02", PROXY_HTTP_TUNNEL, 0 },
+	{ "bare LF", 0, 0, "GET / HTTP/1.1\nHost: a\n\n", PROXY_HTTP_TUNNEL, 0 },
+	{ "folded header", 0, 0, "GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "space before the colon", 0, 0,
+	  "GET / HTTP/1.1\r\nContent-Length : 1\r\n\r\nx", PROXY_HTTP_TUNNEL, 0 },
+	{ "two different lengths", 0, 0,
+	  "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "length with a sign", 0, 0,
+	  "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\nx", PROXY_HTTP_TUNNEL, 0 },
+	{ "length and chunked", 0, 0,
+	  "POST / HTTP/1.1\r\nContent-Length: 1\r\n"
+	  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", PROXY_HTTP_TUNNEL, 0 },
+	{ "gzip, chunked", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "bad chunk size", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	  PROXY_HTTP_TUNNEL, 47 },
+	{ "chunk size past 2^60", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "1000000000000000\r\n", PROXY_HTTP_TUNNEL, 47 },
+	{ "chunk data not ended by CRLF", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab",
+	  PROXY_HTTP_TUNNEL, 51 },
+	{ "HTTP/1.2", 0, 0, "GET / HTTP/1.2\r\n\r\n", PROXY_HTTP_TUNNEL, 0 },
+};
+
+static void test_http_cases(void **state)
+{
+	size_t i, used, n, off, u;
+	enum proxy_http_result r;
+	struct proxy_http m;
+
+	(void)state;
+	for (i = 0; i < sizeof(hcases) / sizeof(hcases[0]); i++) {
+		const struct hcase *c = &hcases[i];
+
+		n = strlen(c->in);
+		print_message("%s\n", c->name);
+		if (c->response)
+			proxy_http_response(&m, c->head);
+		else
+			proxy_http_request(&m);
+		r = proxy_http_feed(&m, c->in, n, &used);
+		assert_int_equal(r, c->want);
+		if (r == PROXY_HTTP_TUNNEL)
+			assert_non_null(m.why);
+		else
+			assert_int_equal(used, n - c->tail);
+
+		/* The same bytes in pieces of one: the same answer, as the
+		 * caller keeps what was not used and feeds it with more. */
+		if (c->response)
+			proxy_http_response(&m, c->head);
+		else
+			proxy_http_request(&m);
+		for (off = 0, u = 0, r = PROXY_HTTP_MORE;
+		     r == PROXY_HTTP_MORE && u < n; u++) {
+			r = proxy_http_feed(&m, c->in + off, u + 1 - off,
+					    &used);
+			off += used;
+		}
+		if (c->want == PROXY_HTTP_MORE)
+			assert_int_equal(r, PROXY_HTTP_MORE);
+		else
+			assert_int_equal(r, c->want);
+		if (r != PROXY_HTTP_TUNNEL)
+			assert_int_equal(off, n - c->tail);
+	}
+}
+
+/* A header block past the cap, and a chunk line past its own. */
+static void test_http_limits(void **state)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	struct proxy_http m;
+	size_t used;
+
+	(void)state;
+	ud_buf_puts(&b, "GET / HTTP/1.1\r\n");
+	while (b.size < PROXY_HTTP_HEADER_MAX)
+		ud_buf_puts(&b, "X-Filler: 0123456789abcdef\r\n");
+	proxy_http_request(&m);
+	assert_int_equal(proxy_http_feed(&m, b.ptr, b.size, &used),
+			 PROXY_HTTP_TUNNEL);
+	assert_string_equal(m.why, "header block too large");
+
+	ud_buf_clear(&b);
+	ud_buf_puts(&b, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;");
+	while (b.size < 47 + PROXY_HTTP_LINE_MAX)
+		ud_buf_puts(&b, "e=x;");
+	proxy_http_request(&m);
+	assert_int_equal(proxy_http_feed(&m, b.ptr, b.size, &used),
+			 PROXY_HTTP_TUNNEL);
+	assert_int_equal(used, 47);
+	ud_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_http_cases),
+		cmocka_unit_test(test_http_limits),
 		cmocka_unit_test_setup_teardown(test_large_echo, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_small_and_bulk, setup,
