@@ -6,6 +6,17 @@
 
 load helpers
 
+# The client stops when $T/ka.stop exists, also when the test failed.
+teardown() {
+	if [ -n "${ka_pid:-}" ]; then
+		touch "$T/ka.stop"
+		wait_until 40 sh -c "! kill -0 $ka_pid 2>/dev/null" ||
+			kill "$ka_pid" 2>/dev/null || true
+		wait "$ka_pid" 2>/dev/null || true
+	fi
+	teardown_world
+}
+
 KA=$ROOT/tests/integration/keepalive.py
 
 # At least N answers "pong V" in the client's log.
@@ -35,11 +46,12 @@ answered() {
 	done
 	touch "$T/ka.stop"
 	wait "$ka_pid"
+	ka_pid=
 
 	result=$(python3 "$KA" check "$T/ka.log" "$T/swaps")
 	echo "$result" >&2
 	grep -v " 200 " "$T/ka.log" >&2 || true
-	[[ $result =~ ^requests=([0-9]+)\ failed=0\ connections=1\ stale=0$ ]]
+	[[ $result =~ ^requests=([0-9]+)\ failed=0\ connections=1\ stale=0\ seen=5$ ]]
 	[ "${BASH_REMATCH[1]}" -gt 0 ]
 	# every old instance drained and stopped; one serves v6
 	wait_until 30 instances_are 1

@@ -9,7 +9,8 @@
       finished swap (its push returned), in order. Prints "requests=N
       failed=F connections=C stale=S": stale counts answers to GET / that
       began after a swap finished and come from an older version than that
-      swap's (one from a newer version is the next swap switching).
+      swap's (one from a newer version is the next swap switching), and
+      seen=K: how many of the swaps' versions answered at all.
 
 A failed request (an error, a broken connection, a status other than 200)
 is logged as status FAIL and the client reconnects.
@@ -54,6 +55,7 @@ def check(log, swaps):
     rank = dict(("pong " + v, k) for k, (_, v) in enumerate(marks))
     n = failed = stale = 0
     conns = set()
+    seen = set()
     with open(log) as f:
         for line in f:
             t0, _, c, status, path, body = (line.rstrip("\n").split(" ", 5)
@@ -65,6 +67,8 @@ def check(log, swaps):
                 continue
             if path != "/":
                 continue
+            if body in rank:
+                seen.add(body)
             want = -1
             for k, (t, v) in enumerate(marks):
                 if float(t0) > t:
@@ -75,8 +79,8 @@ def check(log, swaps):
             if got < want:
                 stale += 1
                 sys.stderr.write("stale (want %s): %s" % (marks[want][1], line))
-    print("requests=%d failed=%d connections=%d stale=%d" %
-          (n, failed, len(conns), stale))
+    print("requests=%d failed=%d connections=%d stale=%d seen=%d" %
+          (n, failed, len(conns), stale, len(seen)))
 
 
 if __name__ == "__main__":

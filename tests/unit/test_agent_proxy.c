@@ -107,13 +107,14 @@ static int send_pattern(int fd, size_t total)
  * "B<id>.<seq> <request number on this connection> <body bytes>\n" (so a
  * client sees which backend and which connection served it). GET /slow
  * sends half the answer, waits for a byte on the gate, then the rest; GET
- * /bye answers, then closes (an idle timeout); a request with Upgrade is
- * answered 101 and the connection echoes from then on.
+ * /bye answers, then closes (an idle timeout); GET /big answers REPLY
+ * bytes of pattern(); a request with Upgrade is answered 101 and the
+ * connection echoes from then on.
  */
 static void http_serve(struct bconn *bc)
 {
 	char buf[65536], body[64], head[128];
-	size_t len = 0, hl, blen, need;
+	size_t len = 0, hl, blen, need, got;
 	char *end, *cl;
 	int nreq = 0, upgrade;
 	ssize_t n;
@@ -141,6 +142,22 @@ static void http_serve(struct bconn *bc)
 			}
 			need = end + 4 - (buf + hl);
 		}
+		/* A body larger than buf is read and dropped as it comes
+		 * (nothing is pipelined behind one in these tests). */
+		got = need;
+		if (hl + need > sizeof(buf)) {
+			size_t left = need - (len - hl);
+
+			while (left) {
+				n = read(bc->fd, buf + hl, left < sizeof(buf) -
+					 hl ? left : sizeof(buf) - hl);
+				if (n <= 0)
+					return;
+				left -= n;
+			}
+			len = hl;
+			need = 0;
+		}
 		while (len < hl + need) {
 			n = read(bc->fd, buf + len, sizeof(buf) - len);
 			if (n <= 0)
@@ -149,7 +166,7 @@ static void http_serve(struct bconn *bc)
 		}
 		upgrade = memmem(buf, hl, "Upgrade:", 8) != NULL;
 		snprintf(body, sizeof(body), "B%d.%d %d %zu\n", bc->b->id,
-			 bc->seq, nreq++, need);
+			 bc->seq, nreq++, got);
 		blen = strlen(body);
 		if (upgrade) {
 			snprintf(head, sizeof(head), "HTTP/1.1 101 Switching "
@@ -163,6 +180,16 @@ static void http_serve(struct bconn *bc)
 				if (send_all(bc->fd, buf, n) < 0)
 					return;
 			return;
+		}
+		if (!strncmp(buf, "GET /big ", 9)) {
+			snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+				 "Content-Length: %d\r\n\r\n", REPLY);
+			if (send_all(bc->fd, head, strlen(head)) < 0 ||
+			    send_pattern(bc->fd, REPLY) < 0)
+				return;
+			memmove(buf, buf + hl + need, len - hl - need);
+			len -= hl + need;
+			continue;
 		}
 		snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
 			 "Content-Length: %zu\r\n\r\n", blen);
@@ -1352,6 +1379,44 @@ static void test_http_in_flight(void **state)
 	backend_stop(b);
 }
 
+/* Bodies larger than the proxy's buffers, both ways, then a swap. */
+static void test_http_large(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, HTTP);
+	struct backend *b = backend_start(2, HTTP);
+	char head[1024], want[32], *big = malloc(BIG), *got = malloc(REPLY);
+	size_t i, n;
+	int fd;
+
+	http_listen(f);
+	set_one(f, "app", a);
+	fd = client(f);
+	n = snprintf(head, sizeof(head), "POST /up HTTP/1.1\r\nHost: t\r\n"
+		     "Content-Length: %d\r\n\r\n", BIG);
+	assert_int_equal(send_all(fd, head, n), 0);
+	for (i = 0; i < BIG; i++)
+		big[i] = (char)pattern(i);
+	assert_int_equal(send_all(fd, big, BIG), 0);
+	snprintf(want, sizeof(want), "B1.0 0 %d", BIG);
+	expect_answer(fd, "", want);
+
+	assert_int_equal(send_all(fd, GET("/big"), strlen(GET("/big"))), 0);
+	assert_int_equal(read_head(fd, head, sizeof(head)), REPLY);
+	read_exact(fd, got, REPLY);
+	for (i = 0; i < REPLY; i++)
+		if ((unsigned char)got[i] != pattern(i))
+			fail_msg("byte %zu differs", i);
+
+	set_one(f, "app", b);
+	expect_answer(fd, GET("/"), "B2.0 0 0");
+	close(fd);
+	free(big);
+	free(got);
+	backend_stop(a);
+	backend_stop(b);
+}
+
 /* Pipelined requests are answered in order, one after the other. */
 static void test_http_pipelined(void **state)
 {
@@ -1638,6 +1703,10 @@ int main(void)
 						setup_copy, teardown),
 		cmocka_unit_test_setup_teardown(test_http_in_flight,
 						setup_copy, teardown),
+		cmocka_unit_test_setup_teardown(test_http_large, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_large, setup_copy,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_http_moves_keepalive,
 						setup_shared, teardown),
 		cmocka_unit_test_setup_teardown(test_large_echo, setup,
