@@ -18,9 +18,9 @@
 # BENCH_HISTORY (releases before the publish figure, 50), BENCH_RELEASES
 # (releases per compression, 5), BENCH_COMPRESSIONS ("none gzip zstd xz"),
 # BENCH_OUT (bench/RESULTS.md), BENCH_ONLY (groups to run, "push publish signing
-# storage fanout summon boot microvm soak").
+# storage fanout summon boot microvm soak keepalive").
 #
-#   signing: \`deploy publish\` signed against unsigned, and the agent's
+#   signing: `deploy publish` signed against unsigned, and the agent's
 #      signature check per fetched commit (bench/sigcheck.c).
 #   4. fanout (bench/fanout.sh): signalling 1, 4 and 16 hosts over SSH, each
 #      in its own network namespace, and push-to-live over SSH against a host
@@ -36,6 +36,9 @@
 #   8. soak (bench/soak.sh): the agent's resident memory after 0, 1,000 and
 #      10,000 syncs, against the same loop with the fetch in the agent's
 #      own process as before issue 15 (SOAK_SYNCS shrinks the count).
+#   9. keepalive (bench/keepalive.sh): one kept-alive HTTP client across
+#      BENCH_SWAPS (100) pushes, the proxy in HTTP mode against plain TCP
+#      mode: failed requests, stale answers, reconnections.
 set -euo pipefail
 export LC_ALL=C
 
@@ -545,8 +548,9 @@ bench_summon() { section summon.sh; }
 bench_boot() { section boot.sh; }
 bench_microvm() { section microvm.sh; }
 bench_soak() { SYNCS=${SOAK_SYNCS:-10000} section soak.sh; }
+bench_keepalive() { SWAPS=${BENCH_SWAPS:-100} section keepalive.sh; }
 
-for group in ${BENCH_ONLY:-push publish signing storage fanout summon boot microvm soak}; do
+for group in ${BENCH_ONLY:-push publish signing storage fanout summon boot microvm soak keepalive}; do
 	"bench_$group"
 done
 

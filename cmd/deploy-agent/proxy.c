@@ -43,6 +43,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "net.h"
+#include "proxy_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,6 +108,7 @@ struct app {
 	size_t nheld;
 	int demand_due;
 	long long demand_at; /* when on_demand was last called */
+	int http; /* new connections follow HTTP/1.x requests */
 };
 
 /* One direction of a connection. */
@@ -123,6 +125,24 @@ struct dir {
 	int done;        /* dst shut down for writing, or abandoned */
 };
 
+/*
+ * A connection in HTTP mode: its bytes pass through these buffers, parsed
+ * on the way, so that each request can go to a backend of its own (the
+ * one it had, unless a swap took it out of the set). in: from the client,
+ * not yet sent; its first in_ok bytes are the current request's, free to
+ * go (the rest wait: the next request, not yet parsed). out: likewise,
+ * from the backend.
+ */
+struct hconn {
+	struct proxy_http req, resp;
+	char *in, *out;
+	size_t in_len, in_ok, out_len, out_ok;
+	int active;    /* a request has begun and is not over */
+	int req_done;  /* ...all of it parsed */
+	int resp_done; /* ...its answer too */
+	int cin_eof, bin_eof;
+};
+
 struct conn {
 	struct conn *prev, *next;
 	struct app *app;
@@ -133,6 +153,7 @@ struct conn {
 	int connecting;
 	int retried;
 	int dead;
+	struct hconn *h; /* NULL: plain TCP */
 	struct dir d[2]; /* 0: client to backend, 1: backend to client */
 };
 
@@ -159,6 +180,7 @@ struct proxy {
 	size_t nheld;    /* held connections, all apps */
 	size_t npaused;  /* apps whose accepting is paused */
 	int demand_due;  /* some app's demand_due is set */
+	int moves_due;   /* a backend left a set: move its idle HTTP clients */
 	char copy[COPY_MAX]; /* small reads pass through here */
 	proxy_demand_fn on_demand;
 	void *payload;
@@ -417,11 +439,22 @@ static void inst_release(struct proxy *p, struct conn *c)
 		kick(p);
 }
 
+static void hconn_free(struct hconn *h)
+{
+	if (!h)
+		return;
+	free(h->in);
+	free(h->out);
+	free(h);
+}
+
 static void conn_close(struct proxy *p, struct conn *c)
 {
 	if (c->dead)
 		return;
 	c->dead = 1;
+	hconn_free(c->h);
+	c->h = NULL;
 	if (c->cfd >= 0)
 		unwatch_close(p, c->cfd);
 	if (c->bfd >= 0)
@@ -654,8 +687,14 @@ static int dir_pump(struct proxy *p, struct dir *d, int src, int dst,
 	return 0;
 }
 
+static void http_pump(struct proxy *p, struct conn *c);
+
 static void pump(struct proxy *p, struct conn *c)
 {
+	if (c->h) {
+		http_pump(p, c);
+		return;
+	}
 	if (dir_pump(p, &c->d[0], c->cfd, c->bfd, 0, c->d[1].done) < 0 ||
 	    dir_pump(p, &c->d[1], c->bfd, c->cfd, 1, c->d[0].done) < 0 ||
 	    (c->d[0].done && c->d[1].done))
@@ -728,7 +767,8 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 		attach(p, c, next);
 		return;
 	}
-	if (err == ECONNREFUSED && !has_ready(a) && a->lfd >= 0) {
+	if (err == ECONNREFUSED && !has_ready(a) && a->lfd >= 0 &&
+	    !c->d[0].pending && (!c->h || !c->h->in_len)) {
 		/* The client has sent nothing anywhere yet: hold it like
 		 * one that came before any instance, so the owner boots a
 		 * fresh one for it (summon) or it waits for the restart. */
@@ -746,6 +786,291 @@ static void connect_failed(struct proxy *p, struct conn *c, int err)
 		    "closing the client connection", a->name, id, port,
 		    strerror(err));
 	conn_close(p, c);
+}
+
+/* --- HTTP mode (proxy thread only) --- */
+
+/* Let go of the backend connection, between two requests: the next one
+ * will choose again. */
+static void detach(struct proxy *p, struct conn *c)
+{
+	if (c->bfd >= 0)
+		unwatch_close(p, c->bfd);
+	c->bfd = -1;
+	c->connecting = 0;
+	c->d[1].more = c->d[1].hup = 0;
+	c->h->bin_eof = 0;
+	inst_release(p, c);
+}
+
+/*
+ * A request begins: it goes to the backend the connection has if that one
+ * is still in the app's set, else to the one choose() picks now (the new
+ * release after a swap). 0: go on; -1: the connection is closed, or it
+ * was handed to attach() (and the pump runs again once connected).
+ */
+static int http_begin(struct proxy *p, struct conn *c)
+{
+	struct instance *in;
+
+	if (c->bfd >= 0 && c->inst && c->inst->ready)
+		return 0;
+	detach(p, c);
+	if (!(in = choose(c->app, -1))) {
+		ud_log_warn("proxy: %s: no instance ready for the next "
+			    "request; closing the client connection",
+			    c->app->name);
+		conn_close(p, c);
+		return -1;
+	}
+	c->retried = 0;
+	attach(p, c, in);
+	return -1;
+}
+
+/* Hand what a buffer holds to a direction of the plain TCP pump. */
+static int give_dir(struct proxy *p, struct dir *d, const char *b, size_t n)
+{
+	if (!n)
+		return 0;
+	if (d->buf) {
+		memcpy(d->buf, b, n);
+		d->off = 0;
+		d->pending = n;
+		return 0;
+	}
+	return stash(p, d, b, n);
+}
+
+/*
+ * This connection is not one HTTP mode can follow (an upgrade, a body
+ * delimited by close, bytes it cannot parse...): from here on its bytes
+ * go as they come, to the backend it has, as in plain TCP mode. Nothing
+ * is lost: what the buffers hold goes first.
+ */
+static void http_tunnel(struct proxy *p, struct conn *c, const char *why)
+{
+	struct hconn *h = c->h;
+	struct instance *in = NULL;
+	int rc;
+
+	ud_log_debug("proxy: %s: plain TCP for a connection: %s",
+		     c->app->name, why);
+	if (c->bfd < 0) {
+		/* Between requests, with no backend: one is needed only for
+		 * bytes to give it. */
+		if (!h->in_len && h->cin_eof) {
+			if (!h->out_len)
+				conn_close(p, c);
+			return;
+		}
+		if (!(in = choose(c->app, -1))) {
+			ud_log_warn("proxy: %s: no instance ready for the "
+				    "next request; closing the client "
+				    "connection", c->app->name);
+			conn_close(p, c);
+			return;
+		}
+	}
+	c->h = NULL;
+	rc = give_dir(p, &c->d[0], h->in, h->in_len);
+	if (rc == 0)
+		rc = give_dir(p, &c->d[1], h->out, h->out_len);
+	c->d[0].more = c->d[1].more = 1;
+	c->d[0].eof = h->cin_eof;
+	c->d[1].eof = h->bin_eof;
+	hconn_free(h);
+	if (rc < 0) {
+		conn_close(p, c);
+	} else if (in) {
+		c->retried = 0;
+		attach(p, c, in); /* pumps once connected */
+	} else if (!c->connecting) {
+		pump(p, c);
+	}
+}
+
+/* recv into *buf (made when needed). 1: something happened (bytes or
+ * EOF), 0: nothing to read now, -1: the socket failed. */
+static int hread(int fd, char **buf, size_t *len, struct dir *d, int *eof)
+{
+	ssize_t n;
+
+	if (!*buf)
+		*buf = ud_malloc(CHUNK);
+	do
+		n = recv(fd, *buf + *len, CHUNK - *len, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno != EAGAIN)
+			return -1;
+		d->more = 0;
+		return 0;
+	}
+	if (!n)
+		*eof = 1;
+	*len += n;
+	return 1;
+}
+
+/* Send the first *ok bytes of buf. 1: some went, 0: none could, -1:
+ * the socket failed. */
+static int hsend(int fd, char *buf, size_t *len, size_t *ok)
+{
+	ssize_t n;
+
+	do
+		n = send(fd, buf, *ok, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -1;
+	memmove(buf, buf + n, *len - n);
+	*len -= n;
+	*ok -= n;
+	return n > 0;
+}
+
+/*
+ * Move an HTTP connection's bytes, one request at a time: a request's
+ * bytes go to the backend as they come; the next request waits (unread
+ * past a buffer) until the answer to this one has come in whole; at that
+ * boundary a backend that has left the app's set is let go, and the next
+ * request begins on the backend choose() picks. So a swap moves a
+ * kept-alive client at its next request, and the old instance only ever
+ * loses connections that are between answers.
+ */
+static void http_pump(struct proxy *p, struct conn *c)
+{
+	struct hconn *h = c->h;
+	enum proxy_http_result r;
+	size_t used;
+	int progress, rc;
+
+	do {
+		progress = 0;
+		if (!h->cin_eof && c->d[0].more && h->in_len < CHUNK) {
+			if ((rc = hread(c->cfd, &h->in, &h->in_len, &c->d[0],
+					&h->cin_eof)) < 0)
+				goto broken;
+			progress |= rc;
+		}
+		if (!h->req_done && h->in_len > h->in_ok) {
+			r = proxy_http_feed(&h->req, h->in + h->in_ok,
+					    h->in_len - h->in_ok, &used);
+			if (r == PROXY_HTTP_TUNNEL) {
+				http_tunnel(p, c, h->req.why);
+				return;
+			}
+			h->in_ok += used;
+			if (r == PROXY_HTTP_DONE) {
+				h->req_done = 1;
+				proxy_http_response(&h->resp, h->req.req_head);
+			}
+			if (used && !h->active) {
+				h->active = 1;
+				if (http_begin(p, c) < 0)
+					return;
+			}
+			progress |= used > 0;
+		}
+		if (c->bfd >= 0 && h->in_ok) {
+			if ((rc = hsend(c->bfd, h->in, &h->in_len,
+					&h->in_ok)) < 0)
+				goto broken;
+			progress |= rc;
+		}
+		if (c->bfd >= 0 && !h->bin_eof && c->d[1].more &&
+		    h->out_len < CHUNK) {
+			if ((rc = hread(c->bfd, &h->out, &h->out_len, &c->d[1],
+					&h->bin_eof)) < 0)
+				goto broken;
+			progress |= rc;
+		}
+		if (h->out_len > h->out_ok) {
+			if (!h->active || h->resp_done) {
+				http_tunnel(p, c, "the instance sent bytes "
+					    "no request asked for");
+				return;
+			}
+			r = proxy_http_feed(&h->resp, h->out + h->out_ok,
+					    h->out_len - h->out_ok, &used);
+			if (r == PROXY_HTTP_TUNNEL) {
+				http_tunnel(p, c, h->resp.why);
+				return;
+			}
+			h->out_ok += used;
+			h->resp_done = r == PROXY_HTTP_DONE;
+			progress |= used > 0;
+		}
+		if (h->out_ok) {
+			if ((rc = hsend(c->cfd, h->out, &h->out_len,
+					&h->out_ok)) < 0) {
+				if (errno == EPIPE)
+					drain_sigpipe();
+				conn_close(p, c);
+				return;
+			}
+			progress |= rc;
+		}
+		if (h->active && h->req_done && h->resp_done) {
+			/* Between answers: the one moment a backend may be
+			 * changed. */
+			h->active = h->req_done = h->resp_done = 0;
+			proxy_http_request(&h->req);
+			if (c->inst && !c->inst->ready)
+				detach(p, c);
+			progress = 1;
+		}
+		if (h->bin_eof) {
+			if (h->active) {
+				http_tunnel(p, c, "the instance closed the "
+					    "connection during a request");
+				return;
+			}
+			/* It closed an idle connection (its keep-alive
+			 * timeout): the next request gets a fresh one. */
+			detach(p, c);
+		}
+		if (h->cin_eof) {
+			if (h->active || h->in_len) {
+				http_tunnel(p, c, "the client closed its side "
+					    "during a request");
+				return;
+			}
+			if (!h->out_len) {
+				conn_close(p, c);
+				return;
+			}
+		}
+	} while (progress);
+	/* An idle connection keeps no buffers. */
+	if (!h->in_len) {
+		free(h->in);
+		h->in = NULL;
+	}
+	if (!h->out_len) {
+		free(h->out);
+		h->out = NULL;
+	}
+	return;
+broken:
+	conn_close(p, c);
+}
+
+/* After a swap, clients between requests let go of instances that left
+ * their app's set at once (their next request will choose again): the old
+ * instance drains as soon as its answers in flight are done. */
+static void move_idle(struct proxy *p)
+{
+	struct conn *c, *next;
+
+	p->moves_due = 0;
+	for (c = p->conns; c; c = next) {
+		next = c->next;
+		if (c->h && !c->h->active && !c->connecting && c->bfd >= 0 &&
+		    c->inst && !c->inst->ready)
+			detach(p, c);
+	}
 }
 
 static void on_backend_event(struct proxy *p, struct conn *c, int events)
@@ -798,6 +1123,10 @@ static void forward(struct proxy *p, struct app *a, int cfd)
 	c->hb.p = p;
 	c->d[0].pipe[0] = c->d[0].pipe[1] = -1;
 	c->d[1].pipe[0] = c->d[1].pipe[1] = -1;
+	if (a->http) {
+		c->h = ud_calloc(1, sizeof(*c->h));
+		proxy_http_request(&c->h->req);
+	}
 	if (p->no_splice) {
 		c->d[0].buf = ud_malloc(CHUNK);
 		c->d[1].buf = ud_malloc(CHUNK);
@@ -854,6 +1183,8 @@ static void service(struct proxy *p)
 
 	/* The common case, traffic and nothing waiting, need not walk
 	 * every app (a host may have a thousand) after every batch. */
+	if (p->moves_due)
+		move_idle(p);
 	if (!p->nheld && !p->npaused)
 		return;
 	now = ud_now_ms();
@@ -1176,11 +1507,19 @@ void proxy_set_backends(struct proxy *p, const char *app,
 	struct instance *in, **pp;
 	struct app *a;
 	size_t i;
+	int was_ready;
 
 	pthread_mutex_lock(&p->mu);
 	a = app_get(p, app);
-	for (in = a->inst; in; in = in->next)
+	for (in = a->inst; in; in = in->next) {
+		was_ready = in->ready;
 		in->ready = 0;
+		for (i = 0; i < n; i++)
+			if (in->id == b[i].id)
+				break;
+		if (was_ready && i == n)
+			p->moves_due = 1;
+	}
 	for (i = 0; i < n; i++) {
 		for (in = a->inst; in; in = in->next)
 			if (in->id == b[i].id)
@@ -1201,6 +1540,13 @@ void proxy_set_backends(struct proxy *p, const char *app,
 	}
 	inst_prune(a);
 	kick(p);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void proxy_set_http(struct proxy *p, const char *app, int on)
+{
+	pthread_mutex_lock(&p->mu);
+	app_get(p, app)->http = on;
 	pthread_mutex_unlock(&p->mu);
 }
 

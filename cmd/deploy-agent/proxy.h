@@ -71,6 +71,20 @@ void proxy_unlisten(struct proxy *p, const char *app);
  * with the fewest open connections. */
 void proxy_set_backends(struct proxy *p, const char *app,
 			const struct proxy_backend *b, size_t n);
+/*
+ * HTTP mode for app's connections accepted from now on (on: 1), for apps
+ * that speak HTTP/1.x (an `http` health check). The proxy follows each
+ * request and its answer (proxy_http.h) and chooses a backend per request:
+ * the one the connection has, unless it left the app's set, so after
+ * proxy_set_backends the next request of a kept-alive client goes to the
+ * new set, a request in flight ends where it began, and a connection to a
+ * backend that left the set is closed only between answers (at once for
+ * idle ones). A connection it cannot follow (Upgrade, CONNECT, HTTP/2,
+ * Connection: close, a body delimited by close, a parse error) goes on as
+ * plain TCP to the backend it has. Off (the default): plain TCP.
+ */
+void proxy_set_http(struct proxy *p, const char *app, int on);
+
 /* How many more of app's instances are booting (will be in a later
  * proxy_set_backends): with `concurrency`, connections the ready ones
  * have no room for wait for them. 0 (the default): nothing is coming.

@@ -206,6 +206,10 @@ static int do_listen(struct agent *a, struct app *app,
 		app->listen = NULL;
 		return 0;
 	}
+	/* An app checked over HTTP speaks it: its kept-alive clients can
+	 * move to a new release at their next request. */
+	proxy_set_http(a->proxy, app->name,
+		       m && m->health.kind == UD_HEALTH_HTTP);
 	if (proxy_listen(a->proxy, app->name, addr, hold_ms(app, m), conc) <
 	    0)
 		return UD_ERROR;

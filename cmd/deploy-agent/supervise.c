@@ -1066,6 +1066,8 @@ static void adopt_app(struct agent *a, struct app *app,
 		serving++;
 	}
 	if (app->listen && (serving || (p && p->mode == UD_MODE_SUMMON))) {
+		proxy_set_http(a->proxy, app->name, app->manifest &&
+			       app->manifest->health.kind == UD_HEALTH_HTTP);
 		if (proxy_listen(a->proxy, app->name, app->listen, hold, conc) <
 		    0) {
 			ud_log_error("%s: %s", app->name, ud_error_last());

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
+#include "proxy_http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +41,7 @@
 enum mode {
 	ECHO,   /* echo until EOF, then shut down writing */
 	AT_EOF, /* read until EOF, then answer "<bytes read>\n" + REPLY bytes */
+	HTTP,   /* an HTTP/1.1 server, keep-alive (see http_serve) */
 };
 
 struct backend {
@@ -48,6 +50,7 @@ struct backend {
 	int lfd;
 	enum mode mode;
 	int stop[2];
+	int gate[2]; /* HTTP GET /slow sends the rest of its body after a byte */
 	pthread_t acceptor;
 	pthread_mutex_t mu;
 	int fds[MAX_CONNS];
@@ -99,6 +102,116 @@ static int send_pattern(int fd, size_t total)
 	return 0;
 }
 
+/*
+ * HTTP mode: answer each request of a kept-alive connection with
+ * "B<id>.<seq> <request number on this connection> <body bytes>\n" (so a
+ * client sees which backend and which connection served it). GET /slow
+ * sends half the answer, waits for a byte on the gate, then the rest; GET
+ * /bye answers, then closes (an idle timeout); GET /big answers REPLY
+ * bytes of pattern(); a request with Upgrade is answered 101 and the
+ * connection echoes from then on.
+ */
+static void http_serve(struct bconn *bc)
+{
+	char buf[65536], body[64], head[128];
+	size_t len = 0, hl, blen, need, got;
+	char *end, *cl;
+	int nreq = 0, upgrade;
+	ssize_t n;
+
+	for (;;) {
+		while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
+			n = read(bc->fd, buf + len, sizeof(buf) - len);
+			if (n <= 0)
+				return;
+			len += n;
+		}
+		hl = end - buf + 4;
+		need = 0;
+		if ((cl = memmem(buf, hl, "Content-Length: ", 16)))
+			need = strtoul(cl + 16, NULL, 10);
+		if (memmem(buf, hl, "chunked", 7)) {
+			/* The tests' chunks hold no CRLFCRLF: it ends the
+			 * trailer section. */
+			while (!(end = memmem(buf + hl, len - hl,
+					      "\r\n\r\n", 4))) {
+				n = read(bc->fd, buf + len, sizeof(buf) - len);
+				if (n <= 0)
+					return;
+				len += n;
+			}
+			need = end + 4 - (buf + hl);
+		}
+		/* A body larger than buf is read and dropped as it comes
+		 * (nothing is pipelined behind one in these tests). */
+		got = need;
+		if (hl + need > sizeof(buf)) {
+			size_t left = need - (len - hl);
+
+			while (left) {
+				n = read(bc->fd, buf + hl, left < sizeof(buf) -
+					 hl ? left : sizeof(buf) - hl);
+				if (n <= 0)
+					return;
+				left -= n;
+			}
+			len = hl;
+			need = 0;
+		}
+		while (len < hl + need) {
+			n = read(bc->fd, buf + len, sizeof(buf) - len);
+			if (n <= 0)
+				return;
+			len += n;
+		}
+		upgrade = memmem(buf, hl, "Upgrade:", 8) != NULL;
+		snprintf(body, sizeof(body), "B%d.%d %d %zu\n", bc->b->id,
+			 bc->seq, nreq++, got);
+		blen = strlen(body);
+		if (upgrade) {
+			snprintf(head, sizeof(head), "HTTP/1.1 101 Switching "
+				 "Protocols\r\nUpgrade: echo\r\n"
+				 "Connection: Upgrade\r\n\r\n");
+			if (send_all(bc->fd, head, strlen(head)) < 0 ||
+			    send_all(bc->fd, buf + hl + need,
+				     len - hl - need) < 0)
+				return;
+			while ((n = read(bc->fd, buf, sizeof(buf))) > 0)
+				if (send_all(bc->fd, buf, n) < 0)
+					return;
+			return;
+		}
+		if (!strncmp(buf, "GET /big ", 9)) {
+			snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+				 "Content-Length: %d\r\n\r\n", REPLY);
+			if (send_all(bc->fd, head, strlen(head)) < 0 ||
+			    send_pattern(bc->fd, REPLY) < 0)
+				return;
+			memmove(buf, buf + hl + need, len - hl - need);
+			len -= hl + need;
+			continue;
+		}
+		snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+			 "Content-Length: %zu\r\n\r\n", blen);
+		if (send_all(bc->fd, head, strlen(head)) < 0)
+			return;
+		if (!strncmp(buf, "GET /slow ", 10)) {
+			char c;
+
+			if (send_all(bc->fd, body, 3) < 0 ||
+			    read(bc->b->gate[0], &c, 1) != 1 ||
+			    send_all(bc->fd, body + 3, blen - 3) < 0)
+				return;
+		} else if (send_all(bc->fd, body, blen) < 0) {
+			return;
+		}
+		if (!strncmp(buf, "GET /bye ", 9))
+			return;
+		memmove(buf, buf + hl + need, len - hl - need);
+		len -= hl + need;
+	}
+}
+
 static void *backend_conn(void *arg)
 {
 	struct bconn *bc = arg;
@@ -106,6 +219,11 @@ static void *backend_conn(void *arg)
 	size_t total = 0;
 	ssize_t n;
 
+	if (bc->b->mode == HTTP) {
+		http_serve(bc);
+		shutdown(bc->fd, SHUT_RDWR);
+		goto done;
+	}
 	snprintf(line, sizeof(line), "B%d.%d\n", bc->b->id, bc->seq);
 	if (send_all(bc->fd, line, strlen(line)) < 0)
 		goto done;
@@ -182,6 +300,7 @@ static struct backend *backend_start(int id, enum mode mode)
 	assert_int_equal(getsockname(b->lfd, (struct sockaddr *)&sa, &len), 0);
 	b->port = ntohs(sa.sin_port);
 	assert_int_equal(pipe(b->stop), 0);
+	assert_int_equal(pipe(b->gate), 0);
 	assert_int_equal(pthread_create(&b->acceptor, NULL, backend_accept, b),
 			 0);
 	return b;
@@ -204,6 +323,8 @@ static void backend_stop(struct backend *b)
 	close(b->lfd);
 	close(b->stop[0]);
 	close(b->stop[1]);
+	close(b->gate[0]);
+	close(b->gate[1]);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
@@ -1126,9 +1247,468 @@ static void test_stop_with_connections(void **state)
 	backend_stop(b);
 }
 
+/* --- HTTP mode: requests of a kept-alive connection routed one by one --- */
+
+static void read_exact(int fd, char *buf, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = read(fd, buf + got, n - got);
+		assert_true(r > 0); /* not EOF, not a timeout */
+		got += r;
+	}
+}
+
+/* The head of a response, up to its blank line, and its Content-Length. */
+static size_t read_head(int fd, char *head, size_t max)
+{
+	size_t len = 0;
+	char *cl;
+
+	while (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4)) {
+		assert_true(len + 1 < max);
+		read_exact(fd, head + len, 1);
+		len++;
+	}
+	head[len] = 0;
+	cl = strstr(head, "Content-Length: ");
+	return cl ? strtoul(cl + 16, NULL, 10) : 0;
+}
+
+/* Send a request and return the body of its answer, without its "\n". */
+static char *http_ask(int fd, const char *req)
+{
+	char head[1024], *body;
+	size_t n;
+
+	assert_int_equal(send_all(fd, req, strlen(req)), 0);
+	n = read_head(fd, head, sizeof(head));
+	assert_true(!strncmp(head, "HTTP/1.1 200 ", 13));
+	assert_true(n > 0);
+	body = calloc(1, n + 1);
+	read_exact(fd, body, n);
+	body[n - 1] = 0;
+	return body;
+}
+
+static void expect_answer(int fd, const char *req, const char *want)
+{
+	char *got = http_ask(fd, req);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
+
+static void http_listen(struct fixture *f)
+{
+	proxy_set_http(f->p, "app", 1);
+	assert_int_equal(proxy_listen(f->p, "app", f->addr, 5000, 0), 0);
+}
+
+/* After a swap the next request of a kept-alive client goes to the new
+ * backend; an idle client lets go of the old one at once. */
+static void test_http_moves_keepalive(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, HTTP);
+	struct backend *b = backend_start(2, HTTP);
+	int fd;
+
+	http_listen(f);
+	set_one(f, "app", a);
+	fd = client(f);
+	expect_answer(fd, GET("/"), "B1.0 0 0");
+	expect_answer(fd, GET("/"), "B1.0 1 0"); /* the same connection */
+
+	set_one(f, "app", b);
+	assert_true(wait_for(f, "app", 1, 0));
+	expect_answer(fd, GET("/"), "B2.0 0 0");
+	expect_answer(fd, "POST /p HTTP/1.1\r\nHost: t\r\n"
+		      "Content-Length: 5\r\n\r\nhello", "B2.0 1 5");
+	expect_answer(fd, "POST /c HTTP/1.1\r\nHost: t\r\n"
+		      "Transfer-Encoding: chunked\r\n\r\n"
+		      "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n", "B2.0 2 23");
+	/* And back: the connection follows every swap. */
+	set_one(f, "app", a);
+	expect_answer(fd, GET("/"), "B1.1 0 0");
+	close(fd);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(a);
+	backend_stop(b);
+}
+
+/* A request in flight during a swap finishes on its backend, and only then
+ * does the connection move. */
+static void test_http_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, HTTP);
+	struct backend *b = backend_start(2, HTTP);
+	char head[1024], body[16];
+	size_t n;
+	int fd;
+
+	http_listen(f);
+	set_one(f, "app", a);
+	fd = client(f);
+	assert_int_equal(send_all(fd, GET("/slow"), strlen(GET("/slow"))), 0);
+	n = read_head(fd, head, sizeof(head));
+	assert_int_equal(n, 9);
+	read_exact(fd, body, 3); /* the answer has begun */
+
+	set_one(f, "app", b);
+	/* Another client goes to the new backend meanwhile. */
+	{
+		int other = client(f);
+
+		expect_answer(other, GET("/"), "B2.0 0 0");
+		close(other);
+	}
+	assert_int_equal(proxy_active(f->p, "app", 1), 1);
+	assert_int_equal(write(a->gate[1], "g", 1), 1);
+	read_exact(fd, body + 3, n - 3);
+	assert_memory_equal(body, "B1.0 0 0\n", 9);
+	assert_true(wait_for(f, "app", 1, 0));
+	expect_answer(fd, GET("/"), "B2.1 0 0");
+	close(fd);
+	backend_stop(a);
+	backend_stop(b);
+}
+
+/* Bodies larger than the proxy's buffers, both ways, then a swap. */
+static void test_http_large(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, HTTP);
+	struct backend *b = backend_start(2, HTTP);
+	char head[1024], want[32], *big = malloc(BIG), *got = malloc(REPLY);
+	size_t i, n;
+	int fd;
+
+	http_listen(f);
+	set_one(f, "app", a);
+	fd = client(f);
+	n = snprintf(head, sizeof(head), "POST /up HTTP/1.1\r\nHost: t\r\n"
+		     "Content-Length: %d\r\n\r\n", BIG);
+	assert_int_equal(send_all(fd, head, n), 0);
+	for (i = 0; i < BIG; i++)
+		big[i] = (char)pattern(i);
+	assert_int_equal(send_all(fd, big, BIG), 0);
+	snprintf(want, sizeof(want), "B1.0 0 %d", BIG);
+	expect_answer(fd, "", want);
+
+	assert_int_equal(send_all(fd, GET("/big"), strlen(GET("/big"))), 0);
+	assert_int_equal(read_head(fd, head, sizeof(head)), REPLY);
+	read_exact(fd, got, REPLY);
+	for (i = 0; i < REPLY; i++)
+		if ((unsigned char)got[i] != pattern(i))
+			fail_msg("byte %zu differs", i);
+
+	set_one(f, "app", b);
+	expect_answer(fd, GET("/"), "B2.0 0 0");
+	close(fd);
+	free(big);
+	free(got);
+	backend_stop(a);
+	backend_stop(b);
+}
+
+/* Pipelined requests are answered in order, one after the other. */
+static void test_http_pipelined(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, HTTP);
+	char *got;
+	int fd;
+
+	http_listen(f);
+	set_one(f, "app", a);
+	fd = client(f);
+	assert_int_equal(send_all(fd, GET("/1") GET("/2") GET("/3"),
+				  3 * strlen(GET("/1"))), 0);
+	got = http_ask(fd, "");
+	assert_string_equal(got, "B1.0 0 0");
+	free(got);
+	expect_answer(fd, "", "B1.0 1 0");
+	expect_answer(fd, "", "B1.0 2 0");
+	close(fd);
+	backend_stop(a);
+}
+
+/* A backend that closes an idle kept-alive connection costs the client
+ * nothing: its next request gets a fresh backend connection. */
+static void test_http_backend_closes_idle(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, HTTP);
+	int fd;
+
+	http_listen(f);
+	set_one(f, "app", a);
+	fd = client(f);
+	expect_answer(fd, GET("/bye"), "B1.0 0 0");
+	assert_true(wait_for(f, "app", 1, 0));
+	expect_answer(fd, GET("/"), "B1.1 0 0");
+	close(fd);
+	backend_stop(a);
+}
+
+/* An upgraded connection is plain TCP from then on: it stays on its
+ * backend across a swap. */
+static void test_http_upgrade_tunnels(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, HTTP);
+	struct backend *b = backend_start(2, HTTP);
+	const char *req = "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade"
+			  "\r\nUpgrade: echo\r\n\r\n";
+	char head[1024];
+	int fd;
+
+	http_listen(f);
+	set_one(f, "app", a);
+	fd = client(f);
+	assert_int_equal(send_all(fd, req, strlen(req)), 0);
+	read_head(fd, head, sizeof(head));
+	assert_true(!strncmp(head, "HTTP/1.1 101 ", 13));
+	set_one(f, "app", b);
+	assert_int_equal(send_all(fd, "ping\n", 5), 0);
+	expect_line(fd, "ping");
+	assert_int_equal(proxy_active(f->p, "app", 1), 1);
+	close(fd);
+	assert_true(wait_for(f, "app", 1, 0));
+	backend_stop(a);
+	backend_stop(b);
+}
+
+/* What is not HTTP (a backend that speaks first, a client line that is no
+ * request) passes as plain TCP. */
+static void test_http_not_http(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *a = backend_start(1, ECHO);
+	int fd;
+
+	http_listen(f);
+	set_one(f, "app", a);
+	fd = client(f);
+	assert_int_equal(landed(fd), 1);
+	assert_int_equal(send_all(fd, "hello\n", 6), 0);
+	expect_line(fd, "hello");
+	close(fd);
+	assert_true(wait_for(f, "app", 1, 0));
+	fd = client(f);
+	assert_int_equal(send_all(fd, "\x16\x03\x01\n", 4), 0);
+	assert_int_equal(landed(fd), 1);
+	expect_line(fd, "\x16\x03\x01");
+	close(fd);
+	backend_stop(a);
+}
+
+/* --- HTTP boundaries (proxy_http.c) --- */
+
+struct hcase {
+	const char *name;
+	int response, head;
+	const char *in;
+	enum proxy_http_result want;
+	size_t tail; /* bytes not this message's (or not yet usable) */
+};
+
+static const struct hcase hcases[] = {
+	{ "GET, no body, next request follows", 0, 0,
+	  "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n",
+	  PROXY_HTTP_DONE, 17 },
+	{ "POST with Content-Length", 0, 0,
+	  "POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET",
+	  PROXY_HTTP_DONE, 3 },
+	{ "POST body not all there yet", 0, 0,
+	  "POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello",
+	  PROXY_HTTP_MORE, 0 },
+	{ "chunked request with extension and trailers", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "5;ext=1\r\nhello\r\n0\r\nX-Sum: 1\r\nX-Two: 2\r\n\r\nNEXT",
+	  PROXY_HTTP_DONE, 4 },
+	{ "header block not whole yet", 0, 0,
+	  "GET / HTTP/1.1\r\nHost: a\r\n",
+	  PROXY_HTTP_MORE, 25 },
+	{ "HTTP/1.0 with keep-alive", 0, 0,
+	  "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "response with Content-Length", 1, 0,
+	  "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+	  PROXY_HTTP_DONE, 0 },
+	{ "chunked response with trailer", 1, 0,
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "3\r\nabc\r\nA\r\n0123456789\r\n0\r\nEtag: x\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "204 has no body", 1, 0,
+	  "HTTP/1.1 204 No Content\r\n\r\n", PROXY_HTTP_DONE, 0 },
+	{ "304 has no body despite its length", 1, 0,
+	  "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "the answer to HEAD has no body", 1, 1,
+	  "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "100 Continue, then the final answer", 1, 0,
+	  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+	  "Content-Length: 0\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	{ "status line without a reason", 1, 0,
+	  "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+	  PROXY_HTTP_DONE, 0 },
+	/* Everything else: plain TCP. */
+	{ "close-delimited response", 1, 0,
+	  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "response that closes", 1, 0,
+	  "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "101 Switching Protocols", 1, 0,
+	  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "websocket upgrade request", 0, 0,
+	  "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "CONNECT", 0, 0, "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "HTTP/2 preface", 0, 0, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "HTTP/1.0 without keep-alive", 0, 0, "GET / HTTP/1.0\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "request asking to close", 0, 0,
+	  "GET / HTTP/1.1\r\nConnection: close\r\n\r\n", PROXY_HTTP_TUNNEL, 0 },
+	{ "TLS hello (binary)", 0, 0, "\x16\x03\x01\x02", PROXY_HTTP_TUNNEL, 0 },
+	{ "bare LF", 0, 0, "GET / HTTP/1.1\nHost: a\n\n", PROXY_HTTP_TUNNEL, 0 },
+	{ "folded header", 0, 0, "GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "space before the colon", 0, 0,
+	  "GET / HTTP/1.1\r\nContent-Length : 1\r\n\r\nx", PROXY_HTTP_TUNNEL, 0 },
+	{ "two different lengths", 0, 0,
+	  "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "length with a sign", 0, 0,
+	  "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\nx", PROXY_HTTP_TUNNEL, 0 },
+	{ "length and chunked", 0, 0,
+	  "POST / HTTP/1.1\r\nContent-Length: 1\r\n"
+	  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", PROXY_HTTP_TUNNEL, 0 },
+	{ "gzip, chunked", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	  PROXY_HTTP_TUNNEL, 0 },
+	{ "bad chunk size", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	  PROXY_HTTP_TUNNEL, 47 },
+	{ "chunk size past 2^60", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "1000000000000000\r\n", PROXY_HTTP_TUNNEL, 47 },
+	{ "chunk data not ended by CRLF", 0, 0,
+	  "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab",
+	  PROXY_HTTP_TUNNEL, 51 },
+	{ "HTTP/1.2", 0, 0, "GET / HTTP/1.2\r\n\r\n", PROXY_HTTP_TUNNEL, 0 },
+};
+
+static void test_http_cases(void **state)
+{
+	size_t i, used, n, off, u;
+	enum proxy_http_result r;
+	struct proxy_http m;
+
+	(void)state;
+	for (i = 0; i < sizeof(hcases) / sizeof(hcases[0]); i++) {
+		const struct hcase *c = &hcases[i];
+
+		n = strlen(c->in);
+		print_message("%s\n", c->name);
+		if (c->response)
+			proxy_http_response(&m, c->head);
+		else
+			proxy_http_request(&m);
+		r = proxy_http_feed(&m, c->in, n, &used);
+		assert_int_equal(r, c->want);
+		if (r == PROXY_HTTP_TUNNEL)
+			assert_non_null(m.why);
+		else
+			assert_int_equal(used, n - c->tail);
+
+		/* The same bytes in pieces of one: the same answer, as the
+		 * caller keeps what was not used and feeds it with more. */
+		if (c->response)
+			proxy_http_response(&m, c->head);
+		else
+			proxy_http_request(&m);
+		for (off = 0, u = 0, r = PROXY_HTTP_MORE;
+		     r == PROXY_HTTP_MORE && u < n; u++) {
+			r = proxy_http_feed(&m, c->in + off, u + 1 - off,
+					    &used);
+			off += used;
+		}
+		if (c->want == PROXY_HTTP_MORE)
+			assert_int_equal(r, PROXY_HTTP_MORE);
+		else
+			assert_int_equal(r, c->want);
+		if (r != PROXY_HTTP_TUNNEL)
+			assert_int_equal(off, n - c->tail);
+	}
+}
+
+/* A header block past the cap, and a chunk line past its own. */
+static void test_http_limits(void **state)
+{
+	struct ud_buf b = UD_BUF_INIT;
+	struct proxy_http m;
+	size_t used;
+
+	(void)state;
+	ud_buf_puts(&b, "GET / HTTP/1.1\r\n");
+	while (b.size < PROXY_HTTP_HEADER_MAX)
+		ud_buf_puts(&b, "X-Filler: 0123456789abcdef\r\n");
+	proxy_http_request(&m);
+	assert_int_equal(proxy_http_feed(&m, b.ptr, b.size, &used),
+			 PROXY_HTTP_TUNNEL);
+	assert_string_equal(m.why, "header block too large");
+
+	ud_buf_clear(&b);
+	ud_buf_puts(&b, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;");
+	while (b.size < 47 + PROXY_HTTP_LINE_MAX)
+		ud_buf_puts(&b, "e=x;");
+	proxy_http_request(&m);
+	assert_int_equal(proxy_http_feed(&m, b.ptr, b.size, &used),
+			 PROXY_HTTP_TUNNEL);
+	assert_int_equal(used, 47);
+	ud_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_http_cases),
+		cmocka_unit_test(test_http_limits),
+		cmocka_unit_test_setup_teardown(test_http_moves_keepalive, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_in_flight, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_pipelined, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_backend_closes_idle, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_upgrade_tunnels, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_not_http, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_moves_keepalive,
+						setup_copy, teardown),
+		cmocka_unit_test_setup_teardown(test_http_in_flight,
+						setup_copy, teardown),
+		cmocka_unit_test_setup_teardown(test_http_large, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_large, setup_copy,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_http_moves_keepalive,
+						setup_shared, teardown),
 		cmocka_unit_test_setup_teardown(test_large_echo, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_small_and_bulk, setup,
