@@ -147,6 +147,11 @@ int priv_reaped(struct priv_parent *p, pid_t pid, int wstatus)
 		return 0;
 	p->procs[i].exited = 1;
 	p->procs[i].wstatus = wstatus;
+	/* Stopped on request: what the leader left in its session goes
+	 * too, as ud_stop_group does (a crashed one's are left as they
+	 * are). The group id is not reused while any member lives. */
+	if (p->procs[i].stopping)
+		kill(-pid, SIGKILL);
 	return 1;
 }
 
@@ -400,6 +405,7 @@ static int do_spawn(struct priv_parent *p, const struct priv_spawn *s,
 	p->procs[p->nprocs].pid = pid;
 	p->procs[p->nprocs].exited = 0;
 	p->procs[p->nprocs].wstatus = 0;
+	p->procs[p->nprocs].stopping = 0;
 	p->nprocs++;
 	if (ud_proc_starttime(pid, &t) < 0)
 		ud_error_clear(); /* gone already: its wait says how */
@@ -419,10 +425,8 @@ static int do_wait(struct priv_parent *p, const struct priv_pid *m,
 	int i = pid_index(p, m->pid), st;
 
 	/* Reap now rather than wait for the SIGCHLD's turn in the loop. */
-	if (!p->procs[i].exited && waitpid(m->pid, &st, WNOHANG) == m->pid) {
-		p->procs[i].exited = 1;
-		p->procs[i].wstatus = st;
-	}
+	if (!p->procs[i].exited && waitpid(m->pid, &st, WNOHANG) == m->pid)
+		priv_reaped(p, m->pid, st);
 	if (!p->procs[i].exited) {
 		rep->running = 1;
 		return 0;
@@ -434,8 +438,9 @@ static int do_wait(struct priv_parent *p, const struct priv_pid *m,
 	return 0;
 }
 
-static int do_kill(const struct priv_pid *m)
+static int do_kill(struct priv_parent *p, const struct priv_pid *m)
 {
+	p->procs[pid_index(p, m->pid)].stopping = 1;
 	/* The instance's session (ud_spawn) and its leader. */
 	if (kill(-m->pid, m->sig) < 0 && kill(m->pid, m->sig) < 0 &&
 	    errno != ESRCH)
@@ -547,7 +552,7 @@ void priv_handle(struct priv_parent *p, const struct priv_hdr *h,
 		err = do_wait(p, body, rep);
 		break;
 	case PRIV_KILL:
-		err = do_kill(body);
+		err = do_kill(p, body);
 		break;
 	case PRIV_BIND:
 		err = do_bind(body, &addr, out_fd);
@@ -927,4 +932,40 @@ int priv_bind(struct priv_client *c, int proto, const char *addr, int *fd)
 	if ((err = copy_field(m.addr, sizeof(m.addr), addr, "address")) < 0)
 		return err;
 	return priv_call(c, PRIV_BIND, &m, sizeof(m), -1, &rep, fd);
+}
+
+/* Until the parent reports the leader gone, bounded by until_ms. */
+static int wait_gone(struct priv_client *c, pid_t pid, long long until_ms,
+		     int *wstatus)
+{
+	int running = 1, step = 1, err;
+
+	for (;;) {
+		if ((err = priv_wait(c, pid, &running, wstatus)) < 0)
+			return err;
+		if (!running || ud_now_ms() >= until_ms)
+			return running;
+		usleep((useconds_t)step * 1000);
+		step = step < 50 ? step * 2 : 50;
+	}
+}
+
+int priv_stop_group(struct priv_client *c, pid_t pid, int grace_ms,
+		    int *wstatus)
+{
+	int err;
+
+	*wstatus = -1;
+	if ((err = priv_kill(c, pid, SIGTERM)) < 0)
+		return err;
+	if ((err = wait_gone(c, pid, ud_now_ms() + grace_ms, wstatus)) <= 0)
+		return err;
+	if ((err = priv_kill(c, pid, SIGKILL)) < 0)
+		return err;
+	/* SIGKILL is not refused; a process in uninterruptible sleep takes
+	 * longer: bounded as ud_stop_group bounds it. */
+	if ((err = wait_gone(c, pid, ud_now_ms() + 10000, wstatus)) < 0)
+		return err;
+	return err ? ud_error_set(UD_ERROR, "pid %d did not die of SIGKILL",
+				  (int)pid) : 0;
 }

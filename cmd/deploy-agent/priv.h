@@ -92,6 +92,7 @@ struct priv_proc {
 	pid_t pid;
 	int exited;
 	int wstatus;
+	int stopping; /* signalled on request: its group goes with it */
 };
 
 struct priv_parent {
@@ -161,5 +162,9 @@ int priv_spawn(struct priv_client *c, const char *target, const char *arch,
 int priv_wait(struct priv_client *c, pid_t pid, int *running, int *wstatus);
 int priv_kill(struct priv_client *c, pid_t pid, int sig);
 int priv_bind(struct priv_client *c, int proto, const char *addr, int *fd);
+/* ud_stop_group through the parent: TERM, up to grace_ms for the
+ * leader, then KILL; *wstatus how it ended (-1: unknown). */
+int priv_stop_group(struct priv_client *c, pid_t pid, int grace_ms,
+		    int *wstatus);
 
 #endif
