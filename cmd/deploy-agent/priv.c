@@ -648,8 +648,10 @@ static int recv_msg(int sock, struct priv_hdr *h, char *body, size_t max,
 		}
 	}
 	if ((size_t)n < sizeof(*h)) {
+		/* Not even a header: a length no type has. */
 		memset(h, 0, sizeof(*h));
-		h->type = PRIV_REPLY; /* no type: refused as unknown */
+		h->len = UINT32_MAX;
+		*body_len = SIZE_MAX;
 		return 1;
 	}
 	*body_len = (size_t)n - sizeof(*h);
@@ -677,7 +679,16 @@ static void parent_request(struct priv_parent *p, char *buf)
 		p->sock = -1;
 		return;
 	}
-	priv_handle(p, &h, buf, len, in_fd, &rep, &out_fd);
+	if (len == SIZE_MAX) {
+		memset(&rep, 0, sizeof(rep));
+		rep.err = UD_EINVALID;
+		snprintf(rep.msg, sizeof(rep.msg), "a message shorter than "
+			 "its header");
+		ud_log_warn("priv: refused %s", rep.msg);
+		out_fd = -1;
+	} else {
+		priv_handle(p, &h, buf, len, in_fd, &rep, &out_fd);
+	}
 	if (send_msg(p->sock, PRIV_REPLY, &rep, sizeof(rep), out_fd) < 0) {
 		ud_log_error("%s", ud_error_last());
 		ud_error_clear();

@@ -528,6 +528,20 @@ static void test_wire(void **state)
 		_exit(0);
 	}
 	close(sv[1]);
+	/* A record shorter than a header is answered, and refused. */
+	{
+		struct {
+			struct priv_hdr h;
+			struct priv_reply r;
+		} raw;
+
+		assert_int_equal(send(sv[0], "abc", 3, 0), 3);
+		assert_int_equal(recv(sv[0], &raw, sizeof(raw), 0),
+				 (ssize_t)sizeof(raw));
+		assert_int_equal(raw.h.type, PRIV_REPLY);
+		assert_true(raw.r.err < 0);
+		assert_non_null(strstr(raw.r.msg, "shorter than its header"));
+	}
 	priv_client_init(&c, sv[0]);
 	{
 		char huge[sizeof(struct priv_spawn) + 64];
