@@ -54,6 +54,8 @@ void priv_parent_init(struct priv_parent *p, const char *state_dir,
 	p->cred = cred;
 	p->sock = -1;
 	p->child = -1;
+	/* Far above any host's `limits`: only a child gone wrong meets it. */
+	p->max_procs = 4096;
 	for (k = 0; k < PRIV_MAXNETS; k++) {
 		char *seed = k ? ud_asprintf("%s#net%zu", state_dir, k) :
 				 ud_strdup(state_dir);
@@ -271,6 +273,11 @@ static int spawn_check(const struct priv_parent *p, const struct priv_spawn *s,
 	}
 	if (s->ntaps > PRIV_MAXNETS) {
 		err = ud_error_set(UD_EINVALID, "%u taps", (unsigned)s->ntaps);
+		goto done;
+	}
+	if (p->nprocs >= p->max_procs) {
+		err = ud_error_set(UD_EINVALID, "%zu instances are running, "
+				   "the most the agent spawns", p->nprocs);
 		goto done;
 	}
 	for (i = 0; i < s->ntaps; i++)

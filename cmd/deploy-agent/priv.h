@@ -106,6 +106,7 @@ struct priv_parent {
 	char tap_prefix[PRIV_MAXNETS][UD_IFNAME_STRLEN];
 	struct priv_proc *procs; /* spawned and not yet reported gone */
 	size_t nprocs, cap;
+	size_t max_procs; /* a bound on what the child may have running */
 	int sock;     /* the socketpair's end; -1 in unit tests */
 	pid_t child;  /* the unprivileged part */
 };

@@ -395,6 +395,32 @@ static void test_spawn_wait_kill(void **state)
 	/* Reported: no longer the parent's to wait for or signal. */
 	assert_refused(ask(f, PRIV_WAIT, &w, sizeof(w), -1, &rep, NULL), &rep,
 		       "not an instance this agent spawned");
+	/* At the bound, a spawn is refused; one reported gone frees it. */
+	f->p.max_procs = 1;
+	good_spawn(f, s, "sleep");
+	assert_int_equal(ask(f, PRIV_SPAWN, s, sizeof(*s), f->log_fd, &rep,
+			     NULL), 0);
+	{
+		pid_t first = rep.pid;
+
+		assert_refused(ask(f, PRIV_SPAWN, s, sizeof(*s), f->log_fd,
+				   &rep, NULL), &rep, "the most the agent spawns");
+		assert_int_equal(f->p.nprocs, 1);
+		w.pid = first;
+		w.sig = SIGKILL;
+		assert_int_equal(ask(f, PRIV_KILL, &w, sizeof(w), -1, &rep,
+				     NULL), 0);
+		for (i = 0; i < 10000; i++) {
+			assert_int_equal(ask(f, PRIV_WAIT, &w, sizeof(w), -1,
+					     &rep, NULL), 0);
+			if (!rep.running)
+				break;
+			usleep(1000);
+		}
+		assert_int_equal(f->p.nprocs, 0);
+	}
+	f->p.max_procs = 4096;
+	w.pid = pid;
 	w.sig = SIGKILL;
 	assert_refused(ask(f, PRIV_KILL, &w, sizeof(w), -1, &rep, NULL), &rep,
 		       "not an instance this agent spawned");
