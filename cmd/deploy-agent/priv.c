@@ -978,8 +978,17 @@ int priv_stop_group(struct priv_client *c, pid_t pid, int grace_ms,
 		return err;
 	if ((err = wait_gone(c, pid, ud_now_ms() + grace_ms, wstatus)) <= 0)
 		return err;
-	if ((err = priv_kill(c, pid, SIGKILL)) < 0)
+	if ((err = priv_kill(c, pid, SIGKILL)) < 0) {
+		int running;
+
+		/* It went between the last wait and the KILL: the parent
+		 * has reaped it and refuses to signal it. */
+		if (priv_wait(c, pid, &running, wstatus) == 0 && !running) {
+			ud_error_clear();
+			return 0;
+		}
 		return err;
+	}
 	/* SIGKILL is not refused; a process in uninterruptible sleep takes
 	 * longer: bounded as ud_stop_group bounds it. */
 	if ((err = wait_gone(c, pid, ud_now_ms() + 10000, wstatus)) < 0)

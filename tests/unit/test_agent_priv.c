@@ -67,7 +67,8 @@ static int setup(void **state)
 	f->image = ud_asprintf("%s/images/%s", f->dir, SHA);
 	/* An instance that exits 3, or sleeps when asked to. */
 	write_file(f->image,
-		   "#!/bin/sh\n[ \"$1\" = sleep ] && exec sleep 60\nexit 3\n",
+		   "#!/bin/sh\necho \"ran $0 $*\"\n"
+		   "[ \"$1\" = sleep ] && exec sleep 60\nexit 3\n",
 		   0755);
 	p = ud_asprintf("%s/state.json", f->dir);
 	write_file(p, "{}", 0600);
@@ -586,6 +587,55 @@ static void test_wire(void **state)
 	assert_int_equal(priv_tap_delete(&c, f->tap), 0);
 	assert_true(priv_kill(&c, 1, SIGKILL) < 0);
 	ud_error_clear();
+	/* A spawn with its console passed as a descriptor, then stopped
+	 * in order through the parent: TERM, and the exit reported. */
+	{
+		char *argv[] = { "ignored: the parent picks the program", "sleep",
+				 NULL };
+		char *env[] = { "PORT=8080", NULL };
+		char *bad_argv[] = { "/bin/sh", "-c", "exit 0", NULL };
+		unsigned long long t = 0;
+		pid_t ipid = 0;
+		int st, running;
+
+		assert_int_equal(priv_spawn(&c, "unix", "x86_64", "pong", 1,
+					    f->image, f->rundir, NULL, 0, argv,
+					    env, f->log_fd, &ipid, &t), 0);
+		assert_true(ipid > 0);
+		assert_int_equal(priv_wait(&c, ipid, &running, &st), 0);
+		assert_int_equal(running, 1);
+		/* Its program is the image, never the argv[0] sent; its
+		 * console is the descriptor passed. */
+		{
+			struct ud_buf log = UD_BUF_INIT;
+			char *want = ud_asprintf("ran %s sleep\n", f->image);
+			int i;
+
+			for (i = 0; i < 10000; i++) {
+				ud_buf_clear(&log);
+				assert_int_equal(ud_buf_read_file(&log,
+								  f->logpath),
+						 0);
+				if (log.size >= strlen(want))
+					break;
+				usleep(1000);
+			}
+			assert_string_equal(log.ptr, want);
+			free(want);
+			ud_buf_free(&log);
+		}
+		assert_int_equal(priv_stop_group(&c, ipid, 5000, &st), 0);
+		assert_true(WIFSIGNALED(st));
+		assert_int_equal(WTERMSIG(st), SIGTERM);
+		assert_true(priv_wait(&c, ipid, &running, &st) < 0);
+		ud_error_clear();
+		/* No console: refused, nothing runs. */
+		assert_true(priv_spawn(&c, "unix", "x86_64", "pong", 1,
+				       f->image, f->rundir, NULL, 0, bad_argv,
+				       env, -1, &ipid, &t) < 0);
+		assert_non_null(strstr(ud_error_last(), "console"));
+		ud_error_clear();
+	}
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
 }
