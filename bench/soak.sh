@@ -71,11 +71,32 @@ def ask(cmd):
     s.close()
     return json.loads(buf)
 
+def procs():
+    # As root the agent is two processes: the privileged parent (pid) and
+    # the agent proper, its child (priv.c). Both are counted.
+    try:
+        with open("/proc/%s/task/%s/children" % (pid, pid)) as f:
+            kids = f.read().split()
+    except OSError:
+        kids = []
+    out = [pid]
+    for k in kids:
+        try:
+            with open("/proc/%s/comm" % k) as f:
+                if f.read().strip() == "deploy-agent":
+                    out.append(k)
+        except OSError:
+            pass
+    return out
+
 def rss():
-    with open("/proc/%s/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+    total = 0
+    for p in procs():
+        with open("/proc/%s/status" % p) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
 
 # the agent syncs once at start: wait until it answers
 deadline = time.time() + 60

@@ -85,7 +85,9 @@ instances() { "$agent" --config "$T/agent.json" status --json | jq ".apps.pong.i
 
 conf agent "$T/state" "$DEPLOY_REPO"
 start_agent "$T/agent.json"
-A1=$AGENT_PID
+# The proxy runs in the agent proper: as root, the privileged parent's
+# child (priv.c); the parent's own CPU is not the proxy's.
+A1=$(pgrep -P "$AGENT_PID" -x deploy-agent || echo "$AGENT_PID")
 
 # --- 1. cold first response ---
 cat >"$T/probe.py" <<'PY'
@@ -255,11 +257,14 @@ footprint() { # CONFIG WANT_APPS -> "rss_kib fds wakeups_per_s"
 		sleep 0.2
 	done
 	sleep 1
-	ctx() { cat /proc/"$pid"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+	# Started as root the agent is two processes (the privileged parent,
+	# $pid, and the agent proper, its child): both are counted.
+	local procs="$pid $(pgrep -P "$pid" -x deploy-agent || true)" p
+	ctx() { for p in $procs; do cat /proc/"$p"/task/*/status; done | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 	sum0=$(ctx)
 	sleep 10
 	sum1=$(ctx)
-	echo "$(awk '/VmRSS/ {print $2}' /proc/"$pid"/status) $(ls /proc/"$pid"/fd | wc -l) $(awk -v a="$sum0" -v b="$sum1" 'BEGIN {printf "%.1f", (b - a) / 10}')"
+	echo "$(for p in $procs; do cat /proc/"$p"/status; done | awk '/VmRSS/ {s += $2} END {print s}') $(for p in $procs; do ls /proc/"$p"/fd; done | wc -l) $(awk -v a="$sum0" -v b="$sum1" 'BEGIN {printf "%.1f", (b - a) / 10}')"
 	stop_agent "$pid"
 }
 conf many "$T/state-many" "$DEPLOY_REPO"

@@ -321,6 +321,20 @@ done:
 	return err;
 }
 
+int ud_tap_open(const char *tap, int *fd)
+{
+	int err;
+
+	*fd = -1;
+	if ((err = name_check(tap)) < 0)
+		return err;
+	/* Attaching to a missing tap would create one: only an existing
+	 * tap (made by ud_tap_create) is opened. */
+	if (!if_nametoindex(tap))
+		return ud_error_set(UD_ENOTFOUND, "%s: no such tap", tap);
+	return tun_attach(tap, fd);
+}
+
 int ud_tap_delete(const char *tap)
 {
 	int fd, err;

@@ -37,6 +37,12 @@ int ud_bridge_ensure(const char *bridge, uint32_t gw, int prefix);
 int ud_tap_create(const char *tap, const char *bridge, uid_t owner,
 		  gid_t group);
 
+/* Open an existing tap (UD_ENOTFOUND when it is not there) for the VM
+ * that will use it: the descriptor is the VM's network device, so the VM
+ * itself never opens /dev/net/tun. *fd is close-on-exec and the caller's;
+ * UD_EBUSY while another process holds the tap. */
+int ud_tap_open(const char *tap, int *fd);
+
 /* Clear the tap's persist flag, which removes it. A tap that does not exist
  * is success. While a process holds the tap open (a running VM) the kernel
  * refuses to attach a second file (EBUSY): UD_EBUSY, the tap is left as it

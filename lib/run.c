@@ -157,7 +157,8 @@ static int drop_to(const struct ud_cred *cred)
 /*
  * Nothing but stdio crosses exec: the agent's sockets and files, and
  * whatever its own parent left open without close-on-exec, are not the
- * app's. No backend passes a descriptor (qemu opens its tap by name).
+ * app's, but for the descriptors the caller passes on purpose
+ * (ud_spawn_fds: a VM's taps).
  * Marked close-on-exec rather than closed, so errfd still reports a
  * failed exec. The fallback walks up to the soft limit (Linux < 5.11).
  */
@@ -175,12 +176,36 @@ static void cloexec_from(int lowfd)
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+/*
+ * The descriptors passed into the program (a VM's taps, opened by the
+ * privileged agent) go to 3, 4, ... in order. Each is first copied above
+ * every target number, so that placing one never overwrites another (or
+ * the error pipe, moved up likewise).
+ */
+static int place_fds(const int *fds, int nfds, int *errfd)
+{
+	int high[UD_SPAWN_MAXFDS], i, e;
+
+	if ((e = fcntl(*errfd, F_DUPFD_CLOEXEC, 3 + nfds)) < 0)
+		return -1;
+	*errfd = e;
+	for (i = 0; i < nfds; i++)
+		if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + nfds)) < 0)
+			return -1;
+	for (i = 0; i < nfds; i++)
+		if (dup2(high[i], 3 + i) < 0)
+			return -1;
+	return 0;
+}
+
 static void __attribute__((noreturn))
 child_exec(char *const argv[], char *const env[], const char *dir,
 	   int devnull, int out, int errfd, const struct ud_cred *cred,
-	   int no_new_privs)
+	   int no_new_privs, const int *fds, int nfds)
 {
 	reset_signals();
+	if (nfds > 0 && place_fds(fds, nfds, &errfd) < 0)
+		child_fail(errfd, STEP_SETUP);
 	if (dir && chdir(dir) < 0)
 		child_fail(errfd, STEP_CHDIR);
 	if (cred && drop_to(cred) < 0)
@@ -192,7 +217,7 @@ child_exec(char *const argv[], char *const env[], const char *dir,
 	if (move_fd(devnull, 0) < 0 || move_fd(out, 1) < 0 ||
 	    move_fd(out, 2) < 0)
 		child_fail(errfd, STEP_SETUP);
-	cloexec_from(3);
+	cloexec_from(3 + nfds);
 	if (env)
 		execvpe(argv[0], argv, env);
 	else
@@ -392,7 +417,7 @@ static void terminate(struct reader *r, pid_t pid, int fd, int *eof,
  */
 static int start_child(pid_t *pid, char *const argv[], char *const env[],
 		       const char *dir, int out_fd, int new_session,
-		       const struct ud_cred *cred)
+		       const struct ud_cred *cred, const int *fds, int nfds)
 {
 	int errp[2] = { -1, -1 }, devnull = -1, st, err = 0;
 	pid_t child;
@@ -400,6 +425,9 @@ static int start_child(pid_t *pid, char *const argv[], char *const env[],
 	*pid = -1;
 	if (!argv || !argv[0])
 		return ud_error_set(UD_ERROR, "cannot run: empty command");
+	if (nfds < 0 || nfds > UD_SPAWN_MAXFDS)
+		return ud_error_set(UD_EINVALID, "cannot run %s: %d "
+				    "descriptors to pass", argv[0], nfds);
 	if (pipe2(errp, O_CLOEXEC) < 0 ||
 	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
 		err = ud_error_set_errno(UD_ERROR, "cannot run %s", argv[0]);
@@ -415,7 +443,7 @@ static int start_child(pid_t *pid, char *const argv[], char *const env[],
 			child_fail(errp[1], STEP_SETUP);
 		child_exec(argv, env, dir, devnull,
 			   out_fd >= 0 ? out_fd : devnull, errp[1], cred,
-			   new_session);
+			   new_session, fds, nfds);
 	}
 	/* Also from the parent, so the group exists before any kill(-pid)
 	 * whichever process runs first. */
@@ -455,7 +483,7 @@ int ud_run(char *const argv[], const struct ud_run_opts *opts, int *status)
 		goto done;
 	}
 	if ((err = start_child(&pid, argv, opts->env, opts->dir, outp[1],
-			       0, NULL)) < 0)
+			       0, NULL, NULL, 0)) < 0)
 		goto done;
 	close(outp[1]); /* the child's copy is all that keeps it open */
 	outp[1] = -1;
@@ -518,7 +546,7 @@ done:
 int ud_spawn(pid_t *pid, char *const argv[], char *const env[],
 	     const char *dir, int out_fd)
 {
-	return start_child(pid, argv, env, dir, out_fd, 1, NULL);
+	return start_child(pid, argv, env, dir, out_fd, 1, NULL, NULL, 0);
 }
 
 char *ud_which(const char *name)
@@ -547,7 +575,14 @@ char *ud_which(const char *name)
 int ud_spawn_as(pid_t *pid, char *const argv[], char *const env[],
 		const char *dir, int out_fd, const struct ud_cred *cred)
 {
-	return start_child(pid, argv, env, dir, out_fd, 1, cred);
+	return start_child(pid, argv, env, dir, out_fd, 1, cred, NULL, 0);
+}
+
+int ud_spawn_fds(pid_t *pid, char *const argv[], char *const env[],
+		 const char *dir, int out_fd, const struct ud_cred *cred,
+		 const int *fds, int nfds)
+{
+	return start_child(pid, argv, env, dir, out_fd, 1, cred, fds, nfds);
 }
 
 int ud_cred_lookup(struct ud_cred *out, const char *user)

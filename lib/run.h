@@ -85,6 +85,12 @@ int ud_cred_lookup(struct ud_cred *out, const char *user);
  * entering dir. Instances (both calls) run with no_new_privs. */
 int ud_spawn_as(pid_t *pid, char *const argv[], char *const env[],
 		const char *dir, int out_fd, const struct ud_cred *cred);
+/* ud_spawn_as, and fds[0..nfds) become descriptors 3, 4, ... of the
+ * program (the caller keeps its own copies). At most UD_SPAWN_MAXFDS. */
+#define UD_SPAWN_MAXFDS 16
+int ud_spawn_fds(pid_t *pid, char *const argv[], char *const env[],
+		 const char *dir, int out_fd, const struct ud_cred *cred,
+		 const int *fds, int nfds);
 
 /*
  * Stop a process group: SIGTERM, wait up to grace_ms for the leader to go,

@@ -41,6 +41,7 @@
 struct agent_shared; /* agent.c: the locked half */
 struct proxy;
 struct image_seen; /* images.h */
+struct priv_client; /* priv.h */
 
 struct agent {
 	struct ud_agentconf *conf;
@@ -60,6 +61,10 @@ struct agent {
 	/* agent.json "user": who instances run as; NULL: the agent's own
 	 * user (root only when "user" is not set). */
 	struct ud_cred *inst_cred;
+	/* The privileged parent (priv.h) that creates taps, spawns and
+	 * signals instances; NULL: the agent does it itself (not root, or
+	 * a unit test). */
+	struct priv_client *priv;
 	struct agent_shared *shared;
 };
 

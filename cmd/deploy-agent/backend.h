@@ -59,6 +59,10 @@ struct backend_inst {
 	int prefix;
 	const struct backend_net *nets;
 	size_t nnets;
+	/* The taps come open as descriptors 3, 4, ... (the privileged
+	 * agent opened them): the program names the descriptor, not the
+	 * tap, and never opens /dev/net/tun itself. */
+	int tap_fds;
 	const struct backend_vol *vols;
 	size_t nvols;
 };
@@ -85,6 +89,8 @@ enum {
 				      has a network */
 	BACKEND_INITRD = 1 << 5,   /* boots an image's initrd with it */
 	BACKEND_VOLUMES = 1 << 6,  /* attaches run.block's volumes */
+	BACKEND_TAP_FD = 1 << 7,   /* can take its taps as open descriptors
+				      (qemu's tap,fd=N, Solo5's @N) */
 };
 
 struct backend {

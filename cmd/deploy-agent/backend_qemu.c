@@ -211,10 +211,14 @@ static int net_list(const struct backend_inst *in, struct ud_strvec *net)
 		/* The guest's own stack on the agent's taps. */
 		for (i = 0; i < in->nnets; i++) {
 			ud_strvec_push(net, "-netdev");
-			ud_strvec_pushf(net,
-					"tap,id=n%zu,ifname=%s,script=no,"
-					"downscript=no",
-					i, in->nets[i].tap);
+			if (in->tap_fds)
+				ud_strvec_pushf(net, "tap,id=n%zu,fd=%zu", i,
+						3 + i);
+			else
+				ud_strvec_pushf(net,
+						"tap,id=n%zu,ifname=%s,"
+						"script=no,downscript=no",
+						i, in->nets[i].tap);
 			ud_strvec_push(net, "-device");
 			ud_strvec_pushf(net, "virtio-net-pci,netdev=n%zu,mac=%s",
 					i, in->nets[i].mac);
@@ -381,7 +385,7 @@ done:
 const struct backend backend_qemu = {
 	.target = "qemu",
 	.flags = BACKEND_TEMPLATE | BACKEND_NETWORK | BACKEND_INITRD |
-		 BACKEND_VOLUMES,
+		 BACKEND_VOLUMES | BACKEND_TAP_FD,
 	.prepare = qemu_prepare,
 	.shutdown = qemu_quit,
 };

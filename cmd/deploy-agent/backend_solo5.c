@@ -23,8 +23,13 @@ static int solo5_prepare(const struct backend_env *env,
 
 	(void)env;
 	for (i = 0; i < in->nnets; i++) {
-		ud_strvec_pushf(dev, "--net:%s=%s", in->nets[i].name,
-				in->nets[i].tap);
+		/* tenders/common/tap_attach.c: "@N" is an open tap. */
+		if (in->tap_fds)
+			ud_strvec_pushf(dev, "--net:%s=@%zu", in->nets[i].name,
+					3 + i);
+		else
+			ud_strvec_pushf(dev, "--net:%s=%s", in->nets[i].name,
+					in->nets[i].tap);
 		ud_strvec_pushf(dev, "--net-mac:%s=%s", in->nets[i].name,
 				in->nets[i].mac);
 	}
@@ -37,13 +42,14 @@ static int solo5_prepare(const struct backend_env *env,
 const struct backend backend_hvt = {
 	.target = "hvt",
 	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH | BACKEND_KVM |
-		 BACKEND_SOLO5 | BACKEND_VOLUMES | BACKEND_NETWORK,
+		 BACKEND_SOLO5 | BACKEND_VOLUMES | BACKEND_NETWORK |
+		 BACKEND_TAP_FD,
 	.prepare = solo5_prepare,
 };
 
 const struct backend backend_spt = {
 	.target = "spt",
 	.flags = BACKEND_TEMPLATE | BACKEND_OWN_ARCH | BACKEND_SOLO5 | BACKEND_VOLUMES |
-		 BACKEND_NETWORK,
+		 BACKEND_NETWORK | BACKEND_TAP_FD,
 	.prepare = solo5_prepare,
 };

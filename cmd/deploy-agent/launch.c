@@ -20,6 +20,7 @@
 #include "ipam.h"
 #include "log.h"
 #include "names.h"
+#include "priv.h"
 #include "network.h"
 #include "solo5.h"
 #include "volume.h"
@@ -27,7 +28,7 @@
 /* The directory above the binary's that holds templates/backends: bin/
  * in the source tree, build/san/bin for the sanitizer build, PREFIX/bin
  * once installed (PREFIX/share/unideploy/templates). */
-static char *templates_dir(struct agent *a)
+char *launch_templates_dir(struct agent *a)
 {
 	static const char *const under[] = {
 		"templates/backends", "share/unideploy/templates/backends"
@@ -65,7 +66,7 @@ struct env_hold {
 
 static void env_of(struct agent *a, struct env_hold *h)
 {
-	h->templates = templates_dir(a);
+	h->templates = launch_templates_dir(a);
 	h->env.host = a->conf->host;
 	h->env.state_dir = a->conf->state_dir;
 	h->env.templates = h->templates;
@@ -265,6 +266,7 @@ int launch_command(struct agent *a, const struct app *app,
 	}
 	bi.nets = nets;
 	bi.nnets = k;
+	bi.tap_fds = a->priv && (b->flags & BACKEND_TAP_FD);
 	if ((err = instance_volumes(a, app, m, b, target, image, vols, 16,
 				    &vol_paths, &bi.nvols)) < 0)
 		goto done;
@@ -345,5 +347,43 @@ int launch_check_image(struct agent *a, const char *target,
 done:
 	ud_strvec_free(&nets);
 	ud_solo5_image_free(&img);
+	return err;
+}
+
+int launch_spawn(struct agent *a, const struct app *app,
+		 const struct ud_manifest *m, const char *target,
+		 const struct instance *in, const char *rundir,
+		 char *const argv[], char *const env[], int log_fd, pid_t *pid)
+{
+	const struct backend *b = backend_find(target);
+	const struct ud_manifest_image *img = inst_image(m, in);
+	struct ud_strvec names = UD_STRVEC_INIT, taps = UD_STRVEC_INIT;
+	char tap[UD_IFNAME_STRLEN], *image = NULL;
+	unsigned long long t;
+	size_t k;
+	int err;
+
+	if (!a->priv)
+		return ud_spawn_as(pid, argv, env, rundir, log_fd,
+				   a->inst_cred);
+	image = image_path(a, in->sha256);
+	/* The taps the command line names by descriptor (launch_command
+	 * set tap_fds for the same rows). */
+	if (b && (b->flags & BACKEND_TAP_FD)) {
+		if ((err = network_devices(a, target, image, &names)) < 0)
+			goto done;
+		for (k = 0; k < names.n; k++) {
+			if ((err = network_tap_name(a, in->id, k, tap)) < 0)
+				goto done;
+			ud_strvec_push(&taps, tap);
+		}
+	}
+	err = priv_spawn(a->priv, target, img ? img->arch : ud_host_arch(),
+			 app->name, in->id, image, rundir, taps.v, taps.n,
+			 argv, env, log_fd, pid, &t);
+done:
+	ud_strvec_free(&names);
+	ud_strvec_free(&taps);
+	free(image);
 	return err;
 }

@@ -34,6 +34,18 @@ int launch_command(struct agent *a, const struct app *app,
 /* Ask a running instance to shut down cleanly (qemu: QMP "quit"), before
  * the supervisor signals its process group. Returns 1 when it was asked,
  * 0 when the backend has no such way. */
+/* templates/backends: next to the binary, or a->backends_dir. */
+char *launch_templates_dir(struct agent *a);
+
+/* Start the command launch_command made: by the privileged parent when
+ * there is one (which chooses the program from the target, opens the
+ * taps the command line names by descriptor and runs it as the instances'
+ * user), else directly as the instances' user. 0 and *pid, or an error. */
+int launch_spawn(struct agent *a, const struct app *app,
+		 const struct ud_manifest *m, const char *target,
+		 const struct instance *in, const char *rundir,
+		 char *const argv[], char *const env[], int log_fd, pid_t *pid);
+
 int launch_shutdown(struct agent *a, const struct app *app,
 		     const struct instance *in);
 

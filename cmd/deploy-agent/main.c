@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@
 #include "control_server.h"
 #include "dns.h"
 #include "network.h"
+#include "launch.h"
+#include "priv.h"
 #include "reconcile.h"
 #include "agentconf.h"
 #include "check.h"
@@ -462,6 +465,81 @@ static int setup_signals(void)
 	return 0;
 }
 
+/*
+ * Privilege separation (priv.h), as OpenBSD's daemons do it: started as
+ * root, the agent splits before any thread exists. The parent stays
+ * root and does only what the fixed message set allows; it returns here
+ * never (it exits with the child's status). The child is the agent:
+ * everything else, with the parent's client in a->priv and *alive_fd the
+ * read end of a pipe whose EOF says the parent is gone.
+ */
+static int privsep_split(struct agent *a, struct priv_client *client,
+			 int *alive_fd)
+{
+	int sv[2] = { -1, -1 }, alive[2] = { -1, -1 }, rc;
+	struct priv_parent p;
+	char *templates;
+	struct sigaction sa;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    pipe2(alive, O_CLOEXEC) < 0)
+		return ud_error_set_errno(UD_ERROR, "privilege separation");
+	if ((pid = fork()) < 0) {
+		rc = ud_error_set_errno(UD_ERROR, "privilege separation: fork");
+		close(sv[0]);
+		close(sv[1]);
+		close(alive[0]);
+		close(alive[1]);
+		return rc;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		close(alive[1]);
+		priv_client_init(client, sv[1]);
+		a->priv = client;
+		*alive_fd = alive[0];
+		return 0;
+	}
+	close(sv[1]);
+	close(alive[0]);
+	templates = launch_templates_dir(a);
+	priv_parent_init(&p, a->conf->state_dir, a->conf->net_bridge,
+			 templates, a->conf->host, a->inst_cred);
+	p.sock = sv[0];
+	p.child = pid;
+	/* The daemon's signals go on to the child; SIGCHLD reaps. */
+	if (setup_signals() < 0) {
+		ud_log_error("priv: %s", ud_error_last());
+		kill(pid, SIGKILL);
+		exit(1);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGCHLD, &sa, NULL);
+	ud_log_info("privileged parent pid %d, agent pid %d", (int)getpid(),
+		    (int)pid);
+	rc = priv_parent_run(&p, sigpipe_fds[0]);
+	priv_parent_free(&p);
+	free(templates);
+	exit(rc);
+}
+
+/* The parent's end of the pipe closed: it died (its instances stay, as
+ * after a kill -9 of the agent, for the next agent to adopt). */
+static void on_parent_gone(struct ud_evloop *l, int fd, int mask, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)mask;
+	(void)arg;
+	ud_log_error("the privileged parent is gone: exiting, the instances "
+		     "stay for the next agent");
+	_exit(1);
+}
+
 /* Temp files of an unpacking the agent did not finish. */
 static void remove_partial_images(const char *dir)
 {
@@ -486,6 +564,28 @@ static int control_path(const struct ud_agentconf *conf, const char **out)
 				    conf->control);
 	*out = conf->control + 5;
 	return 0;
+}
+
+/*
+ * Both halves of an agent hold its lock (one open file, shared across the
+ * split), so a new agent never runs beside the old one's unprivileged
+ * part. After the old parent is killed that part exits as soon as it sees
+ * the parent's pipe close: a moment's wait for the lock, bounded, tells
+ * that apart from another agent running on the same state dir.
+ */
+static int lock_state_dir(int fd)
+{
+	int waited;
+
+	for (waited = 0; waited < 3000; waited += 10) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return -1;
+		usleep(10 * 1000);
+	}
+	errno = EWOULDBLOCK;
+	return -1;
 }
 
 struct run_ctx {
@@ -562,8 +662,9 @@ static int cmd_run(const char *config, int verbose)
 	struct dns *dns = NULL;
 	struct ud_evloop *loop = NULL;
 	struct run_ctx run;
+	struct priv_client priv;
 	pthread_t reconcile_thread;
-	int lock_fd = -1, err, rc = 1, have_reconcile = 0;
+	int lock_fd = -1, alive_fd = -1, err, rc = 1, have_reconcile = 0;
 	const char *sock = NULL;
 	char *real = NULL, *lockpath = NULL;
 
@@ -603,7 +704,7 @@ static int cmd_run(const char *config, int verbose)
 	}
 	if ((lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) <
 		    0 ||
-	    flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	    lock_state_dir(lock_fd) < 0) {
 		err = ud_error_set_errno(UD_EBUSY, "%s: another deploy-agent "
 						   "uses this state_dir?",
 					 lockpath);
@@ -633,14 +734,18 @@ static int cmd_run(const char *config, int verbose)
 		rc = die(err, "state");
 		goto done;
 	}
-	if ((err = setup_signals()) < 0) {
-		rc = die(err, "run");
-		goto done;
-	}
 	ud_log_info("deploy-agent starting: host %s, repository %s, state %s",
 		    a.conf->host, a.conf->repo, a.conf->state_dir);
 	if ((err = network_start(&a)) < 0) {
 		rc = die(err, "network");
+		goto done;
+	}
+	if (geteuid() == 0 && (err = privsep_split(&a, &priv, &alive_fd)) < 0) {
+		rc = die(err, "run");
+		goto done;
+	}
+	if ((err = setup_signals()) < 0) {
+		rc = die(err, "run");
 		goto done;
 	}
 	/* One loop, on this thread: the proxy, the control socket, DNS and
@@ -665,7 +770,9 @@ static int cmd_run(const char *config, int verbose)
 	run.a = &a;
 	run.loop = loop;
 	if ((err = ud_evloop_add(loop, sigpipe_fds[0], UD_EV_READ, on_signals,
-				 &run)) < 0) {
+				 &run)) < 0 ||
+	    (alive_fd >= 0 && (err = ud_evloop_add(loop, alive_fd, UD_EV_READ,
+						    on_parent_gone, NULL)) < 0)) {
 		rc = die(err, "run");
 		goto done;
 	}
@@ -696,6 +803,8 @@ done:
 		ud_log_info("stopped");
 	if (lock_fd >= 0)
 		close(lock_fd);
+	if (alive_fd >= 0)
+		close(alive_fd);
 	free(lockpath);
 	ud_agentconf_free(a.conf);
 	free(a.inst_cred);

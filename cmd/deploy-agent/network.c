@@ -9,7 +9,9 @@
  * (lib/ipam.c), with a stable MAC. Nothing else is opened: no NAT, no
  * forwarding; instances reach the gateway and each other.
  *
- * Runs on the reconcile thread, as the supervisor does.
+ * Runs on the reconcile thread, as the supervisor does. The bridge is
+ * made before the agent splits (main.c); taps are made and removed by the
+ * privileged parent (priv.c) when there is one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 #include "ipam.h"
 #include "log.h"
 #include "netdev.h"
+#include "priv.h"
 #include "solo5.h"
 
 /* Network devices one instance may have (Solo5 images declare theirs). */
@@ -54,6 +57,23 @@ void network_mac(struct agent *a, int id, size_t k, char out[UD_MAC_STRLEN])
 
 	ud_mac_for(s, id, out);
 	free(s);
+}
+
+/* Taps are root's to make: the privileged parent's when there is one. */
+static int tap_create(struct agent *a, const char *tap)
+{
+	if (a->priv)
+		return priv_tap_create(a->priv, tap);
+	return ud_tap_create(tap, a->conf->net_bridge,
+			     a->inst_cred ? a->inst_cred->uid : getuid(),
+			     a->inst_cred ? a->inst_cred->gid : getgid());
+}
+
+static int tap_delete(struct agent *a, const char *tap)
+{
+	if (a->priv)
+		return priv_tap_delete(a->priv, tap);
+	return ud_tap_delete(tap);
 }
 
 int network_start(struct agent *a)
@@ -155,11 +175,7 @@ int network_attach(struct agent *a, struct app *app, struct instance *in,
 		goto done;
 	for (k = 0; k < nnets; k++) {
 		if ((err = network_tap_name(a, in->id, k, tap)) < 0 ||
-		    (err = ud_tap_create(tap, a->conf->net_bridge,
-					 a->inst_cred ? a->inst_cred->uid :
-							getuid(),
-					 a->inst_cred ? a->inst_cred->gid :
-							getgid())) < 0)
+		    (err = tap_create(a, tap)) < 0)
 			goto done;
 	}
 	ud_ip_format(ip, in->addr);
@@ -182,7 +198,7 @@ void network_detach(struct agent *a, struct instance *in)
 	for (k = 0; k < MAX_NETS; k++) {
 		if (network_tap_name(a, in->id, k, tap) < 0)
 			break;
-		if (ud_netdev_exists(tap) && ud_tap_delete(tap) < 0) {
+		if (ud_netdev_exists(tap) && tap_delete(a, tap) < 0) {
 			ud_log_warn("%s", ud_error_last());
 			ud_error_clear();
 		}
@@ -231,7 +247,7 @@ void network_sweep(struct agent *a)
 			ud_log_info("network: removing tap %s (instance %d is "
 				    "gone)",
 				    taps.v[i], id);
-			if (ud_tap_delete(taps.v[i]) < 0) {
+			if (tap_delete(a, taps.v[i]) < 0) {
 				ud_log_warn("%s", ud_error_last());
 				ud_error_clear();
 			}

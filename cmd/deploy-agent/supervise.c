@@ -33,6 +33,7 @@
 #include "net.h"
 #include "proxy.h"
 #include "network.h"
+#include "priv.h"
 #include "release.h"
 #include "repo.h"
 #include "volume.h"
@@ -71,12 +72,28 @@ static void describe_exit(char *out, size_t len, int wstatus)
 		snprintf(out, len, "exited");
 }
 
-/* Is the instance's process still running? Reaps it when it is ours. */
-static int inst_alive(struct instance *in)
+/* Is the instance's process still running? Reaps it when it is ours
+ * (the privileged parent reaps those it spawned and says how they
+ * ended). */
+static int inst_alive(struct agent *a, struct instance *in)
 {
 	if (in->pid <= 0)
 		return 0;
-	if (in->child) {
+	if (in->child && a->priv) {
+		int running, st;
+
+		if (priv_wait(a->priv, in->pid, &running, &st) == 0) {
+			if (running)
+				return 1;
+			in->wstatus = st;
+			in->pid = 0;
+			return 0;
+		}
+		/* Not the parent's (any more): fall back to /proc. */
+		ud_log_debug("pid %d: %s", (int)in->pid, ud_error_last());
+		ud_error_clear();
+		in->child = 0;
+	} else if (in->child) {
 		int st;
 		pid_t r = waitpid(in->pid, &st, WNOHANG);
 
@@ -106,11 +123,11 @@ static void inst_exit_text(const struct instance *in, char *out, size_t len)
 }
 
 /* Give a backend's clean shutdown (qemu's QMP quit) its grace period. */
-static void wait_gone(struct instance *in, int grace_ms)
+static void wait_gone(struct agent *a, struct instance *in, int grace_ms)
 {
 	long long until = ud_now_ms() + grace_ms;
 
-	while (inst_alive(in) && ud_now_ms() < until)
+	while (inst_alive(a, in) && ud_now_ms() < until)
 		usleep(10 * 1000);
 }
 
@@ -121,8 +138,17 @@ static void inst_kill(struct agent *a, struct app *app, struct instance *in)
 		return;
 	if ((in->child || ud_proc_is(in->pid, in->starttime)) &&
 	    launch_shutdown(a, app, in))
-		wait_gone(in, STOP_GRACE_MS);
-	if (in->pid > 0 && (in->child || ud_proc_is(in->pid, in->starttime))) {
+		wait_gone(a, in, STOP_GRACE_MS);
+	if (in->pid > 0 && in->child && a->priv) {
+		int st;
+
+		if (priv_stop_group(a->priv, in->pid, STOP_GRACE_MS, &st) < 0) {
+			ud_log_warn("stopping pid %d: %s", (int)in->pid,
+				    ud_error_last());
+			ud_error_clear();
+		}
+	} else if (in->pid > 0 &&
+		   (in->child || ud_proc_is(in->pid, in->starttime))) {
 		if (ud_stop_group(in->pid, STOP_GRACE_MS) < 0)
 			ud_log_warn("stopping pid %d: %s", (int)in->pid,
 				    ud_error_last());
@@ -294,8 +320,8 @@ static int inst_spawn(struct agent *a, struct app *app,
 		free(id);
 	}
 
-	if ((err = ud_spawn_as(&in->pid, argv.v, env.v, rundir, fd,
-			       a->inst_cred)) < 0) {
+	if ((err = launch_spawn(a, app, m, target, in, rundir, argv.v, env.v,
+				fd, &in->pid)) < 0) {
 		ud_error_prefix("starting release %d of %s", in->release,
 				app->name);
 		in->pid = 0;
@@ -338,7 +364,7 @@ static int alive_cb(void *payload, char *why, size_t whylen)
 		snprintf(why, whylen, "the agent is shutting down");
 		return 0;
 	}
-	if (inst_alive(al->in))
+	if (inst_alive(al->a, al->in))
 		return 1;
 	inst_exit_text(al->in, how, sizeof(how));
 	snprintf(why, whylen, "the instance %s (see %s)", how, al->in->log);
@@ -498,7 +524,7 @@ static int tick_instance(struct agent *a, struct app *app,
 	char how[96];
 
 	if (in->pid > 0) {
-		if (inst_alive(in) && in->drain_until) {
+		if (inst_alive(a, in) && in->drain_until) {
 			if (proxy_active(a->proxy, app->name, in->id) > 0 &&
 			    now < in->drain_until)
 				return 0;
@@ -507,7 +533,7 @@ static int tick_instance(struct agent *a, struct app *app,
 			supervise_stop(a, app, in);
 			return 1;
 		}
-		if (inst_alive(in)) {
+		if (inst_alive(a, in)) {
 			if (check_logs)
 				cap_log(in);
 			if (!in->ready || !summoned(app))

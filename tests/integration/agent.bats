@@ -215,6 +215,56 @@ EOF
 	[ "$(stat -c %U "/proc/$(instance_pids)")" = udinst ]
 }
 
+@test "started as root the agent splits: a root parent spawns the instances; either half dying is handled, TERM still stops in order" {
+	release_version v1
+	[ "$(answer)" = "pong v1" ]
+	child=$(pgrep -P "$AGENT_PID" -x deploy-agent)
+	[ -n "$child" ]
+	[ "$(ps -o user= -p "$AGENT_PID" | tr -d ' ')" = root ]
+	grep -q "privileged parent pid $AGENT_PID, agent pid $child" "$T/agent.log"
+	# the instance was spawned by the privileged parent, not the agent
+	pid=$(instance_pids)
+	[ "$(ps -o ppid= -p "$pid" | tr -d ' ')" = "$AGENT_PID" ]
+
+	# the agent's half dies: the parent exits non-zero, the instance stays
+	kill -KILL "$child"
+	st=0
+	wait "$AGENT_PID" || st=$?
+	AGENT_PID=
+	[ "$st" -ne 0 ]
+	kill -0 "$pid"
+	grep -q "died of signal 9; its instances stay" "$T/agent.log"
+	start_agent
+	agent_cli sync >/dev/null
+	[ "$(instance_pids)" = "$pid" ]
+	[ "$(answer)" = "pong v1" ]
+
+	# the parent dies: its agent notices and exits, the instance stays,
+	# and the next agent adopts it
+	child=$(pgrep -P "$AGENT_PID" -x deploy-agent)
+	kill -KILL "$AGENT_PID"
+	wait "$AGENT_PID" || true
+	AGENT_PID=
+	wait_until 10 gone "$child"
+	grep -q "the privileged parent is gone" "$T/agent.log"
+	kill -0 "$pid"
+	start_agent
+	agent_cli sync >/dev/null
+	[ "$(instance_pids)" = "$pid" ]
+	[ "$(answer)" = "pong v1" ]
+
+	# TERM to the main pid: the orderly shutdown stops the instance
+	child=$(pgrep -P "$AGENT_PID" -x deploy-agent)
+	kill -TERM "$AGENT_PID"
+	st=0
+	wait "$AGENT_PID" || st=$?
+	AGENT_PID=
+	[ "$st" -eq 0 ]
+	wait_until 10 gone "$pid"
+	wait_until 10 gone "$child"
+	tail -n 3 "$T/agent.log" | grep -q "stopped"
+}
+
 @test "an agent.json user that does not exist is refused by check and run, naming it" {
 	jq '.user = "nosuchuserud"' "$T/agent.json" >"$T/bad.json"
 	run "$AGENT_BIN" --config "$T/bad.json" check

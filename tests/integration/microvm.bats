@@ -100,6 +100,29 @@ teardown() {
 	[ "$a2" != "$a1" ]
 }
 
+@test "with agent.json user, a VM on a tap runs as that user with no_new_privs and answers: the privileged parent opens its tap" {
+	instance_user
+	stop_agent
+	jq '.user = "udinst"' "$T/agent.json" >"$T/agent.json.new"
+	mv "$T/agent.json.new" "$T/agent.json"
+	start_agent
+	release_version v1
+	[ "$(answer)" = "pong v1" ]
+	q=$(qemu_pids)
+	[ -n "$q" ]
+	[ "$(ps -o user= -p "$q" | tr -d ' ')" = udinst ]
+	grep -Eq '^NoNewPrivs:[[:space:]]+1$' "/proc/$q/status"
+	# its network is the tap the root parent opened and passed as fd 3:
+	# the VM never opened /dev/net/tun (0600 here) itself
+	tr '\0' ' ' <"/proc/$q/cmdline" | grep -q -- "-netdev tap,id=n0,fd=3 "
+	[ "$(readlink "/proc/$q/fd/3")" = /dev/net/tun ]
+	[ "$(ps -o user= -p "$AGENT_PID" | tr -d ' ')" = root ]
+	[ "$(ps -o ppid= -p "$q" | tr -d ' ')" = "$AGENT_PID" ]
+	a1=$(addresses)
+	[ "$($NS_EXEC curl -s --max-time 5 "http://$a1:8080/")" = "pong v1" ]
+	[ "$(taps | wc -l)" -eq 1 ]
+}
+
 @test "a summoned microVM boots on the first request and goes back to zero" {
 	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu --mode summon --idle-stop 15
 	release_version v1

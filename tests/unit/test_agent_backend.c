@@ -332,8 +332,9 @@ static void test_qemu_serial_other_arch(void **state)
 
 /* The Solo5 rows straight from the table: exactly the devices given,
  * in the tenders' documented syntax (docs/building.md). */
-static void solo5_case(struct fixture *f, const char *target, size_t nnets,
-		       int block, const char *const *want)
+static void solo5_case_fds(struct fixture *f, const char *target,
+			   size_t nnets, int block, int tap_fds,
+			   const char *const *want)
 {
 	static const struct backend_net nets[] = {
 		{ "service", "ud1a2bt7", "02:00:00:00:00:07" },
@@ -360,11 +361,86 @@ static void solo5_case(struct fixture *f, const char *target, size_t nnets,
 	in.args = &args;
 	in.nets = nets;
 	in.nnets = nnets;
+	in.tap_fds = tap_fds;
 	in.vols = block ? &vol : NULL;
 	in.nvols = block ? 1 : 0;
 	assert_int_equal(backend_argv(&env, backend_find(target), &in, &argv),
 			 0);
 	expect_argv(f, &argv, want);
+	ud_strvec_free(&argv);
+	ud_strvec_free(&args);
+	free(image);
+}
+
+static void solo5_case(struct fixture *f, const char *target, size_t nnets,
+		       int block, const char *const *want)
+{
+	solo5_case_fds(f, target, nnets, block, 0, want);
+}
+
+/* Taps opened by the privileged parent come in as descriptors 3, 4, ...:
+ * the tenders name them "@N" (Solo5's tap_attach), qemu "fd=N"; the tap's
+ * name is then nowhere on the command line. */
+static void test_tap_fds(void **state)
+{
+	struct fixture *f = *state;
+	const char *const two[] = {
+		"@BIN/solo5-hvt", "--mem=48", "--net:service=@3",
+		"--net-mac:service=02:00:00:00:00:07", "--net:admin=@4",
+		"--net-mac:admin=02:00:00:00:01:07", "--", "@IMG",
+		"--ipv4=10.0.0.2/24", NULL
+	};
+	static const struct backend_net nets[] = {
+		{ "net0", "ud1a2bt7", "02:00:00:00:00:07" },
+		{ "net1", "ud1a2bt7n1", "02:00:00:00:01:07" },
+	};
+	struct backend_env env = { "edge1", f->dir, f->templates, "/dev/kvm" };
+	struct ud_strvec args = UD_STRVEC_INIT, argv = UD_STRVEC_INIT;
+	struct backend_inst in = { 0 };
+	char *image = ud_asprintf("%s/images/%s", f->dir, SHA);
+	int fd3 = 0, fd4 = 0;
+	size_t i;
+
+	solo5_case_fds(f, "hvt", 2, 0, 1, two);
+
+	set_image(f, "qemu", "x86_64");
+	fake_program(f, "qemu-system-x86_64");
+	ud_strvec_push(&f->m->run.env, "UNIDEPLOY_QEMU_ACCEL=tcg");
+	in.app = "blog";
+	in.id = 7;
+	in.m = f->m;
+	in.arch = "x86_64";
+	in.image = image;
+	in.rundir = f->rundir;
+	in.args = &args;
+	in.ip = "10.0.0.2";
+	in.gateway = "10.0.0.1";
+	in.prefix = 24;
+	in.mac = "02:00:00:00:00:07";
+	in.bridge = "udbr0";
+	in.nets = nets;
+	in.nnets = 2;
+	in.tap_fds = 1;
+	assert_int_equal(backend_argv(&env, backend_find("qemu"), &in, &argv),
+			 0);
+	for (i = 0; i < argv.n; i++) {
+		if (!strcmp(argv.v[i], "tap,id=n0,fd=3"))
+			fd3 = 1;
+		if (!strcmp(argv.v[i], "tap,id=n1,fd=4"))
+			fd4 = 1;
+		assert_null(strstr(argv.v[i], "ifname="));
+		assert_null(strstr(argv.v[i], "ud1a2bt7"));
+	}
+	assert_true(fd3 && fd4);
+	ud_strvec_free(&argv);
+	/* Without the parent, the tap by name as before. */
+	in.tap_fds = 0;
+	assert_int_equal(backend_argv(&env, backend_find("qemu"), &in, &argv),
+			 0);
+	for (i = 0, fd3 = 0; i < argv.n; i++)
+		if (strstr(argv.v[i], "ifname=ud1a2bt7,"))
+			fd3 = 1;
+	assert_true(fd3);
 	ud_strvec_free(&argv);
 	ud_strvec_free(&args);
 	free(image);
@@ -764,6 +840,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_qemu_serial_other_arch,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_solo5, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tap_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kvm_check, setup, teardown),
 		cmocka_unit_test(test_fill_args),
 		cmocka_unit_test_setup_teardown(test_xen, setup, teardown),

@@ -574,6 +574,65 @@ static void test_no_inherited_fds(void **state)
 	ud_buf_free(&out);
 }
 
+/* ud_spawn_fds: the descriptors given, and only those, become 3, 4, ...
+ * in order, even when they already sit on each other's numbers (here a
+ * on 4 and b on 3: a plain dup2 in order would lose b). */
+static void test_spawn_fds(void **state)
+{
+	struct fixture *f = *state;
+	char *const argv[] = {
+		"sh", "-c",
+		"echo $(readlink /proc/self/fd/3) $(readlink /proc/self/fd/4); "
+		"[ -e /proc/self/fd/5 ] && echo leaked 5; "
+		"[ -e /proc/self/fd/9 ] && echo leaked 9; echo checked",
+		NULL
+	};
+	char *a = ud_asprintf("%s/a", f->dir), *b = ud_asprintf("%s/b", f->dir);
+	char *path = ud_asprintf("%s/fds.out", f->dir), *want;
+	struct ud_buf out = UD_BUF_INIT;
+	int fds[2], outfd, status, fa, fb;
+	pid_t pid;
+
+	/* 3 and 4 must be ours to take. */
+	assert_true(fcntl(3, F_GETFD) < 0 && fcntl(4, F_GETFD) < 0);
+	fa = open(a, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fb = open(b, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fa >= 0 && fb >= 0);
+	assert_int_equal(dup3(fa, 40, O_CLOEXEC), 40);
+	assert_int_equal(dup3(fb, 41, O_CLOEXEC), 41);
+	close(fa);
+	close(fb);
+	assert_int_equal(dup3(41, 3, O_CLOEXEC), 3);
+	assert_int_equal(dup3(40, 4, O_CLOEXEC), 4);
+	close(40);
+	close(41);
+	fds[0] = 4; /* a */
+	fds[1] = 3; /* b */
+	/* And one more left open: it must not reach the program. */
+	assert_int_equal(dup3(3, 9, O_CLOEXEC), 9);
+	outfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(outfd >= 0);
+	assert_int_equal(ud_spawn_fds(&pid, argv, NULL, NULL, outfd, NULL, fds,
+				      2), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(ud_buf_read_file(&out, path), 0);
+	want = ud_asprintf("%s %s\nchecked\n", a, b);
+	assert_string_equal(out.ptr, want);
+	/* Too many is refused before anything runs. */
+	assert_int_equal(ud_spawn_fds(&pid, argv, NULL, NULL, outfd, NULL, fds,
+				      UD_SPAWN_MAXFDS + 1), UD_EINVALID);
+	close(outfd);
+	close(3);
+	close(4);
+	close(9);
+	free(want);
+	free(a);
+	free(b);
+	free(path);
+	ud_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -601,6 +660,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test(test_proc_starttime),
 		cmocka_unit_test_setup_teardown(test_no_inherited_fds, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spawn_fds, setup,
 						teardown),
 	};
 
