@@ -40,9 +40,9 @@ write_micro_app() {
 
 setup() {
 	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
-	NS=udmv$((BASHPID % 100000))
-	ip netns add "$NS" || skip "cannot create a network namespace"
-	ip -n "$NS" link set lo up
+	it_begin
+	NS=$(it_name udmv)
+	it_netns_add "$NS" || skip "cannot create a network namespace"
 	NS_EXEC="ip netns exec $NS"
 	AGENT_JQ=".network = {bridge: \"udbr0\", subnet: \"$SUBNET\"}"
 	setup_world
@@ -57,8 +57,9 @@ teardown() {
 	left=$VMS_LEFT
 	echo "--- agent log:" >&2
 	tail -n 40 "$T/agent.log" >&2 || true
-	teardown_world
+	# before teardown_world gives the name back for another test to take
 	ip netns del "$NS" 2>/dev/null || true
+	teardown_world
 	if [ -n "$left" ]; then
 		echo "qemu left running: $left" >&2
 		return 1

@@ -1,7 +1,8 @@
 # Hosts as network namespaces, each with its own real sshd and deploy-agent,
 # for the SSH suites (load after helpers) and bench/fanout.sh.
 #
-# A run gets a prefix (ud<id>) and a subnet 10.X.Y.0/24; the root namespace
+# A run gets a prefix (ud<id>, id the test's IT_ID: see "Isolation" in
+# helpers.bash) and a subnet 10.X.Y.0/24 (from id); the root namespace
 # holds a bridge ud<id>br at 10.X.Y.254, and each host NAME with INDEX i is a
 # namespace ud<id>-NAME whose eth0 (a veth into the bridge) is 10.X.Y.i, with
 # lo up. Every host serves its placements at the same address
@@ -34,7 +35,10 @@ NETNS_UNAVAILABLE=
 NETNS_BRIDGE=
 
 netns_init() {
-	local id=$((BASHPID % 100000)) x y out
+	# the test's number (helpers.bash: unique among live tests); a bench
+	# script has none and uses its PID
+	local id=${IT_ID:-$((BASHPID % 32768))} x y out
+	# e.g. ud23456: its links are ud23456br, ud23456v1 (15 at most)
 	NETNS_PREFIX=ud$id
 	NETNS_HOSTS=()
 	NETNS_BRIDGE=
