@@ -256,12 +256,19 @@ EOF
 	run "$AGENT_BIN" --config "$T/c4.json" check
 	[ "$status" -eq 1 ]
 	grep -q "^fail  state_dir $T/afile: not a directory$" <<<"$output"
-	# a state_dir that does not exist yet is fine, and check leaves it so
+	# a state_dir that does not exist yet is fine, and check leaves it so;
+	# its temporary mirror goes under $TMPDIR (this test's own: suites
+	# run side by side) and is gone afterwards
 	jq --arg s "$T/new/state" '.state_dir = $s' "$T/agent.json" >"$T/c5.json"
-	run "$AGENT_BIN" --config "$T/c5.json" check
+	mkdir "$T/tmp"
+	TMPDIR=$T/tmp run "$AGENT_BIN" --config "$T/c5.json" check
 	[ "$status" -eq 0 ]
 	[ ! -e "$T/new" ]
-	[ -z "$(ls /tmp | grep '^deploy-agent-check\.')" ]
+	[ -z "$(ls "$T/tmp" | grep '^deploy-agent-check\.')" ]
+	# it is there that check makes it
+	TMPDIR=$T/notmp run "$AGENT_BIN" --config "$T/c5.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  repository: cannot make a directory in $T/notmp: " <<<"$output"
 	# both binaries say what they are
 	[ "$("$AGENT_BIN" --version)" = "deploy-agent (unideploy) 0.1" ]
 	[ "$(deploy --version)" = "deploy (unideploy) 0.1" ]
