@@ -16,6 +16,9 @@
 #   JOBS=N                      how many at once (JOBS=1: one after another)
 #   SUITES="agent summon ..."   only these integration suites (file names
 #                               without .bats)
+# Debian's tools first (ci/install-deps.sh), not a shim of the person
+# running the tests: pyenv's python3 shim costs seconds a call under load.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 BUILD=${BUILD:-build/rel}
 BINDIR=${BINDIR:-bin}
 ONLY=${ONLY:-all}

@@ -37,6 +37,10 @@
 
 bats_require_minimum_version 1.5.0 # run --separate-stderr
 
+# The tests' tools are Debian's (ci/install-deps.sh): they come first, not a
+# shim of the person running the tests (pyenv's python3 shim took 28 s a
+# call on a loaded machine, /usr/bin/python3 under 3).
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BUILD=${BUILD:-build/rel}
 # make passes BINDIR: bin for the plain build, build/san/bin for SANITIZE=1
@@ -60,15 +64,14 @@ free_port() {
 	local lo hi p i
 	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
 	hi=$((lo > 20000 ? lo - 1 : 32767)) lo=$((lo > 20000 ? 10000 : 20000))
-	mkdir -p "$IT_PORTS" 2>/dev/null
+	[ -d "$IT_PORTS" ] || mkdir -p "$IT_PORTS" 2>/dev/null
 	for ((i = 0; i < 200; i++)); do
 		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
 		it_claim_port "$p" || continue
-		if python3 -c 'import socket, sys
-for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-    s.close()' "$p" 2>/dev/null; then
+		# no socket of any address on it, TCP or UDP (one grep, not a
+		# python start: forks are what a loaded machine makes slow)
+		if ! grep -qi ":$(printf %04X "$p") " /proc/net/tcp /proc/net/tcp6 \
+			/proc/net/udp /proc/net/udp6 2>/dev/null; then
 			echo "$p"
 			return 0
 		fi
@@ -104,7 +107,7 @@ it_release_ports() {
 # it_name PREFIX: PREFIX and this test's number $IT_ID, unique among live
 # tests of any suite: for names the kernel keeps machine-wide (namespaces,
 # links). The number is a port this test claimed (it_begin), so it holds
-# until teardown_world.
+# until teardown_world; setup_world makes it the listen port, $LISTEN.
 it_name() {
 	[ -n "${IT_ID:-}" ] || { echo "it_name: no it_begin yet" >&2; return 1; }
 	echo "$1$IT_ID"
@@ -353,7 +356,8 @@ setup_world() {
 	W=$T/work
 	export HOME=$T/home DEPLOY_CACHE_ROOT=$T/cache DEPLOY_REPO=$DREPO
 	mkdir -p "$HOME" "$T/state"
-	LISTEN=127.0.0.1:$(free_port)
+	# the test's own claimed port (it_begin) serves as its listen port
+	LISTEN=127.0.0.1:$IT_ID
 	AGENT_PID=
 
 	deploy init "$DREPO"
