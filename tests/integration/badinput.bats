@@ -92,7 +92,7 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	pusher_error | grep -qF 'build.command timed out after 2 s'
 	commit=$(git -C "$W" rev-parse HEAD)
 	# no sleep of that build survives
-	wait_until 3 test -z "$(build_sleepers "$commit")" || {
+	wait_until 60 output_is "" build_sleepers "$commit" || {
 		build_sleepers "$commit" | xargs -r ps -o pid,pgid,cmd -p >&2
 		false
 	}
@@ -146,7 +146,7 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	new=$(git -C "$W" rev-parse HEAD)
 	push 3>&- &
 	pusher=$!
-	wait_until 30 test -e "$T/cache/pong/build-started"
+	wait_until 60 test -e "$T/cache/pong/build-started"
 	# the same push again, by hand, in the bare repo, while the first builds
 	run --separate-stderr bash -c "cd '$APPREPO' && echo '$(git -C "$W" rev-parse HEAD~1) $new refs/heads/main' | env -u DEPLOY_REPO UD_IT_MARK='$T' '$DEPLOY_BIN' hook post-receive"
 	echo "out: $output" >&2

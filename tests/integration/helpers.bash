@@ -194,8 +194,12 @@ stop_agent_and_vms() {
 	VMS_LEFT=$(qemu_pids)
 	[ -z "$VMS_LEFT" ] || kill -KILL $VMS_LEFT 2>/dev/null || true
 }
-# For wait_until (its arguments are expanded once, before it polls):
+# For wait_until (its arguments are expanded once, before it polls: a
+# `wait_until N test "$(cmd)" ...` tests one value N seconds long):
 instances_are() { [ "$(instance_count)" -eq "$1" ]; }
+# output_is TEXT CMD...: CMD prints TEXT; lines_are N CMD...: N lines.
+output_is() { [ "$("${@:2}")" = "$1" ]; }
+lines_are() { [ "$("${@:2}" | grep -c .)" -eq "$1" ]; }
 
 # Every live process started from this test (mark in its environment, the
 # agent's instance marker for a state dir under $T, which VMs carry too, or
@@ -230,23 +234,23 @@ start_agent() {
 	$NS_EXEC env UD_IT_MARK="$T" "$AGENT_BIN" --config "$T/agent.json" run \
 		>>"$T/agent.log" 2>&1 3>&- &
 	AGENT_PID=$!
-	if ! wait_until 10 test -S "$T/agent.sock"; then
+	if ! wait_until 60 test -S "$T/agent.sock"; then
 		echo "deploy-agent did not create its socket; its log:" >&2
 		cat "$T/agent.log" >&2
 		return 1
 	fi
 	# the socket may exist before it accepts: wait for a status answer
 	# (its exit status is 1 also when it answers that an app failed)
-	wait_until 10 agent_answers
+	wait_until 60 agent_answers
 }
 agent_answers() { agent_cli status --json 2>/dev/null | jq -e .ok >/dev/null; }
 
-# stop_agent [SIGNAL]: TERM (default) then KILL after 5 s.
+# stop_agent [SIGNAL]: TERM (default) then KILL after 30 s.
 stop_agent() {
 	local sig=${1:-TERM}
 	[ -n "$AGENT_PID" ] || return 0
 	kill -"$sig" "$AGENT_PID" 2>/dev/null || true
-	if ! wait_until 5 sh -c "! kill -0 $AGENT_PID 2>/dev/null || grep -q '^State:.*Z' /proc/$AGENT_PID/status"; then
+	if ! wait_until 30 sh -c "! kill -0 $AGENT_PID 2>/dev/null || grep -q '^State:.*Z' /proc/$AGENT_PID/status"; then
 		kill -KILL "$AGENT_PID" 2>/dev/null || true
 	fi
 	wait "$AGENT_PID" 2>/dev/null || true
@@ -318,6 +322,26 @@ start_load() {
 		LOAD_PIDS+=($!)
 	done
 }
+# For wait_until, while the load runs: every client has an answer BODY /
+# the clients have more than N answers between them (the bodies files
+# grow as they go; LOAD_OK is counted only at stop_load).
+load_all_saw() {
+	local i
+	for i in "${!LOAD_PIDS[@]}"; do
+		grep -qx "$1" "$T/load.$i.bodies" 2>/dev/null || return 1
+	done
+}
+load_answers_over() {
+	[ "$(cat "$T"/load.*.bodies 2>/dev/null | grep -vc '^FAILED')" -gt "$1" ]
+}
+# For wait_until: the agent's proxy holds at least N open connections to
+# the app (a request is really in flight, however slowly its client
+# started).
+connections_at_least() {
+	local n
+	n=$(agent_cli status --json 2>/dev/null | jq -r ".apps.$APP.connections // 0") || return 1
+	[ "${n:-0}" -ge "$1" ]
+}
 # stop_load: sets LOAD_OK, LOAD_FAILED (totals).
 stop_load() {
 	local i f
@@ -383,7 +407,7 @@ teardown_world() {
 	stop_agent TERM
 	[ "${#LOAD_PIDS[@]}" -eq 0 ] || stop_load
 	# what a killed process leaves may take a moment to disappear
-	wait_until 3 no_leftovers || true
+	wait_until 30 no_leftovers || true
 	left=$(leftover_pids)
 	if [ -n "$left" ]; then
 		echo "processes left running from $T:" >&2

@@ -53,7 +53,7 @@ setup() {
 teardown() {
 	local left
 	[ -n "${T:-}" ] || return 0
-	stop_agent_and_vms 10
+	stop_agent_and_vms 30
 	left=$VMS_LEFT
 	echo "--- agent log:" >&2
 	tail -n 40 "$T/agent.log" >&2 || true
@@ -93,8 +93,8 @@ teardown() {
 	[ "$LOAD_OK" -gt 0 ]
 	[ "$(answer)" = "pong v2" ]
 	# the old VM is gone with its tap and address; the new one has its own
-	wait_until 30 test "$(qemu_count)" -eq 1
-	wait_until 10 test "$(taps | wc -l)" -eq 1
+	wait_until 60 output_is 1 qemu_count
+	wait_until 60 lines_are 1 taps
 	[ "$(taps)" != "$tap1" ]
 	a2=$(addresses)
 	[ "$(echo "$a2" | wc -l)" -eq 1 ]
@@ -111,14 +111,14 @@ teardown() {
 	[ "$(taps | wc -l)" -eq 1 ]
 	# idle: stopped, tap and address given back
 	wait_until 60 no_qemu
-	wait_until 10 test -z "$(taps)"
+	wait_until 60 test -z "$(taps)"
 	[ -z "$(addresses)" ]
 }
 
 @test "two instances get distinct addresses and taps; agent kill -9 and restart adopts them" {
 	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu --instances 2
 	release_version v1
-	wait_until 30 test "$(addresses | wc -l)" -eq 2
+	wait_until 60 lines_are 2 addresses
 	before=$(addresses)
 	[ "$(echo "$before" | sort -u | wc -l)" -eq 2 ]
 	[ "$(taps | wc -l)" -eq 2 ]
@@ -169,7 +169,7 @@ teardown() {
 	push
 	grep -q "local: micro v2 failed: health check" <<<"$PUSH_OUT"
 	[ "$(answer)" = "pong v1" ]
-	wait_until 30 test "$(qemu_pids)" = "$q1"
+	wait_until 60 output_is "$q1" qemu_pids
 	[ "$(taps)" = "$tap1" ]
 	[ "$(addresses)" = "$a1" ]
 }
