@@ -6,7 +6,8 @@
 # Suites run concurrently, JOBS at a time (default: three per CPU: most of
 # them wait on processes, sockets and boots, not on the CPU). Each suite's
 # TAP is kept in a file of its own and printed whole, under its "# unit:" or
-# "# integration:" line, when it ends, then counted. The slowest suites of
+# "# integration:" line, when it ends, then counted (bats lines end with
+# each test's time: "in N ms"). The slowest suites of
 # the last run start first (their times are kept in $BUILD/tests/.times),
 # so the run is not left waiting on one long suite started last. Suites
 # must not share names, ports or files for this: see the top of
@@ -87,7 +88,7 @@ run_suite() {
 	if [ "$kind" = unit ]; then
 		CMOCKA_MESSAGE_OUTPUT=TAP "$path" >"$out/$i.tap" 2>&1
 	else
-		bats --tap "$path" >"$out/$i.tap" 2>&1
+		bats --tap --timing "$path" >"$out/$i.tap" 2>&1
 	fi
 	st=$?
 	echo "$name $((SECONDS - start))" >"$out/$i.time"
