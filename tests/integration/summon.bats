@@ -32,7 +32,7 @@ start_watch() {
 			n=$(instance_count)
 			[ "$n" -le "$max" ] || max=$n
 			echo "$max" >"$T/watch.max"
-			sleep 0.02
+			it_sleep 0.02
 		done
 	) 3>&- &
 	WATCH_PID=$!
