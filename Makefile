@@ -84,13 +84,13 @@ $(FIXTURE_KERNEL): $(wildcard tests/fixtures/kernel/*)
 # `make test`: every suite, then one closing line "N passed, N failed".
 test: all $(UNIT_BIN) $(FIXTURE_KERNEL)
 	@sh ci/install-deps.sh test
-	@BUILD=$(BUILD) BINDIR=$(BINDIR) sh tests/run.sh
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) bash tests/run.sh
 
 unit: $(UNIT_BIN)
-	@BUILD=$(BUILD) ONLY=unit sh tests/run.sh
+	@BUILD=$(BUILD) ONLY=unit bash tests/run.sh
 
 integration: all $(FIXTURE_KERNEL)
-	@BUILD=$(BUILD) BINDIR=$(BINDIR) ONLY=integration sh tests/run.sh
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) ONLY=integration bash tests/run.sh
 
 demo: all
 	@sh ci/install-deps.sh test

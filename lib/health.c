@@ -233,7 +233,7 @@ int ud_health_wait(const struct ud_health *h, const char *host, int port,
 	long long start = ud_now_ms(), deadline = start + timeout_ms;
 	struct serial serial = { .compiled = 0 };
 	char why[256], last[512] = "no attempt made";
-	int backoff = 1, listening = 0, err;
+	int backoff = 1, listening = 0, have_last = 0, err;
 
 	if (h->kind == UD_HEALTH_SERIAL &&
 	    (err = serial_init(&serial, h->serial_regex, console_path)) < 0)
@@ -272,9 +272,15 @@ int ud_health_wait(const struct ud_health *h, const char *host, int port,
 		}
 		if (err == 0)
 			goto done;
-		snprintf(last, sizeof(last), "%s", ud_error_last());
-
 		left = deadline - ud_now_ms();
+		/* An attempt the deadline cut short says only that time ran
+		 * out: the answer before it (a 503, a refused connect) says
+		 * why the instance is not healthy, however slow the machine
+		 * made this last try. */
+		if (!have_last || left > 0 || attempt >= ATTEMPT_MAX_MS)
+			snprintf(last, sizeof(last), "%s", ud_error_last());
+		have_last = 1;
+
 		if (left <= 0) {
 			err = ud_error_set(UD_ETIMEOUT, "not healthy within "
 					   "%g s: %s", timeout_ms / 1000.0,

@@ -64,7 +64,7 @@ EOF
 	i=0
 	until grep -q "Server listening" "$dir/sshd.log" 2>/dev/null; do
 		i=$((i + 1))
-		if [ $i -gt 200 ]; then
+		if [ $i -gt 1200 ]; then
 			echo "sshd.sh: sshd did not start on $addr:$port:" >&2
 			cat "$dir/sshd.log" >&2
 			exit 1

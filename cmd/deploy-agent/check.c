@@ -168,7 +168,8 @@ static void check_repo(struct checks *c, const struct ud_agentconf *conf)
 	struct ud_ssh_opts ssh;
 	struct stat st;
 	char *mirror = ud_asprintf("%s/repo.git", conf->state_dir);
-	char tmp[] = "/tmp/deploy-agent-check.XXXXXX", id[8];
+	const char *tmpdir = getenv("TMPDIR");
+	char *tmp = NULL, id[8];
 	int own_tmp = 0;
 	git_oid head;
 	size_t i, placed = 0;
@@ -176,9 +177,14 @@ static void check_repo(struct checks *c, const struct ud_agentconf *conf)
 	/* Where nothing is there yet, the mirror goes to a temporary
 	 * directory: check creates nothing of the agent's. */
 	if (stat(conf->state_dir, &st) < 0) {
+		/* $TMPDIR as mktemp(1) takes it, else /tmp */
+		if (!tmpdir || *tmpdir != '/')
+			tmpdir = "/tmp";
+		tmp = ud_asprintf("%s/deploy-agent-check.XXXXXX", tmpdir);
 		if (!mkdtemp(tmp)) {
 			report(c, 0, "repository: cannot make a directory in "
-				     "/tmp: %s", strerror(errno));
+				     "%s: %s", tmpdir, strerror(errno));
+			free(tmp);
 			free(mirror);
 			return;
 		}
@@ -225,6 +231,7 @@ done:
 	ud_deployrepo_free(repo);
 	if (own_tmp)
 		ud_rm_rf(tmp);
+	free(tmp);
 	free(mirror);
 	git_libgit2_shutdown();
 }

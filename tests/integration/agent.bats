@@ -41,7 +41,7 @@ has_instance_besides() {
 	f3=$(manifest 3 | jq -r '.images[0].file')
 	[ "$(dgit rev-parse "main:apps/pong/releases/1/$f1")" = "$(dgit rev-parse "main:apps/pong/releases/3/$f3")" ]
 	# the unhealthy instance is gone; one instance serves
-	wait_until 5 test "$(instance_count)" -eq 1
+	wait_until 60 instances_are 1
 	[ "$(answer)" = "pong v1" ]
 	[ "$(answer /health)" = ok ]
 	echo "v1 instance was $v1_pid, now $(instance_pids)" >&2
@@ -63,9 +63,9 @@ has_instance_besides() {
 	[ -n "$old" ]
 	curl -s --max-time 5 "http://$LISTEN/crash" || true
 	# the crashed process is gone ...
-	wait_until 5 gone "$old"
+	wait_until 60 gone "$old"
 	# ... and a new one serves (backoff may delay the first restart a little)
-	wait_until 20 answer_is "pong v1"
+	wait_until 60 answer_is "pong v1"
 	new=$(instance_pids)
 	[ "$(echo "$new" | wc -w)" -eq 1 ]
 	[ "$new" != "$old" ]
@@ -111,7 +111,7 @@ has_instance_besides() {
 	stop_agent KILL
 	start_agent
 	agent_cli sync
-	wait_until 10 answer_is "pong v1"
+	wait_until 60 answer_is "pong v1"
 	[ "$(instance_count)" -eq 1 ]
 	# status knows the instance it re-adopted or replaced
 	agent_cli status --json | jq -e '.apps.pong.release == 1 and .apps.pong.instances == 1'
@@ -171,7 +171,7 @@ EOF
 
 @test "a damaged or half-written image in the agent's state is never booted" {
 	release_version v1
-	wait_until 10 answer_is "pong v1"
+	wait_until 60 answer_is "pong v1"
 	sha=$(manifest 1 | jq -r '.images[0].sha256')
 	img=$T/state/images/$sha
 	[ -f "$img" ]
@@ -183,7 +183,7 @@ EOF
 	chmod 755 "$img" "$T/state/images/.tmp-$sha-1-1"
 	start_agent
 	agent_cli sync
-	wait_until 10 answer_is "pong v1"
+	wait_until 60 answer_is "pong v1"
 	grep -q "does not match its name" "$T/agent.log"
 	# Every running instance is the whole, verified image.
 	for pid in $(instance_pids); do
@@ -210,8 +210,8 @@ EOF
 	[ "$(stat -c %U "$T/state/apps/pong/logs")" = root ]
 	# a restart after a crash runs as the user too
 	curl -s --max-time 5 "http://$LISTEN/crash" || true
-	wait_until 5 gone "$pid"
-	wait_until 20 answer_is "pong v1"
+	wait_until 60 gone "$pid"
+	wait_until 60 answer_is "pong v1"
 	[ "$(stat -c %U "/proc/$(instance_pids)")" = udinst ]
 }
 
@@ -306,12 +306,19 @@ EOF
 	run "$AGENT_BIN" --config "$T/c4.json" check
 	[ "$status" -eq 1 ]
 	grep -q "^fail  state_dir $T/afile: not a directory$" <<<"$output"
-	# a state_dir that does not exist yet is fine, and check leaves it so
+	# a state_dir that does not exist yet is fine, and check leaves it so;
+	# its temporary mirror goes under $TMPDIR (this test's own: suites
+	# run side by side) and is gone afterwards
 	jq --arg s "$T/new/state" '.state_dir = $s' "$T/agent.json" >"$T/c5.json"
-	run "$AGENT_BIN" --config "$T/c5.json" check
+	mkdir "$T/tmp"
+	TMPDIR=$T/tmp run "$AGENT_BIN" --config "$T/c5.json" check
 	[ "$status" -eq 0 ]
 	[ ! -e "$T/new" ]
-	[ -z "$(ls /tmp | grep '^deploy-agent-check\.')" ]
+	[ -z "$(ls "$T/tmp" | grep '^deploy-agent-check\.')" ]
+	# it is there that check makes it
+	TMPDIR=$T/notmp run "$AGENT_BIN" --config "$T/c5.json" check
+	[ "$status" -eq 1 ]
+	grep -q "^fail  repository: cannot make a directory in $T/notmp: " <<<"$output"
 	# both binaries say what they are
 	[ "$("$AGENT_BIN" --version)" = "deploy-agent (unideploy) 0.1" ]
 	[ "$(deploy --version)" = "deploy (unideploy) 0.1" ]

@@ -92,7 +92,7 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	pusher_error | grep -qF 'build.command timed out after 2 s'
 	commit=$(git -C "$W" rev-parse HEAD)
 	# no sleep of that build survives
-	wait_until 3 test -z "$(build_sleepers "$commit")" || {
+	wait_until 60 output_is "" build_sleepers "$commit" || {
 		build_sleepers "$commit" | xargs -r ps -o pid,pgid,cmd -p >&2
 		false
 	}
@@ -139,14 +139,16 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 }
 
 @test "a second hook run while one is in progress is refused with a clear message" {
-	# the build sees only its export and its cache dir, $T/cache/pong
-	write_deploy_json "touch \"\$DEPLOY_CACHE_DIR/build-started\"; sleep 3; $(pong_build_cmd)"
+	# the build sees only its export and its cache dir, $T/cache/pong; it
+	# goes on only once the test says so (a "sleep 3" could end before the
+	# second run below on a loaded machine)
+	write_deploy_json "touch \"\$DEPLOY_CACHE_DIR/build-started\"; while [ ! -e \"\$DEPLOY_CACHE_DIR/go\" ]; do sleep 0.1; done; $(pong_build_cmd)"
 	set_version v2
 	commit_all "slow build"
 	new=$(git -C "$W" rev-parse HEAD)
 	push 3>&- &
 	pusher=$!
-	wait_until 30 test -e "$T/cache/pong/build-started"
+	wait_until 60 test -e "$T/cache/pong/build-started"
 	# the same push again, by hand, in the bare repo, while the first builds
 	run --separate-stderr bash -c "cd '$APPREPO' && echo '$(git -C "$W" rev-parse HEAD~1) $new refs/heads/main' | env -u DEPLOY_REPO UD_IT_MARK='$T' '$DEPLOY_BIN' hook post-receive"
 	echo "out: $output" >&2
@@ -155,6 +157,7 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	grep -q '^deploy: hook: another deploy of this repository is in progress' <<<"$stderr"
 	[ "$(main_rev)" = "$BEFORE" ]
 	# the first one goes on and publishes
+	touch "$T/cache/pong/go"
 	wait "$pusher"
 	[ "$(main_rev)" != "$BEFORE" ]
 	[ "$(current_release)" = 2 ]

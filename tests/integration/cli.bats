@@ -217,7 +217,7 @@ image_blobs() {
 	port=$(free_port)
 	PORT=$port "$img" 2>/dev/null 3>&- &
 	pid=$!
-	wait_until 5 curl -sf "http://127.0.0.1:$port/health" || { kill "$pid"; false; }
+	wait_until 60 curl -sf "http://127.0.0.1:$port/health" || { kill "$pid"; false; }
 	body=$(curl -s "http://127.0.0.1:$port/")
 	kill "$pid"
 	wait "$pid" || true
@@ -271,7 +271,7 @@ image_blobs() {
 	grep -q '^deploy: ' <<<"$stderr"
 	# the host catches up when it is back
 	start_agent
-	wait_until 10 answer_is "pong v2"
+	wait_until 60 answer_is "pong v2"
 }
 
 @test "usage errors exit 2" {

@@ -68,7 +68,7 @@ state_is() { [ "$(app_state)" = "$1" ]; }
 	write_deploy_json
 	release_version v3
 	[ "$(boots 3)" -eq 1 ]
-	wait_until 10 answer_is "pong v3"
+	wait_until 60 answer_is "pong v3"
 	state_is running
 }
 
@@ -99,7 +99,7 @@ state_is() { [ "$(app_state)" = "$1" ]; }
 	write_deploy_json "$(pong_build_cmd -DEXIT_AFTER_MS=1500)" '.run.restart = "never"'
 	release_version v1
 	grep -q '^remote: .*local: pong v1 running' <<<"$PUSH_OUT"
-	wait_until 30 state_is exited
+	wait_until 60 state_is exited
 	[ "$(instance_count)" -eq 0 ]
 	run agent_cli status
 	grep -q '^pong: release 1 exited (0 instances' <<<"$output"
@@ -118,13 +118,13 @@ state_is() { [ "$(app_state)" = "$1" ]; }
 	run deploy signal --retry "$APP"
 	echo "$output" >&2
 	[ "$(boots 1)" -eq 2 ]
-	wait_until 30 state_is exited
+	wait_until 60 state_is exited
 }
 
 @test "run.restart never: an instance that fails is not restarted; status says how it ended" {
 	write_deploy_json "$(pong_build_cmd "-DEXIT_AFTER_MS=1500 -DEXIT_STATUS=5")" '.run.restart = "never"'
 	release_version v1
-	wait_until 30 state_is exited
+	wait_until 60 state_is exited
 	run agent_cli status
 	echo "$output" >&2
 	grep -q 'exited with status 5; not restarted (run.restart: never' <<<"$output"
@@ -135,20 +135,20 @@ state_is() { [ "$(app_state)" = "$1" ]; }
 @test "run.restart on-failure: exit 0 stays exited, a non-zero exit is restarted" {
 	write_deploy_json "$(pong_build_cmd -DEXIT_AFTER_MS=1500)" '.run.restart = "on-failure"'
 	release_version v1
-	wait_until 30 state_is exited
+	wait_until 60 state_is exited
 	[ "$(boots 1)" -eq 1 ]
 
 	write_deploy_json "$(pong_build_cmd "-DEXIT_AFTER_MS=1500 -DEXIT_STATUS=3")" '.run.restart = "on-failure"'
 	release_version v2
-	wait_until 30 boots_at_least 2 2
+	wait_until 60 boots_at_least 2 2
 	refute state_is exited
 }
 
 @test "run.restart always (the default): an instance that exits 0 is restarted" {
 	write_deploy_json "$(pong_build_cmd -DEXIT_AFTER_MS=1500)"
 	release_version v1
-	wait_until 30 boots_at_least 1 2
-	wait_until 30 answer_is "pong v1"
+	wait_until 60 boots_at_least 1 2
+	wait_until 60 answer_is "pong v1"
 	refute state_is exited
 }
 

@@ -32,9 +32,9 @@ error_has() { [[ "$(app_error)" == *"$1"* ]]; }
 	touch -r "$img" "$T/evil"
 	mv "$T/evil" "$img"
 	kill -KILL "$old"
-	wait_until 30 log_has "changed after it was checked"
+	wait_until 60 log_has "changed after it was checked"
 	# (the refusal's line follows the unpack: wait for it too)
-	wait_until 30 log_has "restarting instance .*image .* no longer matches its sha256: not started (unpacked again"
+	wait_until 60 log_has "restarting instance .*image .* no longer matches its sha256: not started (unpacked again"
 	# the next try boots the right bytes
 	wait_until 60 answer_is "pong v1"
 	[ ! -e "$T/tampered-ran" ]
@@ -52,7 +52,7 @@ error_has() { [[ "$(app_error)" == *"$1"* ]]; }
 	agent_cli sync >/dev/null || true
 	release_version v1
 	[ "$(answer)" = "pong v1" ]
-	wait_until 30 instances_are 0
+	wait_until 60 instances_are 0
 	img=$(image_file)
 	# Same inode, same size, same mtime: only its ctime and bytes differ.
 	evil_like "$img" "$T/evil"
@@ -62,7 +62,7 @@ error_has() { [[ "$(app_error)" == *"$1"* ]]; }
 	run curl -sS --max-time 30 "http://$LISTEN/"
 	[ "$status" -ne 0 ]
 	[ "$status" -ne 28 ] # closed, not held until a timeout
-	wait_until 10 error_has "no longer matches its sha256: not started"
+	wait_until 60 error_has "no longer matches its sha256: not started"
 	log_has "changed after it was checked"
 	[ ! -e "$T/tampered-ran" ]
 	image_ok
@@ -76,11 +76,11 @@ error_has() { [[ "$(app_error)" == *"$1"* ]]; }
 	agent_cli sync >/dev/null || true
 	release_version v1
 	[ "$(answer)" = "pong v1" ]
-	wait_until 30 instances_are 0
+	wait_until 60 instances_are 0
 	# checked when unpacked: the next boot does not read it again
 	[ "$(answer)" = "pong v1" ]
 	refute log_has "sha256 read again"
-	wait_until 30 instances_are 0
+	wait_until 60 instances_are 0
 	# chmod changes its ctime only: read again, right, started
 	chmod 755 "$(image_file)"
 	[ "$(answer)" = "pong v1" ]

@@ -40,9 +40,9 @@ write_micro_app() {
 
 setup() {
 	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
-	NS=udmv$((BASHPID % 100000))
-	ip netns add "$NS" || skip "cannot create a network namespace"
-	ip -n "$NS" link set lo up
+	it_begin
+	NS=$(it_name udmv)
+	it_netns_add "$NS" || skip "cannot create a network namespace"
 	NS_EXEC="ip netns exec $NS"
 	AGENT_JQ=".network = {bridge: \"udbr0\", subnet: \"$SUBNET\"}"
 	setup_world
@@ -53,12 +53,13 @@ setup() {
 teardown() {
 	local left
 	[ -n "${T:-}" ] || return 0
-	stop_agent_and_vms 10
+	stop_agent_and_vms 30
 	left=$VMS_LEFT
 	echo "--- agent log:" >&2
 	tail -n 40 "$T/agent.log" >&2 || true
-	teardown_world
+	# before teardown_world gives the name back for another test to take
 	ip netns del "$NS" 2>/dev/null || true
+	teardown_world
 	if [ -n "$left" ]; then
 		echo "qemu left running: $left" >&2
 		return 1
@@ -92,8 +93,8 @@ teardown() {
 	[ "$LOAD_OK" -gt 0 ]
 	[ "$(answer)" = "pong v2" ]
 	# the old VM is gone with its tap and address; the new one has its own
-	wait_until 30 test "$(qemu_count)" -eq 1
-	wait_until 10 test "$(taps | wc -l)" -eq 1
+	wait_until 60 output_is 1 qemu_count
+	wait_until 60 lines_are 1 taps
 	[ "$(taps)" != "$tap1" ]
 	a2=$(addresses)
 	[ "$(echo "$a2" | wc -l)" -eq 1 ]
@@ -133,14 +134,14 @@ teardown() {
 	[ "$(taps | wc -l)" -eq 1 ]
 	# idle: stopped, tap and address given back
 	wait_until 60 no_qemu
-	wait_until 10 test -z "$(taps)"
+	wait_until 60 test -z "$(taps)"
 	[ -z "$(addresses)" ]
 }
 
 @test "two instances get distinct addresses and taps; agent kill -9 and restart adopts them" {
 	deploy place "$APP" --hosts local --listen "$LISTEN" --target qemu --instances 2
 	release_version v1
-	wait_until 30 test "$(addresses | wc -l)" -eq 2
+	wait_until 60 lines_are 2 addresses
 	before=$(addresses)
 	[ "$(echo "$before" | sort -u | wc -l)" -eq 2 ]
 	[ "$(taps | wc -l)" -eq 2 ]
@@ -191,7 +192,7 @@ teardown() {
 	push
 	grep -q "local: micro v2 failed: health check" <<<"$PUSH_OUT"
 	[ "$(answer)" = "pong v1" ]
-	wait_until 30 test "$(qemu_pids)" = "$q1"
+	wait_until 60 output_is "$q1" qemu_pids
 	[ "$(taps)" = "$tap1" ]
 	[ "$(addresses)" = "$a1" ]
 }

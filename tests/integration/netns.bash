@@ -1,7 +1,8 @@
 # Hosts as network namespaces, each with its own real sshd and deploy-agent,
 # for the SSH suites (load after helpers) and bench/fanout.sh.
 #
-# A run gets a prefix (ud<id>) and a subnet 10.X.Y.0/24; the root namespace
+# A run gets a prefix (ud<id>, id the test's IT_ID: see "Isolation" in
+# helpers.bash) and a subnet 10.X.Y.0/24 (from id); the root namespace
 # holds a bridge ud<id>br at 10.X.Y.254, and each host NAME with INDEX i is a
 # namespace ud<id>-NAME whose eth0 (a veth into the bridge) is 10.X.Y.i, with
 # lo up. Every host serves its placements at the same address
@@ -34,7 +35,10 @@ NETNS_UNAVAILABLE=
 NETNS_BRIDGE=
 
 netns_init() {
-	local id=$((BASHPID % 100000)) x y out
+	# the test's number (helpers.bash: unique among live tests); a bench
+	# script has none and uses its PID
+	local id=${IT_ID:-$((BASHPID % 32768))} x y out
+	# e.g. ud23456: its links are ud23456br, ud23456v1 (15 at most)
 	NETNS_PREFIX=ud$id
 	NETNS_HOSTS=()
 	NETNS_BRIDGE=
@@ -118,7 +122,7 @@ netns_sshd_stop() {
 	dir=$(netns_dir "$1")
 	pid=$(cat "$dir/sshd/sshd.pid" 2>/dev/null) || return 0
 	sh "$ROOT/tests/sshd.sh" stop "$dir/sshd"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null"
+	wait_until 30 sh -c "! kill -0 $pid 2>/dev/null"
 }
 # A new host key, as after a reinstall: the old known_hosts line is wrong.
 netns_rekey() {
@@ -144,8 +148,8 @@ netns_agent_start() {
 		UD_IT_MARK="$T" "$AGENT_BIN" --config "$dir/agent.json" \
 		run >>"$dir/agent.log" 2>&1 3>&- &
 	echo $! >"$dir/agent.pid"
-	if ! wait_until 10 test -S "$dir/agent.sock" ||
-		! wait_until 10 "$AGENT_BIN" --config "$dir/agent.json" status >/dev/null 2>&1; then
+	if ! wait_until 60 test -S "$dir/agent.sock" ||
+		! wait_until 60 "$AGENT_BIN" --config "$dir/agent.json" status >/dev/null 2>&1; then
 		echo "deploy-agent of $1 did not come up; its log:" >&2
 		cat "$dir/agent.log" >&2
 		return 1
@@ -156,7 +160,7 @@ netns_agent_stop() {
 	dir=$(netns_dir "$1")
 	pid=$(cat "$dir/agent.pid" 2>/dev/null) || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null || grep -q '^State:.*Z' /proc/$pid/status" ||
+	wait_until 30 sh -c "! kill -0 $pid 2>/dev/null || grep -q '^State:.*Z' /proc/$pid/status" ||
 		kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	rm -f "$dir/agent.pid"
@@ -203,7 +207,7 @@ netns_teardown() {
 	done
 	for name in "${NETNS_HOSTS[@]}"; do
 		ns=$NETNS_PREFIX-$name
-		wait_until 3 netns_empty "$ns" || true
+		wait_until 30 netns_empty "$ns" || true
 		pids=$(ip netns pids "$ns" 2>/dev/null) || true
 		for p in $pids; do
 			echo "left running in $ns: $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" >&2

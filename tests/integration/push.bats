@@ -107,9 +107,12 @@ HOOK_INSTALL_OPTS=--post-receive
 	[ "$(answer)" = "pong v1" ]
 	old=$(instance_pids)
 	start_load 3
-	sleep 0.3
+	# every client has been answered before the push, and by v2 after it
+	# (waits for those answers, however slowly a loaded machine runs them)
+	wait_until 60 load_all_saw 'pong v1'
 	release_version v2
-	sleep 0.3
+	wait_until 60 load_all_saw 'pong v2'
+	wait_until 120 load_answers_over 10
 	stop_load
 	echo "ok=$LOAD_OK failed=$LOAD_FAILED" >&2
 	grep -h FAILED "$T"/load.*.bodies >&2 || true
@@ -123,7 +126,7 @@ HOOK_INSTALL_OPTS=--post-receive
 	done
 	[ "$(answer)" = "pong v2" ]
 	# the old instance was stopped: one instance, a new one
-	wait_until 5 test "$(instance_count)" -eq 1
+	wait_until 60 instances_are 1
 	[ "$(instance_pids)" != "$old" ]
 	gone "$old"
 }
@@ -133,6 +136,7 @@ HOOK_INSTALL_OPTS=--post-receive
 	write_deploy_json "$(pong_build_cmd -DSTARTUP_DELAY_MS=1500)"
 	start_load 2
 	release_version v2
+	wait_until 120 load_answers_over 10
 	stop_load
 	echo "ok=$LOAD_OK failed=$LOAD_FAILED" >&2
 	[ "$LOAD_FAILED" -eq 0 ]
@@ -143,12 +147,13 @@ HOOK_INSTALL_OPTS=--post-receive
 
 @test "a slow request in flight on the old release completes during the swap (drain)" {
 	release_version v1
-	curl -s --max-time 20 "http://$LISTEN/slow?ms=1500" >"$T/slow.out" 3>&- &
+	curl -s --max-time 60 "http://$LISTEN/slow?ms=20000" >"$T/slow.out" 3>&- &
 	slow=$!
-	sleep 0.2
+	# the request is in flight on v1 before the push
+	wait_until 60 connections_at_least 1
 	release_version v2
 	wait "$slow"
-	[ "$(cat "$T/slow.out")" = "slept 1500 ms" ]
+	[ "$(cat "$T/slow.out")" = "slept 20000 ms" ]
 	[ "$(answer)" = "pong v2" ]
 }
 
@@ -184,6 +189,6 @@ HOOK_INSTALL_OPTS=--post-receive
 	timeout 5 sed -n '/^pong v1/q;$q' <&$conn
 	exec {conn}>&-
 	# Closed: v1 drains and stops.
-	wait_until 10 gone "$old"
+	wait_until 60 gone "$old"
 	[ "$(instance_count)" -eq 1 ]
 }

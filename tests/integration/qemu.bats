@@ -36,7 +36,7 @@ setup() {
 teardown() {
 	local left
 	[ -n "${T:-}" ] || return 0
-	stop_agent_and_vms 5
+	stop_agent_and_vms 30
 	left=$VMS_LEFT
 	teardown_world
 	if [ -n "$left" ]; then
@@ -58,8 +58,8 @@ teardown() {
 
 	release_version v2
 	[ "$(answer)" = "unideploy-fixture v2" ]
-	wait_until 10 gone "$v1"
-	wait_until 10 test "$(qemu_count)" -eq 1
+	wait_until 60 gone "$v1"
+	wait_until 60 output_is 1 qemu_count
 	[ "$(qemu_pids)" != "$v1" ]
 	grep -q 'unideploy-fixture v2' <<<"$(console_logs)"
 	[ "$(agent_cli status --json | jq -r ".apps.$APP.release")" = 2 ]
@@ -77,7 +77,7 @@ teardown() {
 	grep -Eiq '^remote: .*health' <<<"$PUSH_OUT"
 	grep -q 'unideploy-fixture v2' <<<"$(console_logs)"
 	# the failed VM is gone, the old one serves with its pid unchanged
-	wait_until 10 test "$(qemu_count)" -eq 1
+	wait_until 60 output_is 1 qemu_count
 	[ "$(qemu_pids)" = "$v1" ]
 	[ "$(answer)" = "unideploy-fixture v1" ]
 	[ "$(agent_cli status --json | jq -r ".apps.$APP.release")" = 1 ]
@@ -88,8 +88,8 @@ teardown() {
 	old=$(qemu_pids)
 	[ -n "$old" ]
 	kill -KILL "$old"
-	wait_until 10 gone "$old"
-	wait_until 20 answer_is "unideploy-fixture v1"
+	wait_until 60 gone "$old"
+	wait_until 60 answer_is "unideploy-fixture v1"
 	[ "$(qemu_count)" -eq 1 ]
 	[ "$(qemu_pids)" != "$old" ]
 	# the crashed run's console is kept aside; the new one starts afresh

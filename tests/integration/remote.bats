@@ -100,7 +100,7 @@ https_world() {
 	env UD_IT_MARK="$T" python3 "$T/githttps.py" "$port" "$T/origin" \
 		"$d/server.pem" "$d/server.key" >"$T/https.log" 2>&1 3>&- &
 	HTTPS_PID=$!
-	wait_until 10 grep -q '^listening' "$T/https.log"
+	wait_until 60 grep -q '^listening' "$T/https.log"
 	# mbedTLS 2.28 (Debian's libgit2 backend) matches names, not IP SANs
 	URL=https://localhost:$port/deploy.git
 	SSH_ARGS=()

@@ -32,7 +32,7 @@ start_watch() {
 			n=$(instance_count)
 			[ "$n" -le "$max" ] || max=$n
 			echo "$max" >"$T/watch.max"
-			sleep 0.02
+			it_sleep 0.02
 		done
 	) 3>&- &
 	WATCH_PID=$!
@@ -59,8 +59,8 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	# machine, so no claim on which one answers)
 	[ "$(answer)" = "pong v1" ]
 	# idle for 2 s: stopped, back to zero
-	wait_until 30 instances_are 0
-	wait_until 30 field_is instances 0
+	wait_until 60 instances_are 0
+	wait_until 60 field_is instances 0
 	# and the next request wakes it again (the warm request above may
 	# have woken it once more on a slow machine: count from here)
 	wakes=$(app_field wakes)
@@ -93,13 +93,32 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	release_version v1
 	[ "$(instance_count)" -eq 0 ]
 	start_watch
-	pids=()
-	for i in $(seq 8); do
-		curl -s --max-time 30 -o "$T/burst.$i" -w '%{http_code}' \
-			"http://$LISTEN/slow?ms=1500" >"$T/burst.$i.code" 3>&- &
-		pids+=($!)
-	done
-	for p in "${pids[@]}"; do wait "$p"; done
+	# one process opens all eight connections at once: eight curl
+	# processes would start seconds apart on a loaded machine, one after
+	# the other finished, and nothing would need to scale out
+	python3 - "${LISTEN%:*}" "${LISTEN##*:}" "$T/burst" <<'EOF' 3>&-
+import socket, sys, threading
+host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+socks = [socket.create_connection((host, port), timeout=60) for _ in range(8)]
+def ask(i, s):
+    code = "000"
+    try:
+        s.sendall(b"GET /slow?ms=1500 HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        code = data.split(b" ", 2)[1].decode()
+    except Exception as e:
+        sys.stderr.write("client %d: %s\n" % (i, e))
+    with open("%s.%d.code" % (out, i + 1), "w") as f:
+        f.write(code)
+ts = [threading.Thread(target=ask, args=(i, s)) for i, s in enumerate(socks)]
+for t in ts: t.start()
+for t in ts: t.join()
+EOF
 	stop_watch
 	for i in $(seq 8); do [ "$(cat "$T/burst.$i.code")" = 200 ]; done
 	echo "at most $WATCH_MAX instances ran" >&3
@@ -117,9 +136,10 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	[ "$(answer)" = "pong v1" ]
 	[ "$(instance_count)" -eq 1 ]
 	# one slow request fills the instance; more would scale out, but the cap
-	curl -s --max-time 20 "http://$LISTEN/slow?ms=1500" >"$T/slow" 3>&- &
+	curl -s --max-time 60 "http://$LISTEN/slow?ms=15000" >"$T/slow" 3>&- &
 	slow=$!
-	sleep 0.3
+	# the slow request holds the instance (however slowly curl started)
+	wait_until 60 connections_at_least 1
 	[ "$(answer)" = "pong v1" ]
 	[ "$(answer)" = "pong v1" ]
 	wait "$slow"
@@ -150,7 +170,7 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	[[ "$output" == *"flags: qr aa"* ]]
 	grep -Eq '^pong\.apps\.example\.[[:space:]]+0[[:space:]]+IN[[:space:]]+A[[:space:]]+127\.0\.0\.1' <<<"$output"
 	# no HTTP request yet: the query alone booted it
-	wait_until 10 instances_are 1
+	wait_until 60 instances_are 1
 	[ "$(answer)" = "pong v1" ]
 	run dig +time=2 +tries=1 @127.0.0.1 -p "$dport" NoPe.apps.example. A
 	[[ "$output" == *"status: NXDOMAIN"* ]]
@@ -167,23 +187,24 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	[ "$(answer)" = "pong v1" ]
 	old=$(instance_pids)
 	# a request in flight when the instance dies: closed, not hung
-	curl -s --max-time 20 "http://$LISTEN/slow?ms=10000" >/dev/null 3>&- &
+	curl -s --max-time 60 "http://$LISTEN/slow?ms=30000" >/dev/null 3>&- &
 	client=$!
-	sleep 0.5
+	# in flight: the proxy holds it open to the instance
+	wait_until 60 connections_at_least 1
 	kill -KILL "$old"
 	rc=0
 	wait "$client" || rc=$?
 	[ "$rc" -ne 0 ]
 	[ "$rc" -ne 28 ] # closed, not timed out
-	wait_until 5 gone "$old"
-	wait_until 5 instances_are 0
+	wait_until 60 gone "$old"
+	wait_until 60 instances_are 0
 	[ "$(answer)" = "pong v1" ]
 	new=$(instance_pids)
 	[ -n "$new" ]
 	[ "$new" != "$old" ]
 	# GET /crash: the app exits by itself; the next request is answered
 	curl -s --max-time 5 "http://$LISTEN/crash" || true
-	wait_until 5 gone "$new"
+	wait_until 60 gone "$new"
 	[ "$(answer)" = "pong v1" ]
 }
 
@@ -192,15 +213,16 @@ stop_watch() { touch "$T/watch.stop"; wait "$WATCH_PID" || true; WATCH_MAX=$(cat
 	release_version v1
 	[ "$(answer)" = "pong v1" ]
 	port=${LISTEN##*:}
-	# a stalled client: half a request line, then nothing for 5 s
+	# a stalled client: half a request line, then nothing for a minute (killed below)
 	python3 -c '
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET / HT")
-time.sleep(5)
+time.sleep(60)
 ' "$port" 3>&- &
 	staller=$!
-	sleep 0.2
+	# the staller is connected before the others ask
+	wait_until 60 connections_at_least 1
 	for i in 1 2 3 4 5; do [ "$(answer)" = "pong v1" ]; done
 	# half-close: the request, then SHUT_WR; the answer still comes back
 	run python3 -c '
@@ -229,7 +251,7 @@ sys.stdout.write(data.decode().split("\r\n\r\n", 1)[1])
 	[ "$(answer)" = "pong v1" ]
 	old=$(instance_pids)
 	release_version v2
-	wait_until 10 answer_is "pong v2"
-	wait_until 10 gone "$old"
+	wait_until 60 answer_is "pong v2"
+	wait_until 60 gone "$old"
 	[ "$(instance_count)" -le 1 ]
 }

@@ -31,6 +31,7 @@
 struct server {
 	int lfd, port;
 	atomic_int status, ok_after, served, stop;
+	atomic_int delay_ms; /* before each answer */
 	char last_path[256];
 	pthread_t thread;
 };
@@ -49,6 +50,12 @@ static void serve_one(struct server *s, int fd)
 	while (ud_read_line(fd, &line, 2000) == 0 &&
 	       strcmp(line.ptr, "\r") != 0 && line.size)
 		;
+	if (s->delay_ms) {
+		struct timespec ts = { s->delay_ms / 1000,
+				       (s->delay_ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
 	n = atomic_fetch_add(&s->served, 1) + 1;
 	status = s->ok_after && n >= s->ok_after ? 200 : s->status;
 	snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 2\r\n"
@@ -151,6 +158,26 @@ static void test_http_wait(void **state)
 					NULL, NULL), UD_ETIMEOUT);
 	assert_string_equal(ud_error_last(), "not healthy within 3 s: "
 			    "GET /health answered 503");
+	server_stop(&s);
+}
+
+/* A slow app: each 503 takes 700 ms, so the deadline cuts the third
+ * attempt short. The error still names the 503, not the cut attempt's
+ * timeout (on a busy machine, any attempt may be the one cut short). */
+static void test_http_wait_names_last_answer(void **state)
+{
+	struct ud_health h = { .kind = UD_HEALTH_HTTP };
+	struct server s;
+
+	(void)state;
+	h.http_path = "/health";
+	server_start(&s, 503);
+	s.delay_ms = 700;
+	assert_int_equal(ud_health_wait(&h, "127.0.0.1", s.port, NULL, 2000,
+					NULL, NULL), UD_ETIMEOUT);
+	assert_string_equal(ud_error_last(), "not healthy within 2 s: "
+			    "GET /health answered 503");
+	assert_true(s.served >= 1);
 	server_stop(&s);
 }
 
@@ -297,6 +324,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http_once),
 		cmocka_unit_test(test_http_wait),
+		cmocka_unit_test(test_http_wait_names_last_answer),
 		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_serial),
 		cmocka_unit_test(test_alive_stops_wait),
