@@ -2,9 +2,10 @@
  * proxy.h: the agent's front door. For each placed app the agent listens on
  * the placement's `listen` address and forwards every connection to one of
  * the app's ready instances (127.0.0.1:<port>, or a VM's own address). Switching the set of
- * backends never touches connections already open, which is what makes a
+ * backends never breaks a connection already open, which is what makes a
  * swap zero-downtime: new connections go to the new instance while the old
- * one drains.
+ * one drains. In HTTP mode (proxy_set_http) an open connection's next
+ * request goes to the new set too; in plain TCP mode it stays where it is.
  *
  * The proxy runs on an event loop (lib/evloop.h): its own, on a thread of
  * its own, or the caller's, shared with the daemon's other parts. Every
