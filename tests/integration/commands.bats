@@ -288,9 +288,9 @@ refused() { ! curl -s --max-time 5 "http://$LISTEN/" >/dev/null; }
 run_image() {
 	local port pid body
 	port=$(free_port)
-	PORT=$port "$1" 2>/dev/null 3>&- &
+	PORT=$port "$1" >/dev/null 2>&1 3>&- &
 	pid=$!
-	wait_until 30 curl -sf "http://127.0.0.1:$port/health" || { kill "$pid"; return 1; }
+	wait_until 30 curl -sf -o /dev/null "http://127.0.0.1:$port/health" || { kill "$pid"; return 1; }
 	body=$(curl -s "http://127.0.0.1:$port/")
 	kill "$pid"
 	wait "$pid" || true
