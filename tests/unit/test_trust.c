@@ -88,7 +88,7 @@ static void foreign_repository(void **state)
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, dir);
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM,
 			 dir);
-	assert_int_equal(ud_deployrepo_init(repo), 0);
+	assert_int_equal(ud_deployrepo_init(repo, NULL), 0);
 	assert_int_equal(chown(repo, 4242, 4242), 0);
 	assert_int_equal(chmod(repo, 0755), 0);
 
