@@ -1077,6 +1077,7 @@ static void test_exec_connect_timeout(void **state)
 	(void)state;
 	opts_for_sshd(&o);
 	o.identity = W.key;
+	o.connect_timeout_ms = 0; /* the variable's turn */
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		setenv("DEPLOY_SSH_CONNECT_TIMEOUT", bad[i], 1);
 		assert_int_equal(ud_ssh_exec(&o, "u@127.0.0.1:1", "true",
@@ -1090,10 +1091,11 @@ static void test_exec_connect_timeout(void **state)
 
 	NEED_SSHD();
 	/* The command outlives the reach bound (and the bound is not the
-	 * command's: 2 s is ample to reach a local sshd). */
-	o.connect_timeout_ms = 2000;
-	assert_int_equal(ud_ssh_exec(&o, W.target, "sleep 3; echo late",
-				     60000, &out, NULL, &status), 0);
+	 * command's: 30 s is ample to reach a local sshd, even on a loaded
+	 * machine, where 2 s was not). */
+	o.connect_timeout_ms = 30000;
+	assert_int_equal(ud_ssh_exec(&o, W.target, "sleep 33; echo late",
+				     90000, &out, NULL, &status), 0);
 	assert_string_equal(out.ptr, "late\n");
 	assert_int_equal(status, 0);
 	ud_buf_free(&out);
