@@ -98,6 +98,21 @@ pusher_error() { sed -n 's/^remote: *//p' <<<"$PUSH_OUT" | grep -E '^deploy: '; 
 	}
 }
 
+@test "a build past its timeout dies whole, with what left its process group through setsid" {
+	# issue 16 item 8: the build runs as the first process of its own PID
+	# namespace (docs/builds.md), so killing it takes every process it
+	# started, whatever session or group they moved to
+	write_deploy_json 'setsid sleep 60 & setsid -f sh -c "sleep 60" & sleep 60' '.build.timeout_s = 2'
+	push_bad "endless build, escaping its group"
+	unchanged
+	pusher_error | grep -qF 'build.command timed out after 2 s'
+	commit=$(git -C "$W" rev-parse HEAD)
+	wait_until 60 output_is "" build_sleepers "$commit" || {
+		build_sleepers "$commit" | xargs -r ps -o pid,pgid,sid,cmd -p >&2
+		false
+	}
+}
+
 @test "deploy place naming a nonexistent host fails and changes nothing" {
 	run --separate-stderr deploy place pong --hosts local,nosuchhost
 	echo "$stderr" >&2
