@@ -39,7 +39,8 @@ static const struct cli_opt_help help[] = {
 	{ "--pre-receive", "install: deploy before the branch moves, so a "
 			   "failed deploy rejects the push (the default)" },
 	{ "--post-receive", "install: deploy after the branch moved (a "
-			    "failed deploy does not reject the push)" },
+			    "failed deploy does not reject the push; "
+			    "default: off)" },
 	{ NULL, NULL }
 };
 
