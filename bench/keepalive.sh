@@ -32,6 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# shellcheck source=bench/pong_world.sh
+. "$top/bench/pong_world.sh"
+
 log() { echo "keepalive: $*" >&2; }
 
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
@@ -43,24 +46,7 @@ mkdir -p "$HOME"
 # keepalive.py check's line followed by " seconds=S".
 run() {
 	local mode=$1 health=$2 d=$T/$1 port i t0 t1
-	mkdir -p "$d/state"
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	export DEPLOY_REPO=$d/deploy.git
-	"$deploy" init "$DEPLOY_REPO" >/dev/null
-	"$deploy" host add local --agent "unix:$d/agent.sock" >/dev/null
-	"$deploy" place pong --hosts local --mode boot --listen "127.0.0.1:$port" >/dev/null
-	git init -q --bare -b main "$d/pong.git"
-	"$deploy" hook install "$d/pong.git" >/dev/null
-	jq -n --arg repo "$DEPLOY_REPO" --arg state "$d/state" \
-		--arg ctl "unix:$d/agent.sock" \
-		'{host: "local", repo: $repo, state_dir: $state, control: $ctl, poll_s: 3600}' \
-		>"$d/agent.json"
-	"$agent" --config "$d/agent.json" run >"$d/agent.log" 2>&1 &
-	agent_pid=$!
-	for _ in $(seq 100); do
-		"$agent" --config "$d/agent.json" status >/dev/null 2>&1 && break
-		sleep 0.1
-	done
+	pong_world "$d"
 	git clone -q "$d/pong.git" "$d/work" 2>/dev/null
 	cp "$top/templates/pong/pong.c" "$d/work/"
 	jq --argjson h "$health" '.health = $h' "$top/templates/pong/deploy.json" \

@@ -79,6 +79,8 @@ export GIT_CONFIG_NOSYSTEM=1 HOME=$T/home DEPLOY_CACHE_ROOT=$T/cache
 mkdir -p "$HOME"
 unset DEPLOY_REPO DEPLOY_COMPRESSION
 
+# shellcheck source=bench/pong_world.sh
+. "$top/bench/pong_world.sh"
 note() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -147,26 +149,7 @@ method() { printf '%s\n' "$@" >>"$methods"; }
 bench_push() {
 	local d=$T/push port live push build lmb i body t0 t1 t2 pid rel
 	note "1. push to live: $REPS pushes of the pong sample"
-	mkdir -p "$d/state"
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	"$deploy" init "$d/deploy.git" >/dev/null
-	export DEPLOY_REPO=$d/deploy.git
-	"$deploy" host add local --agent "unix:$d/agent.sock" >/dev/null
-	"$deploy" place pong --hosts local --mode boot --listen "127.0.0.1:$port" >/dev/null
-	git init -q --bare -b main "$d/pong.git"
-	"$deploy" hook install "$d/pong.git" >/dev/null
-	jq -n --arg repo "$d/deploy.git" --arg state "$d/state" \
-		--arg ctl "unix:$d/agent.sock" \
-		'{host: "local", repo: $repo, state_dir: $state, control: $ctl, poll_s: 3600}' \
-		>"$d/agent.json"
-	"$agent" --config "$d/agent.json" run >"$d/agent.log" 2>&1 &
-	agent_pid=$!
-	for _ in $(seq 100); do
-		"$agent" --config "$d/agent.json" status >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	"$agent" --config "$d/agent.json" status >/dev/null 2>&1 ||
-		{ cat "$d/agent.log" >&2; die "the agent did not start"; }
+	pong_world "$d" || die "the agent did not start"
 
 	git clone -q "$d/pong.git" "$d/work" 2>/dev/null
 	cp "$top"/templates/pong/{pong.c,deploy.json} "$d/work/"
